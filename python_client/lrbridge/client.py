@@ -1,0 +1,402 @@
+"""Client of the lrbridge schedule server (wire protocol v1, proto/PROTOCOL.md).
+
+One ``Client`` owns one ZeroMQ REQ socket and talks in lock-step with the
+Lazy Pirate pattern (zguide ch. 4): send, poll with a timeout, and on timeout
+throw the socket away (linger 0) and retry on a fresh one. The server answers
+every request from its fields alone, so a retried request is harmless and any
+server on the endpoint, including a restarted one, gives the same values.
+
+A ``Client`` is not meant to be shared by threads that use it at the same time;
+a lock makes such use safe but serial. Background prefetch uses its own
+clients (see ``prefetch.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
+
+import msgpack
+import numpy as np
+import zmq
+
+from .errors import LRBridgeError, ProtocolError, ServerUnavailable, SpecError, UnknownHash
+
+PROTOCOL_VERSION = 1
+DEFAULT_TIMEOUT_S = 2.0
+DEFAULT_RETRIES = 3
+# Announced by the server in `hello`; the client splits larger windows.
+DEFAULT_MAX_WINDOW = 65536
+
+_T = TypeVar("_T")
+
+
+# --------------------------------------------------------------------------
+# Encoding
+
+
+def _to_plain(obj: Any) -> Any:
+    """msgpack fallback for numpy scalars/arrays and 0-d tensors (`.item()`/`.tolist()`)."""
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"lrbridge cannot send a value of type {type(obj).__name__}: {obj!r}")
+
+
+def encode(msg: dict) -> bytes:
+    """One request body: a msgpack map, str as str, bytes as bin, no extensions."""
+    return msgpack.packb(msg, use_bin_type=True, default=_to_plain)
+
+
+def decode(body: bytes) -> dict:
+    """One reply body. Anything other than a map is a protocol violation."""
+    try:
+        reply = msgpack.unpackb(body, raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise ProtocolError("BAD_REPLY", f"reply is not msgpack: {exc}") from exc
+    if not isinstance(reply, dict):
+        raise ProtocolError("BAD_REPLY", f"reply is a {type(reply).__name__}, not a map")
+    return reply
+
+
+def _floats(values: Any) -> list[float] | None:
+    """msgpackr sends integer-valued floats as ints: turn them back into floats."""
+    if values is None:
+        return None
+    return [float(v) for v in values]
+
+
+def _matrix(blob: Any, count: int, groups: int, name: str) -> np.ndarray:
+    """A `bin` of little-endian float64, row-major count × groups."""
+    if not isinstance(blob, (bytes, bytearray, memoryview)):
+        raise ProtocolError("BAD_REPLY", f"'{name}' is a {type(blob).__name__}, expected bin")
+    if len(blob) != 8 * count * groups:
+        raise ProtocolError(
+            "BAD_REPLY", f"'{name}' has {len(blob)} bytes, expected 8 x {count} rows x {groups} groups"
+        )
+    return np.frombuffer(blob, "<f8").reshape(count, groups)
+
+
+def _error_from_reply(reply: dict) -> LRBridgeError:
+    """The exception an `error` reply stands for."""
+    code = str(reply.get("code") or "UNKNOWN")
+    message = str(reply.get("message") or "")
+    path = reply.get("path")
+    if code == "SPEC_INVALID":
+        path = str(path or "")
+        rule = reply.get("rule")
+        if rule is None:
+            # The server's message is "<path>: <rule>" (SpecError in ts/src/spec/api.ts).
+            rule = message[len(path) + 2 :] if path and message.startswith(path + ": ") else message
+        return SpecError(message or rule, path=path, rule=str(rule))
+    if code == "UNKNOWN_HASH":
+        return UnknownHash(code, message, path=path)
+    return ProtocolError(code, message, path=path)
+
+
+# --------------------------------------------------------------------------
+# Replies as values
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A spec bound to param groups on the server (`opened` reply).
+
+    ``spec`` and ``group_inits`` are what was sent: any Client can re-open the
+    handle from them after a server restart.
+    """
+
+    hash: str
+    spec_hash: str
+    canonical: Any
+    kind: str
+    momentum_key: str | None
+    chainable: bool
+    groups: int
+    # metric kind only: the values right after construction
+    state: dict | None = None
+    lr: list[float] | None = None
+    momentum: list[float] | None = None
+    spec: dict = field(default_factory=dict, repr=False, compare=False)
+    group_inits: list = field(default_factory=list, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Rows [start, start+count): ``lr[k, g]`` is group g after start+k steps."""
+
+    start: int
+    count: int
+    lr: np.ndarray
+    momentum: np.ndarray | None
+
+    @property
+    def groups(self) -> int:
+        return self.lr.shape[1]
+
+
+def _opened_from_reply(reply: dict, spec: dict, groups: list) -> Opened:
+    try:
+        kind = str(reply["kind"])
+        return Opened(
+            hash=str(reply["hash"]),
+            spec_hash=str(reply["spec_hash"]),
+            canonical=reply.get("canonical"),
+            kind=kind,
+            momentum_key=reply.get("momentum_key"),
+            chainable=bool(reply.get("chainable", False)),
+            groups=int(reply["groups"]),
+            state=reply.get("state") if kind == "metric" else None,
+            lr=_floats(reply.get("lr")) if kind == "metric" else None,
+            momentum=_floats(reply.get("momentum")) if kind == "metric" else None,
+            spec=spec,
+            group_inits=groups,
+        )
+    except KeyError as exc:
+        raise ProtocolError("BAD_REPLY", f"'opened' reply lacks {exc}") from exc
+
+
+def _window_from_reply(reply: dict) -> Window:
+    try:
+        start, count, groups = int(reply["start"]), int(reply["count"]), int(reply["groups"])
+        lr = _matrix(reply["lr"], count, groups, "lr")
+    except KeyError as exc:
+        raise ProtocolError("BAD_REPLY", f"'window' reply lacks {exc}") from exc
+    blob = reply.get("momentum")
+    momentum = None if blob is None else _matrix(blob, count, groups, "momentum")
+    return Window(start, count, lr, momentum)
+
+
+def _concat(parts: list[Window]) -> Window:
+    if len(parts) == 1:
+        return parts[0]
+    momentum = None if parts[0].momentum is None else np.concatenate([p.momentum for p in parts])
+    return Window(
+        parts[0].start, sum(p.count for p in parts), np.concatenate([p.lr for p in parts]), momentum
+    )
+
+
+# --------------------------------------------------------------------------
+# The client
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+class Client:
+    """Lock-step client with Lazy Pirate retries.
+
+    ``timeout`` (seconds per attempt) and ``retries`` (attempts in all) default
+    to the env vars LRBRIDGE_TIMEOUT (2.0) and LRBRIDGE_RETRIES (3): a dead
+    server is reported after about ``timeout * retries`` seconds.
+    """
+
+    def __init__(self, endpoint: str, *, timeout: float | None = None, retries: int | None = None):
+        self.endpoint = endpoint
+        self.timeout = float(timeout) if timeout is not None else _env_float("LRBRIDGE_TIMEOUT", DEFAULT_TIMEOUT_S)
+        self.retries = int(retries) if retries is not None else _env_int("LRBRIDGE_RETRIES", DEFAULT_RETRIES)
+        if self.timeout <= 0 or self.retries < 1:
+            raise ValueError(f"lrbridge: timeout must be > 0 and retries >= 1, got {self.timeout}, {self.retries}")
+        self.max_window = DEFAULT_MAX_WINDOW
+        self._ids = itertools.count()
+        self._socket: zmq.Socket | None = None
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        # hash -> (spec, groups): what re-opens a handle the server forgot
+        self._opened: dict[str, tuple[dict, list]] = {}
+
+    def __repr__(self) -> str:
+        return f"Client({self.endpoint!r}, timeout={self.timeout}, retries={self.retries})"
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- socket ------------------------------------------------------------
+
+    def _fresh_socket(self) -> zmq.Socket:
+        # Context.instance() is per process (pyzmq re-creates it after fork).
+        sock = zmq.Context.instance().socket(zmq.REQ)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self.endpoint)
+        return sock
+
+    def _drop_socket(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+
+    def close(self) -> None:
+        """Close the socket; a later request opens a new one."""
+        with self._lock:
+            if self._pid == os.getpid():
+                self._drop_socket()
+            self._socket = None
+
+    # -- one request -------------------------------------------------------
+
+    def request(self, msg: dict) -> dict:
+        """Send one request (adds ``v`` and ``id``) and return its reply map.
+
+        Error replies become exceptions (SpecError, UnknownHash, ProtocolError);
+        no reply after ``retries`` attempts of ``timeout`` seconds raises
+        ServerUnavailable.
+        """
+        with self._lock:
+            if self._pid != os.getpid():
+                # A forked child must not touch the parent's socket.
+                self._socket, self._pid = None, os.getpid()
+            request_id = next(self._ids)
+            body = encode({"v": PROTOCOL_VERSION, "id": request_id, **msg})
+            reply = self._send_with_retries(body)
+        if reply.get("type") == "error":
+            raise _error_from_reply(reply)
+        if reply.get("id") != request_id:
+            raise ProtocolError("BAD_REPLY", f"reply id {reply.get('id')!r} does not match request id {request_id}")
+        return reply
+
+    def _send_with_retries(self, body: bytes) -> dict:
+        timeout_ms = max(1, int(self.timeout * 1000))
+        started = time.monotonic()
+        for _attempt in range(self.retries):
+            if self._socket is None:
+                self._socket = self._fresh_socket()
+            self._socket.send(body)
+            if self._socket.poll(timeout_ms, zmq.POLLIN):
+                return decode(self._socket.recv())
+            # REQ is now stuck waiting for a reply: only a new socket can send again.
+            self._drop_socket()
+        raise ServerUnavailable(
+            f"lrbridge: no reply from {self.endpoint} after {self.retries} attempts "
+            f"of {self.timeout:g}s (deadline {self.retries * self.timeout:g}s, "
+            f"waited {time.monotonic() - started:.2f}s). Is the server running? Start one with "
+            f"`npx lrbridge serve --bind {self.endpoint}`, or unset LRBRIDGE_ENDPOINT to let "
+            f"lrbridge start its own (needs node and `npm install lrbridge`); "
+            f"LRBRIDGE_TIMEOUT/LRBRIDGE_RETRIES set the deadline.",
+            endpoint=self.endpoint,
+        )
+
+    def _with_reopen(self, opened: Opened, call: Callable[[], _T]) -> _T:
+        """Run ``call``; if the server forgot the handle, re-open it and run it once more."""
+        try:
+            return call()
+        except UnknownHash:
+            self._reopen(opened)
+            return call()
+
+    def _reopen(self, opened: Opened) -> None:
+        spec, groups = self._opened.get(opened.hash, (opened.spec, opened.group_inits))
+        if not spec:
+            raise UnknownHash("UNKNOWN_HASH", f"the server forgot {opened.hash} and its spec is not known here")
+        again = self.open(spec, groups)
+        if again.hash != opened.hash:
+            raise ProtocolError(
+                "BAD_REPLY", f"re-opening gave hash {again.hash}, expected {opened.hash}: server version changed?"
+            )
+
+    # -- messages ----------------------------------------------------------
+
+    def hello(self) -> dict:
+        reply = self.request({"type": "hello", "client": "lrbridge-python/0.1"})
+        if "max_window" in reply:
+            self.max_window = int(reply["max_window"])
+        return reply
+
+    def open(self, spec: dict, groups: list[dict]) -> Opened:
+        """Bind ``spec`` to param groups; ``groups`` = [{lr, momentum?, betas?}, ...]."""
+        reply = self.request({"type": "open", "spec": spec, "groups": groups})
+        if reply.get("type") != "opened":
+            raise ProtocolError("BAD_REPLY", f"expected an 'opened' reply, got {reply.get('type')!r}")
+        opened = _opened_from_reply(reply, spec, groups)
+        self._opened[opened.hash] = (spec, groups)
+        return opened
+
+    def window(self, opened: Opened, start: int, count: int, origin: dict | None = None) -> Window:
+        """Rows [start, start+count). ``origin = {step, lr}`` rebases a chainable schedule.
+
+        Windows over the server's ``max_window`` are fetched in pieces.
+        """
+        if count < 1 or start < 0:
+            raise ValueError(f"lrbridge: window needs start >= 0 and count >= 1, got {start}, {count}")
+        parts = []
+        for piece_start in range(start, start + count, self.max_window):
+            piece_count = min(self.max_window, start + count - piece_start)
+            parts.append(self._window_piece(opened, piece_start, piece_count, origin))
+        return _concat(parts)
+
+    def _window_piece(self, opened: Opened, start: int, count: int, origin: dict | None) -> Window:
+        msg: dict[str, Any] = {"type": "window", "hash": opened.hash, "start": start, "count": count}
+        if origin is not None:
+            # `rebase` is `window` with a required origin: it says what it means in logs.
+            msg["type"] = "rebase"
+            msg["origin"] = {"step": int(origin["step"]), "lr": [float(v) for v in origin["lr"]]}
+        window = self._with_reopen(opened, lambda: _window_from_reply(self.request(msg)))
+        if window.start != start or window.count != count:
+            raise ProtocolError(
+                "BAD_REPLY", f"asked rows [{start}, {start + count}), got [{window.start}, {window.start + window.count})"
+            )
+        return window
+
+    def epoch(self, opened: Opened, epochs: list[float]) -> Window:
+        """torch's deprecated ``step(epoch)``: row k = state after ``step(epochs[k])``."""
+        msg = {"type": "epoch", "hash": opened.hash, "epochs": [float(e) for e in epochs]}
+        return self._with_reopen(opened, lambda: _window_from_reply(self.request(msg)))
+
+    def metric(self, opened: Opened, state: dict, metric: float) -> dict:
+        """One ReduceLROnPlateau-style step: returns ``{state, lr, momentum}``."""
+        msg = {"type": "metric", "hash": opened.hash, "state": state, "metric": float(metric)}
+        reply = self._with_reopen(opened, lambda: self.request(msg))
+        try:
+            return {"state": reply["state"], "lr": _floats(reply["lr"]), "momentum": _floats(reply.get("momentum"))}
+        except KeyError as exc:
+            raise ProtocolError("BAD_REPLY", f"'metric' reply lacks {exc}") from exc
+
+
+# --------------------------------------------------------------------------
+# Which server
+
+
+_default_lock = threading.Lock()
+_default: Client | None = None
+_default_pid: int | None = None
+
+
+def default_client() -> Client:
+    """The process's shared client: LRBRIDGE_ENDPOINT if set, else a private embedded server."""
+    global _default, _default_pid
+    with _default_lock:
+        if _default is None or _default_pid != os.getpid():
+            endpoint = os.environ.get("LRBRIDGE_ENDPOINT")
+            if not endpoint:
+                from . import embedded  # starts node only when it is needed
+
+                endpoint = embedded.shared_endpoint()
+            _default, _default_pid = Client(endpoint), os.getpid()
+        return _default
+
+
+def resolve_client(server: "None | str | Client") -> Client:
+    """``server=`` as the schedulers take it: None, an endpoint string, or a Client."""
+    if server is None:
+        return default_client()
+    if isinstance(server, Client):
+        return server
+    if isinstance(server, str):
+        return Client(server)
+    raise TypeError(f"lrbridge: server must be None, an endpoint string or a Client, got {type(server).__name__}")

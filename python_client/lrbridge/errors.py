@@ -1,0 +1,57 @@
+"""Exceptions raised by the lrbridge client.
+
+Every error the server can send back (proto/PROTOCOL.md, "error") maps to one
+of these, so a caller never has to look at raw reply maps.
+"""
+
+from __future__ import annotations
+
+
+class LRBridgeError(Exception):
+    """Base class of every lrbridge error."""
+
+
+class ServerUnavailable(LRBridgeError):
+    """No reply from the schedule server within the Lazy Pirate deadline.
+
+    The message names the endpoint, the number of attempts and the deadline,
+    and says how to get a server running.
+    """
+
+    def __init__(self, message: str, *, endpoint: str | None = None) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+
+
+class SpecError(LRBridgeError, ValueError):
+    """The spec breaks a rule. A ValueError, as torch raises for bad arguments.
+
+    ``path`` names the offending field the way the server does
+    (``schedulers[1].pct_start``); ``rule`` says what was wrong with it.
+    """
+
+    def __init__(self, message: str, *, path: str = "", rule: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+        self.rule = rule or message
+
+
+class ProtocolError(LRBridgeError):
+    """An error reply other than SPEC_INVALID, or a reply that breaks the protocol.
+
+    ``code`` is the server's error code (``BAD_REQUEST``, ``WRONG_KIND``, ...)
+    or ``BAD_REPLY`` when the reply itself could not be understood.
+    """
+
+    def __init__(self, code: str, message: str, *, path: str | None = None) -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+        self.path = path
+
+
+class UnknownHash(ProtocolError):
+    """The server does not hold the handle (restarted or evicted).
+
+    ``Client`` handles it by re-sending ``open``; callers only see it when the
+    re-open itself is impossible.
+    """

@@ -1,0 +1,218 @@
+"""Windows of schedule values ahead of time, so ``scheduler.step()`` never waits on the network.
+
+``WindowStream`` holds one window of rows as Python tuples. Once half of it is
+consumed it asks for the next window in a background thread, so in steady
+state ``row(k)`` is a bounds check and a list index.
+
+Fast path, for callers that inline it (``lr_scheduler.step``)::
+
+    i = k - stream.lo
+    if 0 <= i < stream.n:            # n == stream.hi - stream.lo
+        lr = stream.lr_rows[i]       # tuple of floats, one per group
+        mom = stream.mom_rows[i] if stream.mom_rows is not None else None
+    else:
+        lr, mom = stream.row(k)      # slow path: prefetch bookkeeping or a fetch
+
+``[lo, hi)`` is the part of the buffer that needs no bookkeeping; it is
+shorter than the buffer until the next window has been asked for.
+
+The background fetches use one worker thread per process with its own Client
+per endpoint (ZeroMQ sockets must stay in one thread). A failed prefetch is not
+reported until its rows are needed; then the rows are fetched again in the
+calling thread and, if that fails too, its error is raised there. Every wait is
+bounded by the Lazy Pirate deadline (timeout × retries).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from .client import Client, Opened, Window
+
+DEFAULT_WINDOW = 1024
+
+
+def rows_of(window: Window) -> tuple[list[tuple[float, ...]], list[tuple[float, ...]] | None]:
+    """Window → (lr rows, momentum rows) as tuples of Python floats (converted once)."""
+    lr_rows = list(map(tuple, window.lr.tolist()))
+    mom_rows = None if window.momentum is None else list(map(tuple, window.momentum.tolist()))
+    return lr_rows, mom_rows
+
+
+# --------------------------------------------------------------------------
+# The background worker (one per process)
+
+
+_worker_lock = threading.Lock()
+_worker: ThreadPoolExecutor | None = None
+_worker_clients = threading.local()
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _worker
+    with _worker_lock:
+        if _worker is None:
+            _worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lrbridge-prefetch")
+        return _worker
+
+
+def _reset_after_fork() -> None:
+    # The worker thread does not exist in a forked child; its sockets must not be used.
+    global _worker, _worker_clients
+    _worker, _worker_clients = None, threading.local()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _worker_client(endpoint: str, timeout: float, retries: int) -> Client:
+    """The worker thread's own Client for this endpoint and deadline."""
+    clients = getattr(_worker_clients, "by_key", None)
+    if clients is None:
+        clients = _worker_clients.by_key = {}
+    key = (endpoint, timeout, retries)
+    if key not in clients:
+        clients[key] = Client(endpoint, timeout=timeout, retries=retries)
+    return clients[key]
+
+
+def _fetch_in_worker(endpoint: str, timeout: float, retries: int, opened: Opened, start: int, count: int, origin):
+    window = _worker_client(endpoint, timeout, retries).window(opened, start, count, origin)
+    return window.start, rows_of(window)
+
+
+# --------------------------------------------------------------------------
+# The stream
+
+
+class WindowStream:
+    """Rows of a deterministic schedule from ``start_step`` on, fetched ``window`` rows at a time."""
+
+    def __init__(
+        self,
+        client: Client,
+        opened: Opened,
+        start_step: int = 0,
+        window: int = DEFAULT_WINDOW,
+        origin: dict | None = None,
+    ) -> None:
+        if window < 2:
+            raise ValueError(f"lrbridge: window must be >= 2 rows, got {window}")
+        self.client = client
+        self.opened = opened
+        self.window = min(int(window), client.max_window)
+        self.origin = _copy_origin(origin)
+        # Current buffer: rows [lo, lo + len(lr_rows)); fast range [lo, hi).
+        self.lo = 0
+        self.hi = 0
+        self.n = 0
+        self.lr_rows: list[tuple[float, ...]] = []
+        self.mom_rows: list[tuple[float, ...]] | None = None
+        self._buffer_end = 0
+        self._next: Future | None = None  # the prefetch of [_next_start, ...)
+        self._next_start = -1
+        self._start_hint = int(start_step)
+
+    # -- public --------------------------------------------------------------
+
+    def row(self, k: int) -> tuple[tuple[float, ...], tuple[float, ...] | None]:
+        """(lr per group, momentum per group or None) after k ``step()`` calls."""
+        i = k - self.lo
+        if 0 <= i < self.n:
+            return self.lr_rows[i], (None if self.mom_rows is None else self.mom_rows[i])
+        self._make_available(k)
+        i = k - self.lo
+        return self.lr_rows[i], (None if self.mom_rows is None else self.mom_rows[i])
+
+    def seek(self, k: int, origin: dict | None = None) -> None:
+        """Forget the buffered rows: the next rows start at ``k``, continuing from ``origin`` if given.
+
+        Used on resume (``load_state_dict``) and when the lrs were changed
+        outside the scheduler (``origin = {step, lr}``, chainable schedules).
+        """
+        self.origin = _copy_origin(origin)
+        self._install(int(k), [], None)
+        self._drop_prefetch()
+        self._start_hint = int(k)
+
+    def prefetch(self) -> None:
+        """Ask now for the rows a first ``row(start_step)`` will need (optional warm-up)."""
+        if self.n == 0 and self._next is None:
+            self._submit(self._start_hint)
+
+    def close(self) -> None:
+        self._drop_prefetch()
+
+    # -- slow path -------------------------------------------------------------
+
+    def _make_available(self, k: int) -> None:
+        if self.origin is not None and k <= self.origin["step"]:
+            raise ValueError(
+                f"lrbridge: row {k} is at or before the rebase point (step {self.origin['step']}); "
+                "seek() to it without an origin"
+            )
+        if self.lo <= k < self._buffer_end:
+            # Past the half-way mark of the current buffer: ask for the next one.
+            self._submit(self._buffer_end)
+            self.hi = self._buffer_end
+            self.n = self.hi - self.lo
+            return
+        if self._next is not None and self._next_start <= k < self._next_start + self.window:
+            if self._take_prefetched(k):
+                return
+        self._drop_prefetch()
+        self._fetch_now(k)
+
+    def _take_prefetched(self, k: int) -> bool:
+        """Install the prefetched window if it covers k; on a failed prefetch, re-fetch here."""
+        future, self._next = self._next, None
+        try:
+            start, (lr_rows, mom_rows) = future.result()  # bounded by the client's deadline
+        except Exception as background_error:
+            try:
+                self._fetch_now(k)
+            except Exception as error:
+                raise error from background_error
+            return True
+        if not start <= k < start + len(lr_rows):
+            return False
+        self._install(start, lr_rows, mom_rows)
+        return True
+
+    def _fetch_now(self, k: int) -> None:
+        window = self.client.window(self.opened, k, self.window, self.origin)
+        lr_rows, mom_rows = rows_of(window)
+        self._install(window.start, lr_rows, mom_rows)
+
+    def _install(self, start: int, lr_rows: list, mom_rows: list | None) -> None:
+        self.lr_rows, self.mom_rows = lr_rows, mom_rows
+        self.lo = start
+        self._buffer_end = start + len(lr_rows)
+        # Until the next window is asked for, the fast range stops half-way.
+        self.hi = start + (len(lr_rows) + 1) // 2
+        self.n = self.hi - self.lo
+
+    def _submit(self, start: int) -> None:
+        if self._next is not None and self._next_start == start:
+            return
+        self._drop_prefetch()
+        c = self.client
+        self._next_start = start
+        self._next = _executor().submit(
+            _fetch_in_worker, c.endpoint, c.timeout, c.retries, self.opened, start, self.window, self.origin
+        )
+
+    def _drop_prefetch(self) -> None:
+        if self._next is not None:
+            self._next.cancel()  # a running fetch finishes in the worker; its result is ignored
+            self._next = None
+            self._next_start = -1
+
+
+def _copy_origin(origin: Any) -> dict | None:
+    if origin is None:
+        return None
+    return {"step": int(origin["step"]), "lr": [float(v) for v in origin["lr"]]}
