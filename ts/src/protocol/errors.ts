@@ -1,0 +1,30 @@
+/** Error codes of protocol v1 (proto/PROTOCOL.md, "error"). */
+export const ERROR_CODES = [
+  "BAD_FRAME",
+  "BAD_VERSION",
+  "UNKNOWN_TYPE",
+  "BAD_REQUEST",
+  "SPEC_INVALID",
+  "UNKNOWN_HASH",
+  "WRONG_KIND",
+  "WINDOW_TOO_LARGE",
+  "TOO_LARGE",
+  "INTERNAL",
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/**
+ * A request the server refuses. Handlers throw it; the dispatcher turns it
+ * into exactly one `error` reply, so no handler builds error replies itself.
+ */
+export class ProtocolError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly path?: string,
+  ) {
+    super(message);
+    this.name = "ProtocolError";
+  }
+}

@@ -1,0 +1,287 @@
+/**
+ * The message layer: decoded request in, reply out. No sockets here, so the
+ * tests and the vector generator call it directly; the only state is the
+ * bound-spec cache, and any server with the same code gives the same reply.
+ */
+import type { Bound, GroupInit } from "../spec/api";
+import { SpecError } from "../spec/api";
+import { contentHash } from "../spec/canonical";
+import {
+  CAPABILITIES,
+  ErrorReply,
+  EpochRequest,
+  HelloReply,
+  MAX_REQUEST_BYTES,
+  MAX_VALUES,
+  MAX_WINDOW,
+  MetricReply,
+  MetricRequest,
+  OpenRequest,
+  OpenedReply,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  Reply,
+  RequestBody,
+  WindowReply,
+  WindowRequest,
+  decodeBody,
+  encodeBody,
+  float64ToBin,
+  isPlainMap,
+  readId,
+  readRequest,
+  wireInt,
+} from "../protocol";
+import { LruCache } from "./lru";
+
+export type BindFn = (spec: unknown, groups: GroupInit[]) => Bound;
+
+export const SERVER_NAME = "lrbridge-ts/0.1.0";
+export const DEFAULT_CACHE_SIZE = 4096;
+
+export interface HandlerOptions {
+  bind: BindFn;
+  cacheSize?: number;
+  /** Told about every INTERNAL reply (the server logs the stack). */
+  onInternalError?: (err: unknown) => void;
+}
+
+/** What one request body turned into: the reply, and the request when it was valid. */
+export interface Handled {
+  reply: Reply;
+  request?: RequestBody;
+}
+
+export class Handler {
+  private readonly cache: LruCache<string, Bound>;
+
+  constructor(private readonly options: HandlerOptions) {
+    this.cache = new LruCache(options.cacheSize ?? DEFAULT_CACHE_SIZE);
+  }
+
+  /** Decoded request → reply. Never throws. */
+  handle(body: unknown): Reply {
+    return this.handleDecoded(body).reply;
+  }
+
+  /** Raw body bytes → encoded reply (and what it was, for logging). Never throws. */
+  handleBytes(bytes: Uint8Array): Handled & { bytes: Buffer } {
+    const handled = this.handleRaw(bytes);
+    return { ...handled, bytes: this.encode(handled.reply) };
+  }
+
+  private handleRaw(bytes: Uint8Array): Handled {
+    if (bytes.byteLength > MAX_REQUEST_BYTES) {
+      return { reply: errorReply(null, "TOO_LARGE", `request of ${bytes.byteLength} bytes is over ${MAX_REQUEST_BYTES}`) };
+    }
+    let body: unknown;
+    try {
+      body = decodeBody(bytes);
+    } catch (err) {
+      return { reply: errorReply(null, "BAD_FRAME", `body is not one msgpack value: ${messageOf(err)}`) };
+    }
+    return this.handleDecoded(body);
+  }
+
+  private handleDecoded(body: unknown): Handled {
+    if (!isPlainMap(body)) return { reply: errorReply(null, "BAD_FRAME", "body is not a msgpack map") };
+    const id = readId(body);
+    let request: RequestBody;
+    try {
+      request = readRequest(body);
+    } catch (err) {
+      return { reply: this.replyForError(id, err) };
+    }
+    try {
+      return { reply: this.dispatch(request, id as number), request };
+    } catch (err) {
+      return { reply: this.replyForError(id, err), request };
+    }
+  }
+
+  /** Encodes a reply; a reply that cannot be encoded becomes an INTERNAL error. */
+  private encode(reply: Reply): Buffer {
+    try {
+      return encodeBody(withWireInts(reply));
+    } catch (err) {
+      this.options.onInternalError?.(err);
+      return encodeBody(withWireInts(errorReply(reply.id, "INTERNAL", `reply could not be encoded: ${messageOf(err)}`)));
+    }
+  }
+
+  private dispatch(request: RequestBody, id: number): Reply {
+    switch (request.type) {
+      case "hello":
+        return this.hello(id);
+      case "open":
+        return this.open(request, id);
+      case "window":
+      case "rebase":
+        return this.window(request, id);
+      case "epoch":
+        return this.epoch(request, id);
+      case "metric":
+        return this.metric(request, id);
+    }
+  }
+
+  private hello(id: number): HelloReply {
+    return {
+      v: PROTOCOL_VERSION,
+      id,
+      type: "hello",
+      server: SERVER_NAME,
+      protocol: PROTOCOL_VERSION,
+      capabilities: [...CAPABILITIES],
+      max_window: MAX_WINDOW,
+      max_values: MAX_VALUES,
+    };
+  }
+
+  private open(request: OpenRequest, id: number): OpenedReply {
+    let bound: Bound;
+    try {
+      bound = this.options.bind(request.spec, request.groups);
+    } catch (err) {
+      if (err instanceof SpecError) throw new ProtocolError("SPEC_INVALID", err.message, err.path);
+      throw err;
+    }
+    const hash = contentHash({ groups: request.groups, spec: bound.canonical });
+    // Idempotent: a second open of the same thing keeps the first binding.
+    const cached = this.cache.get(hash);
+    if (cached) bound = cached;
+    else this.cache.set(hash, bound);
+
+    const reply: OpenedReply = {
+      v: PROTOCOL_VERSION,
+      id,
+      type: "opened",
+      hash,
+      spec_hash: bound.specHash,
+      canonical: bound.canonical,
+      kind: bound.kind,
+      momentum_key: bound.momentumKey,
+      chainable: bound.chainable,
+      groups: bound.groups,
+    };
+    if (bound.kind === "metric") {
+      const initial = callSchedule(() => requireMethod(bound.initialState, "initialState").call(bound));
+      reply.state = initial.state;
+      reply.lr = initial.lr;
+      reply.momentum = initial.momentum;
+    }
+    return reply;
+  }
+
+  private lookup(hash: string): Bound {
+    const bound = this.cache.get(hash);
+    if (!bound) throw new ProtocolError("UNKNOWN_HASH", `no open schedule with hash ${hash.slice(0, 64)}: send open again`, "hash");
+    return bound;
+  }
+
+  private window(request: WindowRequest, id: number): WindowReply {
+    const bound = this.lookup(request.hash);
+    if (bound.kind !== "deterministic") throw new ProtocolError("WRONG_KIND", "window on a metric-driven schedule: send metric", "type");
+    if (request.origin) {
+      if (!bound.chainable) throw new ProtocolError("WRONG_KIND", "origin on a schedule that is not chainable", "origin");
+      if (request.origin.lr.length !== bound.groups) {
+        throw new ProtocolError("BAD_REQUEST", `origin.lr has ${request.origin.lr.length} values for ${bound.groups} groups`, "origin.lr");
+      }
+    }
+    checkValueCount(request.count, bound.groups, "count");
+    const rows = callSchedule(() => bound.rows(request.start, request.count, request.origin));
+    return windowReply(id, request.hash, request.start, request.count, bound, rows);
+  }
+
+  private epoch(request: EpochRequest, id: number): WindowReply {
+    const bound = this.lookup(request.hash);
+    if (bound.kind !== "deterministic") throw new ProtocolError("WRONG_KIND", "epoch on a metric-driven schedule: send metric", "type");
+    if (!bound.epochRows) throw new ProtocolError("WRONG_KIND", "this schedule has no step(epoch) form", "type");
+    checkValueCount(request.epochs.length, bound.groups, "epochs");
+    const epochRows = bound.epochRows;
+    const rows = callSchedule(() => epochRows.call(bound, request.epochs));
+    return windowReply(id, request.hash, 0, request.epochs.length, bound, rows);
+  }
+
+  private metric(request: MetricRequest, id: number): MetricReply {
+    const bound = this.lookup(request.hash);
+    if (bound.kind !== "metric") throw new ProtocolError("WRONG_KIND", "metric on a deterministic schedule: send window", "type");
+    const metricStep = requireMethod(bound.metricStep, "metricStep");
+    const result = callSchedule(() => metricStep.call(bound, request.state, request.metric));
+    return { v: PROTOCOL_VERSION, id, type: "metric", state: result.state, lr: result.lr, momentum: result.momentum };
+  }
+
+  private replyForError(id: number | null, err: unknown): ErrorReply {
+    if (err instanceof ProtocolError) return errorReply(id, err.code, err.message, err.path);
+    this.options.onInternalError?.(err);
+    return errorReply(id, "INTERNAL", `internal error: ${messageOf(err)}`);
+  }
+}
+
+function windowReply(
+  id: number,
+  hash: string,
+  start: number,
+  count: number,
+  bound: Bound,
+  rows: { lr: Float64Array; momentum: Float64Array | null },
+): WindowReply {
+  const values = count * bound.groups;
+  if (rows.lr.length !== values || (rows.momentum !== null && rows.momentum.length !== values)) {
+    throw new Error(`schedule returned ${rows.lr.length} values for ${count} rows × ${bound.groups} groups`);
+  }
+  return {
+    v: PROTOCOL_VERSION,
+    id,
+    type: "window",
+    hash,
+    start,
+    count,
+    groups: bound.groups,
+    lr: float64ToBin(rows.lr),
+    momentum: rows.momentum === null ? null : float64ToBin(rows.momentum),
+  };
+}
+
+function checkValueCount(rows: number, groups: number, path: string): void {
+  if (rows * groups > MAX_VALUES) {
+    throw new ProtocolError("WINDOW_TOO_LARGE", `${rows} rows × ${groups} groups is over max_values ${MAX_VALUES}`, path);
+  }
+}
+
+/**
+ * Runs schedule code for a request. A SpecError there is about the request
+ * (e.g. stepping OneCycleLR past total_steps, a corrupt metric state), so it
+ * is the client's BAD_REQUEST; anything else stays an internal error.
+ */
+function callSchedule<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof SpecError) throw new ProtocolError("BAD_REQUEST", err.message, err.path || undefined);
+    throw err;
+  }
+}
+
+function requireMethod<F>(method: F | undefined, name: string): F {
+  if (!method) throw new Error(`metric schedule has no ${name}()`);
+  return method;
+}
+
+export function errorReply(id: number | null, code: ErrorReply["code"], message: string, path?: string): ErrorReply {
+  const reply: ErrorReply = { v: PROTOCOL_VERSION, id, type: "error", code, message };
+  if (path !== undefined) reply.path = path;
+  return reply;
+}
+
+/** Integers that msgpackr would write as float64 (over 32 bits) go out as BigInt ints. */
+function withWireInts(reply: Reply): unknown {
+  const id = reply.id === null ? null : wireInt(reply.id);
+  const start = reply.type === "window" ? wireInt(reply.start) : undefined;
+  if (id === reply.id && (reply.type !== "window" || start === reply.start)) return reply; // the common case: no copy
+  return reply.type === "window" ? { ...reply, id, start } : { ...reply, id };
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
