@@ -5,8 +5,8 @@ Writes `proto/vectors/torch/<SchedulerClass>.json`, one file per top-level
 scheduler family. Output is deterministic: the same torch gives byte-identical
 files, so `git diff` shows exactly what a torch upgrade changed.
 
-The configs themselves live in `cases.py`-style builder functions below
-(`*_cases()`); everything else is plumbing from a JSON spec to torch objects.
+The configs are the `*_cases()` builder functions below; the rest is
+plumbing from a JSON spec to torch objects. Case format: README.md.
 """
 
 from __future__ import annotations
@@ -319,6 +319,16 @@ def lambda_cases() -> list[dict]:
         C("sgd_momentum_untouched", {"type": L, "lr_lambda": "0.9 ** epoch"}, SGDM2, 10),
         C("adam", {"type": L, "lr_lambda": "1 - epoch / 20"}, ADAM, 20),
         C("epochs_path", {"type": L, "lr_lambda": "0.9 ** epoch"}, G2, epochs=[1, 2, 5, 3, 10]),
+        # every operator and function the expression language allows
+        C("expr_chained_compare", {"type": L, "lr_lambda": "1.0 if 0 < epoch <= 5 else 0.5"}, steps=8),
+        C("expr_not_unary_minus", {"type": L, "lr_lambda": "0.5 if not epoch else -(-1) * 0.9 ** +epoch"}, steps=6),
+        C("expr_log10_log2", {"type": L, "lr_lambda": "1 / (1 + log10(epoch + 1) + log2(epoch + 1))"}, steps=10),
+        C("expr_ceil_abs", {"type": L, "lr_lambda": "0.5 ** ceil(abs(epoch - 4) / 2)"}, steps=10),
+        C("expr_sin_tan_e", {"type": L, "lr_lambda": "1 + 0.5 * sin(epoch) * tan(0.1) / e"}, steps=10),
+        C("expr_max_min_nested", {"type": L, "lr_lambda": "max(0.05, min(1.0, (epoch + 1) / 4, 10 / (epoch + 1)))"}, G2, 20),
+        C("expr_floor_div_mod", {"type": L, "lr_lambda": "0.9 ** (epoch // 3) * (1 + epoch % 3) / 3"}, steps=10),
+        C("expr_or_fallback", {"type": L, "lr_lambda": "(epoch >= 4 and 0.1) or 1"}, steps=7),
+        C("expr_int_power", {"type": L, "lr_lambda": "2 ** -epoch"}, steps=8),
         # rejected
         C("list_length_mismatch", {"type": L, "lr_lambda": ["1", "1"]}, G1, 3),
         C("list_length_mismatch_three", {"type": L, "lr_lambda": ["1"]}, G3, 3),
@@ -352,6 +362,12 @@ def step_cases() -> list[dict]:
         C("three_groups", {"type": S, "step_size": 7, "gamma": 0.3}, G3, 30),
         C("long_1000", {"type": S, "step_size": 30, "gamma": 0.97}, steps=1000),
         C("adam", {"type": S, "step_size": 2}, ADAM, 6),
+        *[
+            C(f"grid_step_size_{n}_gamma_{g}", {"type": S, "step_size": n, "gamma": g}, G2, 12)
+            for n in (1, 2, 5)
+            for g in (0.5, 0.1)
+        ],
+        C("gamma_0", {"type": S, "step_size": 2, "gamma": 0.0}, steps=5),
         C("epochs_path", {"type": S, "step_size": 3, "gamma": 0.5}, G2, epochs=[1, 3, 4, 9, 2, 2]),
         C("step_size_0", {"type": S, "step_size": 0}, steps=3),
     ]
@@ -423,6 +439,8 @@ def exponential_cases() -> list[dict]:
         C("three_groups", {"type": E, "gamma": 0.5}, G3, 20),
         C("long_2000", {"type": E, "gamma": 0.999}, steps=2000),
         C("adam", {"type": E, "gamma": 0.95}, ADAM2, 10),
+        C("gamma_0", {"type": E, "gamma": 0.0}, steps=4),
+        C("gamma_05_three_groups_long", {"type": E, "gamma": 0.5}, G3, 60),
         C("epochs_path", {"type": E, "gamma": 0.9}, G2, epochs=[1, 5, 2, 10, 10]),
     ]
 
@@ -465,6 +483,11 @@ def cosine_cases() -> list[dict]:
         C("adam", {"type": K, "T_max": 6}, ADAM2, 14),
         C("sgd_momentum_untouched", {"type": K, "T_max": 6}, SGDM2, 8),
         C("epochs_path", {"type": K, "T_max": 10, "eta_min": 0.001}, G2, epochs=[1, 5, 10, 15, 20, 3, 35]),
+        *[
+            C(f"grid_t_max_{t}_eta_min_{eta}", {"type": K, "T_max": t, "eta_min": eta}, G2, 7 * t // 2 + 1)
+            for t in (3, 5, 10)
+            for eta in (0.0, 0.01)
+        ],
         # accepted; modulo by zero when stepping
         C("t_max_0", {"type": K, "T_max": 0}, steps=3),
     ]
@@ -492,6 +515,11 @@ def warm_restarts_cases() -> list[dict]:
         C("epochs_integers", {"type": W, "T_0": 3, "T_mult": 2}, epochs=[1, 2, 3, 4, 8, 9, 20, 21, 0]),
         C("epochs_below_t0", {"type": W, "T_0": 50, "T_mult": 2}, G2, epochs=[0.0, 0.3, 12.5, 49.999, 25.0]),
         C("epochs_backwards", {"type": W, "T_0": 5, "T_mult": 2, "eta_min": 0.001}, epochs=[30.0, 2.5, 15.2, 5.0, 0.0]),
+        *[
+            C(f"grid_t0_{t0}_t_mult_{m}", {"type": W, "T_0": t0, "T_mult": m, "eta_min": 0.001}, G2, 40)
+            for t0 in (1, 2, 5)
+            for m in (1, 2, 3)
+        ],
         # rejected
         C("t0_0", {"type": W, "T_0": 0}, steps=3),
         C("t0_negative", {"type": W, "T_0": -3}, steps=3),
@@ -531,6 +559,17 @@ def cyclic_cases() -> list[dict]:
         C("default_step_size_long", {"type": Y, "base_lr": 0.001, "max_lr": 0.006}, SGDM, 8001),
         C("base_above_max", {"type": Y, "base_lr": 0.1, "max_lr": 0.01, "step_size_up": 3}, SGDM, 12),
         C("float_step_sizes", {"type": Y, "base_lr": 0.01, "max_lr": 0.1, "step_size_up": 2.5, "step_size_down": 1.5}, SGDM, 16),
+        *[
+            C(
+                f"grid_{mode}_{up}_{down}_{label}",
+                {"type": Y, "base_lr": 0.002, "max_lr": 0.02, "step_size_up": up, "step_size_down": down, "mode": mode, "gamma": 0.9, "cycle_momentum": label != "no_momentum"},
+                groups,
+                3 * (up + (down or up)) + 1,
+            )
+            for mode in ("triangular", "triangular2", "exp_range")
+            for up, down in ((2, None), (3, 5))
+            for label, groups in (("sgd", SGDM2), ("adam", ADAM2), ("no_momentum", G2))
+        ],
         # rejected
         C("bad_mode", {"type": Y, "base_lr": 0.01, "max_lr": 0.1, "mode": "sawtooth"}, SGDM, 3),
         C("base_lr_list_mismatch", {"type": Y, "base_lr": [0.01, 0.02], "max_lr": 0.1}, SGDM, 3),
@@ -633,6 +672,18 @@ def plateau_cases() -> list[dict]:
         C("sgd_momentum_untouched", {"type": R, "patience": 0}, SGDM2, metrics=flat[:5]),
         C("adam", {"type": R, "patience": 1, "factor": 0.5}, ADAM2, metrics=flat),
         C("long_plateau", {"type": R, "patience": 3, "factor": 0.7, "cooldown": 1, "min_lr": 1e-6}, G2, metrics=[1.0 / (1 + k // 7) for k in range(200)]),
+        *[
+            C(
+                f"grid_{mode}_{tmode}_patience_{patience}_cooldown_{cooldown}",
+                {"type": R, "mode": mode, "threshold_mode": tmode, "threshold": 0.01, "patience": patience, "cooldown": cooldown, "factor": 0.5},
+                G2,
+                metrics=noisy if mode == "min" else [-m for m in noisy],
+            )
+            for mode in ("min", "max")
+            for tmode in ("rel", "abs")
+            for patience in (0, 2)
+            for cooldown in (0, 1)
+        ],
         # rejected
         C("factor_1", {"type": R, "factor": 1.0}, G1, metrics=[1.0]),
         C("factor_2", {"type": R, "factor": 2.0}, G1, metrics=[1.0]),
@@ -684,6 +735,11 @@ def sequential_cases() -> list[dict]:
         C("adam", seq([warm, cos], [5]), ADAM, 12),
         C("sgd_momentum_untouched", seq([warm, exp], [2]), SGDM2, 6),
         C("long_warmup_cosine", seq([{"type": "LinearLR", "start_factor": 0.01, "total_iters": 500}, {"type": "CosineAnnealingLR", "T_max": 4500}], [500]), G1, 5000),
+        *[
+            C(f"warmup_into_{child['type']}_at_{m}", seq([warm, child], [m]), G2, 14)
+            for child in (step, multistep, poly, cawr, lam, mult, exp, cos, const)
+            for m in (0, 3)
+        ],
         # rejected
         C("milestones_too_many", seq([warm, cos], [3, 6]), G1, 3),
         C("milestones_too_few", seq([warm, cos, exp], [3]), G1, 3),
@@ -730,6 +786,10 @@ def chained_cases() -> list[dict]:
         C("adam", chain([linear, exp]), ADAM2, 10),
         C("sgd_momentum_untouched", chain([linear, exp]), SGDM2, 6),
         C("long_cosine_linear", chain([{"type": "LinearLR", "start_factor": 0.1, "total_iters": 100}, {"type": "CosineAnnealingLR", "T_max": 1000}]), G1, 3000),
+        *[
+            C(f"pair_{a['type']}_{b['type']}", chain([a, b]), G2, 12)
+            for a, b in ((multistep, exp), (poly, step), (const, linear), (mult, cos), (cos, poly), (linear, multistep), (step, mult), (const, cos))
+        ],
         # rejected
         C("no_schedulers", chain([]), G1, 3),
         C("contains_plateau", chain([exp, {"type": "ReduceLROnPlateau"}]), G1, 3),
