@@ -31,6 +31,7 @@ DEFAULT_TIMEOUT_S = 2.0
 DEFAULT_RETRIES = 3
 # Announced by the server in `hello`; the client splits larger windows.
 DEFAULT_MAX_WINDOW = 65536
+DEFAULT_MAX_VALUES = 1 << 20  # rows x groups in one reply
 
 _T = TypeVar("_T")
 
@@ -212,6 +213,7 @@ class Client:
         if self.timeout <= 0 or self.retries < 1:
             raise ValueError(f"lrbridge: timeout must be > 0 and retries >= 1, got {self.timeout}, {self.retries}")
         self.max_window = DEFAULT_MAX_WINDOW
+        self.max_values = DEFAULT_MAX_VALUES
         self._ids = itertools.count()
         self._socket: zmq.Socket | None = None
         self._pid = os.getpid()
@@ -286,8 +288,9 @@ class Client:
             f"lrbridge: no reply from {self.endpoint} after {self.retries} attempts "
             f"of {self.timeout:g}s (deadline {self.retries * self.timeout:g}s, "
             f"waited {time.monotonic() - started:.2f}s). Is the server running? Start one with "
-            f"`npx lrbridge serve --bind {self.endpoint}`, or unset LRBRIDGE_ENDPOINT to let "
-            f"lrbridge start its own (needs node and `npm install lrbridge`); "
+            f"`npx lrbridge serve --bind {self.endpoint}`, or leave server=None and "
+            f"LRBRIDGE_ENDPOINT unset to let lrbridge start its own (needs node and "
+            f"`npm install lrbridge`); "
             f"LRBRIDGE_TIMEOUT/LRBRIDGE_RETRIES set the deadline.",
             endpoint=self.endpoint,
         )
@@ -316,6 +319,8 @@ class Client:
         reply = self.request({"type": "hello", "client": "lrbridge-python/0.1"})
         if "max_window" in reply:
             self.max_window = int(reply["max_window"])
+        if "max_values" in reply:
+            self.max_values = int(reply["max_values"])
         return reply
 
     def open(self, spec: dict, groups: list[dict]) -> Opened:
@@ -330,13 +335,15 @@ class Client:
     def window(self, opened: Opened, start: int, count: int, origin: dict | None = None) -> Window:
         """Rows [start, start+count). ``origin = {step, lr}`` rebases a chainable schedule.
 
-        Windows over the server's ``max_window`` are fetched in pieces.
+        Windows over the server's limits (``max_window`` rows, ``max_values``
+        rows x groups) are fetched in pieces.
         """
         if count < 1 or start < 0:
             raise ValueError(f"lrbridge: window needs start >= 0 and count >= 1, got {start}, {count}")
+        piece_rows = max(1, min(self.max_window, self.max_values // max(1, opened.groups)))
         parts = []
-        for piece_start in range(start, start + count, self.max_window):
-            piece_count = min(self.max_window, start + count - piece_start)
+        for piece_start in range(start, start + count, piece_rows):
+            piece_count = min(piece_rows, start + count - piece_start)
             parts.append(self._window_piece(opened, piece_start, piece_count, origin))
         return _concat(parts)
 

@@ -1,0 +1,119 @@
+"""Fixtures that run the REAL node server (dist/cli.js), built from ts/src when stale.
+
+- ``server``: one server for the whole session; yields its endpoint string.
+- ``fresh_server``: factory for fault tests; ``fresh_server()`` starts a new
+  server on a fresh ipc endpoint, ``fresh_server(endpoint)`` on a given one
+  (a restart). Returns a started ``lrbridge.embedded.ServerProcess``
+  (``.endpoint``, ``.kill()``, ``.stop()``); all are stopped after the test.
+- ``client``: a ``lrbridge.Client`` on the session server.
+- ``repo_root``: the checkout's root (``Path``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# LRBRIDGE_NODE_CLI tests another build of the server (an installed package) instead of this checkout's.
+CLI = Path(os.environ.get("LRBRIDGE_NODE_CLI") or REPO_ROOT / "dist" / "cli.js")
+
+# Tests run from a checkout whether or not the package is pip-installed.
+if str(REPO_ROOT / "python_client") not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT / "python_client"))
+
+from lrbridge import Client  # noqa: E402
+from lrbridge.embedded import ServerProcess  # noqa: E402
+
+
+def _newest_source_mtime() -> float:
+    sources = [*(REPO_ROOT / "ts" / "src").rglob("*.ts"), REPO_ROOT / "tsconfig.json"]
+    return max(p.stat().st_mtime for p in sources)
+
+
+def _build_server() -> None:
+    """`npx tsc -p tsconfig.json` when dist/cli.js is missing or older than ts/src.
+
+    A file lock keeps concurrent pytest runs from building into dist/ at once.
+    tsc writes its output even when some file has type errors; a build that
+    produced no cli.js fails the session with tsc's output.
+    """
+    if os.environ.get("LRBRIDGE_NODE_CLI"):
+        return
+    with open(Path(tempfile.gettempdir()) / "lrbridge-tsc.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if CLI.exists() and CLI.stat().st_mtime >= _newest_source_mtime():
+            return
+        result = subprocess.run(
+            ["npx", "tsc", "-p", "tsconfig.json"], cwd=REPO_ROOT, capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            sys.stderr.write(f"lrbridge tests: tsc reported errors:\n{result.stdout[-4000:]}\n")
+        if not CLI.exists():
+            pytest.fail(f"tsc produced no {CLI}:\n{result.stdout[-4000:]}{result.stderr[-2000:]}")
+        if result.returncode == 0:
+            CLI.touch()  # an unchanged output file keeps its old mtime
+
+
+def _start(endpoint: str | None = None) -> ServerProcess:
+    return ServerProcess(endpoint, command=["node", str(CLI)]).start(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def server_cli() -> Path:
+    """dist/cli.js, built if stale."""
+    _build_server()
+    return CLI
+
+
+@pytest.fixture(scope="session")
+def server(server_cli):
+    """Endpoint (str) of one real server shared by the session."""
+    process = _start()
+    try:
+        yield process.endpoint
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def fresh_server(server_cli):
+    """Factory: ``fresh_server(endpoint=None) -> ServerProcess`` (started); all stopped at teardown."""
+    started: list[ServerProcess] = []
+
+    def start(endpoint: str | None = None) -> ServerProcess:
+        process = _start(endpoint)
+        started.append(process)
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in reversed(started):
+            process.stop()
+
+
+@pytest.fixture
+def client(server):
+    with Client(server) as c:
+        yield c
+
+
+@pytest.fixture
+def short_tmp():
+    """A short temp dir: ipc:// paths must stay under ~107 bytes."""
+    path = tempfile.mkdtemp(prefix="lrbt-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

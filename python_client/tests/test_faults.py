@@ -1,0 +1,250 @@
+"""Faults: no server, a server killed and restarted, bad specs, garbage frames, a dead parent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+
+from lrbridge import Client, ProtocolError, ServerUnavailable, SpecError
+from lrbridge.embedded import ServerProcess, server_command
+from lrbridge.prefetch import WindowStream
+
+COSINE = {"type": "CosineAnnealingLR", "T_max": 50, "eta_min": 0.0}
+GROUPS = [{"lr": 0.1}, {"lr": 0.02}]
+# Generous: proves "bounded by the deadline", not a speed.
+SLACK_S = 5.0
+
+
+# --------------------------------------------------------------------------
+# No server
+
+
+def test_no_server_raises_server_unavailable_within_the_deadline(short_tmp):
+    endpoint = f"ipc://{short_tmp}/nobody.sock"
+    client = Client(endpoint, timeout=0.2, retries=2)
+    started = time.monotonic()
+    with pytest.raises(ServerUnavailable) as error:
+        client.hello()
+    elapsed = time.monotonic() - started
+    assert elapsed <= 2 * 0.2 + SLACK_S
+    message = str(error.value)
+    assert endpoint in message and "2 attempts" in message
+    assert error.value.endpoint == endpoint
+
+
+def test_client_recovers_when_a_server_appears_after_a_failure(fresh_server, short_tmp):
+    endpoint = f"ipc://{short_tmp}/late.sock"
+    client = Client(endpoint, timeout=0.2, retries=1)
+    with pytest.raises(ServerUnavailable):
+        client.hello()
+    fresh_server(endpoint)
+    client.timeout = 5.0
+    assert client.hello()["protocol"] == 1
+
+
+# --------------------------------------------------------------------------
+# Server killed and restarted
+
+
+def test_restarted_server_reopens_the_handle_transparently(fresh_server):
+    first = fresh_server()
+    client = Client(first.endpoint, timeout=1.0, retries=3)
+    opened = client.open(COSINE, GROUPS)
+    before = client.window(opened, 10, 20)
+    first.kill()
+    fresh_server(first.endpoint)
+    after = client.window(opened, 10, 20)  # UNKNOWN_HASH → open again → window
+    np.testing.assert_array_equal(after.lr, before.lr)
+
+
+def test_a_client_that_never_opened_the_handle_can_reopen_it(fresh_server):
+    first = fresh_server()
+    opened = Client(first.endpoint).open(COSINE, GROUPS)
+    expected = Client(first.endpoint).window(opened, 0, 8)
+    first.kill()
+    fresh_server(first.endpoint)
+    stranger = Client(first.endpoint, timeout=1.0, retries=3)  # like the prefetch thread's client
+    np.testing.assert_array_equal(stranger.window(opened, 0, 8).lr, expected.lr)
+
+
+def test_stream_survives_a_server_kill_and_restart(fresh_server):
+    first = fresh_server()
+    client = Client(first.endpoint, timeout=0.3, retries=3)
+    opened = client.open(COSINE, GROUPS)
+    expected = [tuple(r) for r in client.window(opened, 0, 300).lr.tolist()]
+    stream = WindowStream(client, opened, window=64)
+    got = [stream.row(k)[0] for k in range(40)]  # past half-way: rows 64..127 requested
+    stream._next.result()  # let the prefetch land before the crash
+    first.kill()
+    got += [stream.row(k)[0] for k in range(40, 128)]  # served from memory, no server
+    fresh_server(first.endpoint)
+    got += [stream.row(k)[0] for k in range(128, 300)]  # the restarted server, re-opened
+    assert got == expected
+
+
+def test_stream_raises_in_the_caller_when_the_server_stays_dead(fresh_server):
+    first = fresh_server()
+    client = Client(first.endpoint, timeout=0.2, retries=2)
+    opened = client.open(COSINE, GROUPS)
+    stream = WindowStream(client, opened, window=32)
+    for k in range(20):
+        stream.row(k)
+    stream._next.result()
+    first.kill()
+    values = [stream.row(k)[0] for k in range(20, 64)]  # the prefetched window still serves
+    assert len(values) == 44
+    started = time.monotonic()
+    with pytest.raises(ServerUnavailable) as error:
+        for k in range(64, 200):
+            stream.row(k)
+    assert time.monotonic() - started <= 2 * (2 * 0.2) + SLACK_S
+    assert first.endpoint in str(error.value)
+
+
+# --------------------------------------------------------------------------
+# Bad specs
+
+
+def test_bad_spec_raises_spec_error_naming_the_field(client):
+    spec = {"type": "OneCycleLR", "max_lr": 1.0, "total_steps": 100, "pct_start": 1.5}
+    with pytest.raises(SpecError) as error:
+        client.open(spec, [{"lr": 0.1}])
+    assert "pct_start" in error.value.path
+    assert error.value.rule
+    assert isinstance(error.value, ValueError)
+
+
+def test_bad_nested_spec_names_the_child(client):
+    spec = {
+        "type": "SequentialLR",
+        "schedulers": [
+            {"type": "StepLR", "step_size": 2},
+            {"type": "OneCycleLR", "max_lr": 1.0, "total_steps": 100, "pct_start": -0.5},
+        ],
+        "milestones": [5],
+    }
+    with pytest.raises(SpecError) as error:
+        client.open(spec, [{"lr": 0.1}])
+    assert "schedulers[1]" in error.value.path and "pct_start" in error.value.path
+
+
+def test_unknown_scheduler_type_is_a_spec_error(client):
+    with pytest.raises(SpecError) as error:
+        client.open({"type": "NoSuchLR"}, [{"lr": 0.1}])
+    assert "type" in error.value.path
+
+
+def test_bad_request_fields_are_protocol_errors(client):
+    with pytest.raises(ProtocolError) as error:
+        client.request({"type": "window", "hash": "x", "start": -1, "count": 3})
+    assert error.value.code == "BAD_REQUEST"
+    with pytest.raises(ProtocolError) as error:
+        client.request({"type": "no-such-message"})
+    assert error.value.code == "UNKNOWN_TYPE"
+
+
+def test_unknown_hash_with_no_way_to_reopen_is_reported(client):
+    from lrbridge.client import Opened
+
+    nowhere = Opened("0" * 64, "0" * 64, {}, "deterministic", None, True, 1)
+    with pytest.raises(ProtocolError) as error:
+        client.window(nowhere, 0, 3)
+    assert error.value.code == "UNKNOWN_HASH"
+
+
+# --------------------------------------------------------------------------
+# Garbage on the wire
+
+
+@pytest.fixture
+def dealer(server):
+    socket = zmq.Context.instance().socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.setsockopt(zmq.RCVTIMEO, 10_000)
+    socket.connect(server)
+    yield socket
+    socket.close()
+
+
+def _reply(socket: zmq.Socket) -> dict:
+    return msgpack.unpackb(socket.recv_multipart()[-1], raw=False)
+
+
+@pytest.mark.parametrize(
+    "frames, code",
+    [
+        ([b"\xc1"], "BAD_FRAME"),  # 0xc1 is never valid msgpack
+        ([msgpack.packb([1, 2, 3])], "BAD_FRAME"),  # not a map
+        ([b"", b"x", b"y"], "BAD_FRAME"),  # malformed envelope
+        ([msgpack.packb({"id": 1, "type": "hello"})], "BAD_VERSION"),
+        ([msgpack.packb({"v": 99, "id": 1, "type": "hello"})], "BAD_VERSION"),
+        ([msgpack.packb({"v": 1, "id": 1, "type": "launch"})], "UNKNOWN_TYPE"),
+        ([msgpack.packb({"v": 1, "id": 1, "type": "window", "hash": 5})], "BAD_REQUEST"),
+        ([msgpack.packb({"v": 1, "id": 1, "type": "open", "spec": {}, "groups": [], "pad": b"\0" * (1 << 20)})], "TOO_LARGE"),
+    ],
+)
+def test_garbage_gets_an_error_reply_and_the_server_keeps_serving(server, dealer, frames, code):
+    dealer.send_multipart(frames)
+    reply = _reply(dealer)
+    assert reply["type"] == "error" and reply["code"] == code
+    assert Client(server).hello()["protocol"] == 1
+
+
+def test_dealer_gets_its_id_back_with_several_requests_in_flight(dealer):
+    for request_id in range(5):
+        dealer.send(msgpack.packb({"v": 1, "id": request_id, "type": "hello"}))
+    replies = [_reply(dealer) for _ in range(5)]
+    assert sorted(r["id"] for r in replies) == list(range(5))
+
+
+# --------------------------------------------------------------------------
+# The embedded server's life
+
+
+def test_missing_cli_gives_a_helpful_message(monkeypatch):
+    monkeypatch.setenv("LRBRIDGE_NODE_CLI", "/nonexistent/cli.js")
+    with pytest.raises(ServerUnavailable) as error:
+        server_command()
+    assert "npm install lrbridge" in str(error.value) and "LRBRIDGE_ENDPOINT" in str(error.value)
+
+
+def test_a_server_that_fails_to_start_reports_its_stderr(server_cli):
+    process = ServerProcess("tcp://not-a-host-name.invalid:1", command=["node", str(server_cli)])
+    with pytest.raises(ServerUnavailable) as error:
+        process.start(timeout=60)
+    assert "exited with code" in str(error.value)
+    assert not process.alive()
+
+
+def test_embedded_server_dies_with_a_killed_parent(server_cli, repo_root):
+    script = (
+        "import os, signal, lrbridge, lrbridge.embedded as e\n"
+        "lrbridge.default_client().hello()\n"
+        "print(e._shared.process.pid, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"  # no atexit, no clean-up
+    )
+    env = {k: v for k, v in os.environ.items() if k != "LRBRIDGE_ENDPOINT"}
+    env["PYTHONPATH"] = str(repo_root / "python_client")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == -signal.SIGKILL, out.stderr
+    pid = int(out.stdout.strip())
+    deadline = time.monotonic() + 30
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
