@@ -44,7 +44,7 @@ demo: setup
 bench: setup
 	$(PY) bench/run.py
 
-# Re-run torch 2.13 over every conformance config (writes proto/vectors/*.json).
+# Re-run torch 2.13 over every conformance config (writes proto/vectors/torch/*.json).
 vectors: python
 	$(PY) proto/vectors/generate.py
 
