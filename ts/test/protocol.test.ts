@@ -7,6 +7,7 @@ import {
   encodeBody,
   float64ToBin,
   fromJsonable,
+  isPlainMap,
   readRequest,
   toJsonable,
   wireInt,
@@ -55,6 +56,14 @@ describe("codec", () => {
     expect(decoded.b).toEqual([null, true, 0.1]);
   });
 
+  it("tells msgpack maps from the other objects msgpackr decodes", () => {
+    expect(isPlainMap(decodeBody(Buffer.from("80", "hex")))).toBe(true);
+    expect(isPlainMap(decodeBody(Buffer.from("c1", "hex")))).toBe(false); // msgpackr's C1 marker object
+    expect(isPlainMap(decodeBody(Buffer.from("d6ff00000001", "hex")))).toBe(false); // timestamp → Date
+    expect(isPlainMap(decodeBody(Buffer.from("9101", "hex")))).toBe(false);
+    expect(isPlainMap(decodeBody(Buffer.from("c40101", "hex")))).toBe(false);
+  });
+
   it("refuses truncated input", () => {
     expect(() => decodeBody(Buffer.from("83a474797065", "hex"))).toThrow();
   });
@@ -75,6 +84,10 @@ describe("codec", () => {
     const json = toJsonable(message);
     expect(json).toEqual({ v: 1, lr: { $bin_f64: [0.5, 0.25] }, nested: [{ m: null }] });
     expect(encodeBody(fromJsonable(json))).toEqual(encodeBody(message));
+    const special = { best: Infinity, worst: -Infinity, lr: float64ToBin(new Float64Array([NaN])) };
+    const specialJson = toJsonable(special);
+    expect(specialJson).toEqual({ best: { $float: "inf" }, worst: { $float: "-inf" }, lr: { $bin_f64: [{ $float: "nan" }] } });
+    expect(encodeBody(fromJsonable(JSON.parse(JSON.stringify(specialJson))))).toEqual(encodeBody(special));
   });
 });
 

@@ -98,8 +98,11 @@ export type Reply = HelloReply | OpenedReply | WindowReply | MetricReply | Error
 
 // ---- validation: each reader names the field it refuses ----
 
+/** A decoded msgpack map (msgpackr also yields arrays, bins, Dates and its C1 marker as objects). */
 export function isPlainMap(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
+  if (typeof value !== "object" || value === null) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
 }
 
 /** A short, never-throwing description of a value for error messages. */
