@@ -56,6 +56,43 @@ def encode(msg: dict) -> bytes:
     return msgpack.packb(msg, use_bin_type=True, default=_to_plain)
 
 
+def request_body(msg: dict, request_id: int) -> bytes:
+    """The bytes of one request: ``v``, ``id``, then the message's own fields in order."""
+    return encode({"v": PROTOCOL_VERSION, "id": request_id, **msg})
+
+
+CLIENT_NAME = "lrbridge-python/0.1"
+
+
+def hello_message() -> dict:
+    return {"type": "hello", "client": CLIENT_NAME}
+
+
+def open_message(spec: dict, groups: list[dict]) -> dict:
+    return {"type": "open", "spec": spec, "groups": groups}
+
+
+def window_message(handle: str, start: int, count: int, origin: dict | None = None) -> dict:
+    """`window`, or `rebase` when an origin is given (same reply; says what it means in logs)."""
+    if origin is None:
+        return {"type": "window", "hash": handle, "start": int(start), "count": int(count)}
+    return {
+        "type": "rebase",
+        "hash": handle,
+        "start": int(start),
+        "count": int(count),
+        "origin": {"step": int(origin["step"]), "lr": [float(v) for v in origin["lr"]]},
+    }
+
+
+def epoch_message(handle: str, epochs: list[float]) -> dict:
+    return {"type": "epoch", "hash": handle, "epochs": [float(e) for e in epochs]}
+
+
+def metric_message(handle: str, state: dict, metric: float) -> dict:
+    return {"type": "metric", "hash": handle, "state": state, "metric": float(metric)}
+
+
 def decode(body: bytes) -> dict:
     """One reply body. Anything other than a map is a protocol violation."""
     try:
@@ -85,7 +122,7 @@ def _matrix(blob: Any, count: int, groups: int, name: str) -> np.ndarray:
     return np.frombuffer(blob, "<f8").reshape(count, groups)
 
 
-def _error_from_reply(reply: dict) -> LRBridgeError:
+def error_from_reply(reply: dict) -> LRBridgeError:
     """The exception an `error` reply stands for."""
     code = str(reply.get("code") or "UNKNOWN")
     message = str(reply.get("message") or "")
@@ -143,7 +180,7 @@ class Window:
         return self.lr.shape[1]
 
 
-def _opened_from_reply(reply: dict, spec: dict, groups: list) -> Opened:
+def opened_from_reply(reply: dict, spec: dict, groups: list) -> Opened:
     try:
         kind = str(reply["kind"])
         return Opened(
@@ -164,7 +201,7 @@ def _opened_from_reply(reply: dict, spec: dict, groups: list) -> Opened:
         raise ProtocolError("BAD_REPLY", f"'opened' reply lacks {exc}") from exc
 
 
-def _window_from_reply(reply: dict) -> Window:
+def window_from_reply(reply: dict) -> Window:
     try:
         start, count, groups = int(reply["start"]), int(reply["count"]), int(reply["groups"])
         lr = _matrix(reply["lr"], count, groups, "lr")
@@ -173,6 +210,14 @@ def _window_from_reply(reply: dict) -> Window:
     blob = reply.get("momentum")
     momentum = None if blob is None else _matrix(blob, count, groups, "momentum")
     return Window(start, count, lr, momentum)
+
+
+def metric_from_reply(reply: dict) -> dict:
+    """``{state, lr, momentum}`` of a `metric` reply, floats as floats."""
+    try:
+        return {"state": reply["state"], "lr": _floats(reply["lr"]), "momentum": _floats(reply.get("momentum"))}
+    except KeyError as exc:
+        raise ProtocolError("BAD_REPLY", f"'metric' reply lacks {exc}") from exc
 
 
 def _concat(parts: list[Window]) -> Window:
@@ -265,10 +310,10 @@ class Client:
                 # A forked child must not touch the parent's socket.
                 self._socket, self._pid = None, os.getpid()
             request_id = next(self._ids)
-            body = encode({"v": PROTOCOL_VERSION, "id": request_id, **msg})
+            body = request_body(msg, request_id)
             reply = self._send_with_retries(body)
         if reply.get("type") == "error":
-            raise _error_from_reply(reply)
+            raise error_from_reply(reply)
         if reply.get("id") != request_id:
             raise ProtocolError("BAD_REPLY", f"reply id {reply.get('id')!r} does not match request id {request_id}")
         return reply
@@ -316,7 +361,7 @@ class Client:
     # -- messages ----------------------------------------------------------
 
     def hello(self) -> dict:
-        reply = self.request({"type": "hello", "client": "lrbridge-python/0.1"})
+        reply = self.request(hello_message())
         if "max_window" in reply:
             self.max_window = int(reply["max_window"])
         if "max_values" in reply:
@@ -325,10 +370,10 @@ class Client:
 
     def open(self, spec: dict, groups: list[dict]) -> Opened:
         """Bind ``spec`` to param groups; ``groups`` = [{lr, momentum?, betas?}, ...]."""
-        reply = self.request({"type": "open", "spec": spec, "groups": groups})
+        reply = self.request(open_message(spec, groups))
         if reply.get("type") != "opened":
             raise ProtocolError("BAD_REPLY", f"expected an 'opened' reply, got {reply.get('type')!r}")
-        opened = _opened_from_reply(reply, spec, groups)
+        opened = opened_from_reply(reply, spec, groups)
         self._opened[opened.hash] = (spec, groups)
         return opened
 
@@ -348,12 +393,8 @@ class Client:
         return _concat(parts)
 
     def _window_piece(self, opened: Opened, start: int, count: int, origin: dict | None) -> Window:
-        msg: dict[str, Any] = {"type": "window", "hash": opened.hash, "start": start, "count": count}
-        if origin is not None:
-            # `rebase` is `window` with a required origin: it says what it means in logs.
-            msg["type"] = "rebase"
-            msg["origin"] = {"step": int(origin["step"]), "lr": [float(v) for v in origin["lr"]]}
-        window = self._with_reopen(opened, lambda: _window_from_reply(self.request(msg)))
+        msg = window_message(opened.hash, start, count, origin)
+        window = self._with_reopen(opened, lambda: window_from_reply(self.request(msg)))
         if window.start != start or window.count != count:
             raise ProtocolError(
                 "BAD_REPLY", f"asked rows [{start}, {start + count}), got [{window.start}, {window.start + window.count})"
@@ -362,17 +403,13 @@ class Client:
 
     def epoch(self, opened: Opened, epochs: list[float]) -> Window:
         """torch's deprecated ``step(epoch)``: row k = state after ``step(epochs[k])``."""
-        msg = {"type": "epoch", "hash": opened.hash, "epochs": [float(e) for e in epochs]}
-        return self._with_reopen(opened, lambda: _window_from_reply(self.request(msg)))
+        msg = epoch_message(opened.hash, epochs)
+        return self._with_reopen(opened, lambda: window_from_reply(self.request(msg)))
 
     def metric(self, opened: Opened, state: dict, metric: float) -> dict:
         """One ReduceLROnPlateau-style step: returns ``{state, lr, momentum}``."""
-        msg = {"type": "metric", "hash": opened.hash, "state": state, "metric": float(metric)}
-        reply = self._with_reopen(opened, lambda: self.request(msg))
-        try:
-            return {"state": reply["state"], "lr": _floats(reply["lr"]), "momentum": _floats(reply.get("momentum"))}
-        except KeyError as exc:
-            raise ProtocolError("BAD_REPLY", f"'metric' reply lacks {exc}") from exc
+        msg = metric_message(opened.hash, state, metric)
+        return self._with_reopen(opened, lambda: metric_from_reply(self.request(msg)))
 
 
 # --------------------------------------------------------------------------
