@@ -1,0 +1,398 @@
+"""The machinery behind ``lrbridge.lr_scheduler``: torch's LRScheduler protocol
+with every value read from the schedule server.
+
+A bridged scheduler holds a spec (torch's class name and constructor kwargs),
+opens it on the server against the optimizer's param groups, and then plays
+rows: row k is what torch's scheduler holds after k ``step()`` calls. No
+schedule math happens here; this module only knows *which* row to write and
+how torch writes it (``fill_`` for tensor lrs, ``betas`` rebuilt as a tuple,
+the order and deprecation warnings, ``last_epoch``/``_step_count``).
+
+Hot path: ``step()`` reads the current window through mirrors of the
+WindowStream's buffers (``_lo``, ``_hi``, ``_lr_rows``, ``_mom_rows``).
+``_hi`` is 0 whenever a step needs the general path (first step: warnings;
+tensor lrs; after a resume or ``step(epoch)``), so the fast path is a bounds
+check, one list index and the group writes.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from torch import Tensor
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import EPOCH_DEPRECATION_WARNING, LRScheduler
+
+from .client import Client, Opened, resolve_client
+from .errors import ProtocolError
+from .prefetch import WindowStream, rows_of
+
+# Per-process objects that must not go into state_dict (not picklable, or the optimizer).
+TRANSIENT = frozenset(
+    {"optimizer", "_client", "_client_arg", "_opened", "_stream", "_lo", "_hi", "_lr_rows", "_mom_rows", "_schedulers"}
+)
+
+NO_END = 1 << 62  # a schedule without a last row
+
+ORDER_WARNING = (
+    "Detected call of `lr_scheduler.step()` before `optimizer.step()`. "
+    "In PyTorch 1.1.0 and later, you should call them in the opposite order: "
+    "`optimizer.step()` before `lr_scheduler.step()`.  Failure to do this "
+    "will result in PyTorch skipping the first value of the learning rate schedule. "
+    "See more details at "
+    "https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate"
+)
+OVERRIDDEN_WARNING = (
+    "Seems like `optimizer.step()` has been overridden after learning rate scheduler "
+    "initialization. Please, make sure to call `optimizer.step()` before "
+    "`lr_scheduler.step()`. See more details at "
+    "https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate"
+)
+
+
+# --------------------------------------------------------------------------
+# Small helpers shared by the scheduler classes
+
+
+def check_optimizer(optimizer: Any) -> None:
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+
+
+def check_number(name: str, value: Any) -> None:
+    """torch compares these at construction, so a non-number is a TypeError there too."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}: {value!r}")
+
+
+def expression(name: str, value: Any, variable: str, example: str) -> str:
+    """lrbridge takes the math of a lambda as an expression string, evaluated on the server."""
+    if isinstance(value, str):
+        return value
+    if callable(value):
+        raise TypeError(
+            f"lrbridge: {name} must be an expression string over `{variable}` such as "
+            f"{example!r}, not a Python callable: the schedule is computed by the lrbridge "
+            "server, which cannot run Python code."
+        )
+    raise TypeError(
+        f"lrbridge: {name} should be an expression string over `{variable}` such as "
+        f"{example!r}, but got {type(value).__name__}"
+    )
+
+
+def plain(value: Any) -> Any:
+    """Spec values as JSON: tuples/Counters become lists."""
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def make_spec(type_name: str, **kwargs: Any) -> dict:
+    """torch's class name and its kwargs; None means "not given" and is left out."""
+    spec: dict[str, Any] = {"type": type_name}
+    for key, value in kwargs.items():
+        if value is not None:
+            spec[key] = plain(value)
+    return spec
+
+
+def group_value(value: Any) -> float:
+    return float(value.item()) if isinstance(value, Tensor) else float(value)
+
+
+def current_lrs(optimizer: Optimizer) -> list:
+    """torch's _param_groups_val_list(optimizer, "lr"): tensors cloned, never aliased."""
+    return [g["lr"].clone() if isinstance(g["lr"], Tensor) else g["lr"] for g in optimizer.param_groups]
+
+
+def group_inits(optimizer: Optimizer, lr_key: str = "initial_lr") -> list[dict]:
+    """What `open` sends per group: the initial lr and the momentum the optimizer has."""
+    defaults = optimizer.defaults
+    inits = []
+    for group in optimizer.param_groups:
+        init: dict[str, Any] = {"lr": group_value(group[lr_key])}
+        if "betas" in defaults and "betas" in group:
+            init["betas"] = [group_value(b) for b in group["betas"][:2]]
+        elif "momentum" in defaults and "momentum" in group:
+            init["momentum"] = group_value(group["momentum"])
+        inits.append(init)
+    return inits
+
+
+def warn_step_order(optimizer: Optimizer, stacklevel: int) -> None:
+    """torch's check on the first user step (pytorch#20124)."""
+    if not hasattr(optimizer.step, "_wrapped_by_lr_sched"):
+        warnings.warn(OVERRIDDEN_WARNING, UserWarning, stacklevel=stacklevel + 1)
+    elif not getattr(optimizer, "_opt_called", False):
+        warnings.warn(ORDER_WARNING, UserWarning, stacklevel=stacklevel + 1)
+
+
+def torch_error(exc: ProtocolError) -> ValueError:
+    """A row torch would refuse (OneCycleLR past total_steps) comes back as BAD_REQUEST."""
+    text = str(exc)
+    at = text.find("Tried to step")
+    return ValueError(text[at:] if at >= 0 else text)
+
+
+class BoundedStream(WindowStream):
+    """A WindowStream that never asks for rows at or past ``end`` (OneCycleLR refuses them)."""
+
+    def __init__(self, *args: Any, end: int = NO_END, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.end = end
+
+    def _fetch_now(self, k: int) -> None:
+        count = min(self.window, self.end - k)
+        if count < 1:
+            raise IndexError(k)
+        window = self.client.window(self.opened, k, count, self.origin)
+        lr_rows, mom_rows = rows_of(window)
+        self._install(window.start, lr_rows, mom_rows)
+
+    def _submit(self, start: int) -> None:
+        if start + self.window > self.end:
+            return  # the last window is fetched in the calling thread, clamped
+        super()._submit(start)
+
+
+# --------------------------------------------------------------------------
+# The bridged scheduler
+
+
+class Bridged(LRScheduler):
+    """torch's LRScheduler protocol over server rows. Subclasses build the spec."""
+
+    # torch's `_is_initial` special case: on a resumed construction (last_epoch >= 0)
+    # these chainable classes keep the current lr for the initial step.
+    _KEEPS_LR_WHEN_RESUMED = False
+    # step(epoch) has a closed/epoch form on the server (all but MultiplicativeLR).
+    _HAS_EPOCH_FORM = True
+    # Fast-path mirrors; `_hi = 0` sends every step to the general path.
+    _lo = 0
+    _hi = 0
+    _lr_rows: Any = ()
+    _mom_rows: Any = None
+    _row_end = NO_END  # first row the schedule refuses (OneCycleLR: total_steps + 1)
+    _inert = False
+    _chainable = False
+    _momentum_key: str | None = None
+
+    # -- construction ------------------------------------------------------
+
+    def _bridge_init(self, optimizer: Optimizer, spec: dict, last_epoch: int, server: Any) -> None:
+        self._spec = spec
+        self._spec_hash: str | None = None
+        self._origin: dict | None = None
+        self._client_arg = server
+        # LRScheduler.__init__: type check, initial_lr, base_lrs, optimizer.step
+        # patch for the order warning, then _initial_step (ours, below).
+        LRScheduler.__init__(self, optimizer, last_epoch)
+
+    def _client_for(self) -> Client:
+        client = self.__dict__.get("_client")
+        if client is None:
+            client = self._client = resolve_client(self._client_arg)
+        return client
+
+    def _open(self) -> Opened:
+        """Open the spec against the groups as they are now (initial_lr, momentum/betas)."""
+        client = self._client_for()
+        self._opened = opened = client.open(self._spec, group_inits(self.optimizer))
+        self._spec_hash = opened.spec_hash
+        self._momentum_key = opened.momentum_key
+        self._chainable = opened.chainable
+        self._stream = BoundedStream(client, opened, 0, end=self._row_end)
+        return opened
+
+    def _initial_step(self) -> None:
+        """torch's constructor step: row last_epoch + 1 (row 0 on a fresh run)."""
+        self._step_count = 0
+        opened = self._open()
+        start = self.last_epoch + 1
+        if start > 0 and opened.chainable:
+            # Resumed construction: torch's recursive form continues from the lrs as they are.
+            lrs = [group_value(g["lr"]) for g in self.optimizer.param_groups]
+            if self._KEEPS_LR_WHEN_RESUMED:
+                self._origin = {"step": start, "lr": lrs}
+                self._stream.seek(start + 1, self._origin)
+                self._step_count = 1
+                self.last_epoch = start
+                self._last_lr = current_lrs(self.optimizer)
+                self._hi = 0
+                return
+            self._origin = {"step": start - 1, "lr": lrs}
+        self._stream.seek(start, self._origin)
+        self._step_count = 1
+        self._advance_to(start)
+        self._hi = 0  # the first user step checks the call order
+
+    # -- stepping ------------------------------------------------------------
+
+    def step(self, epoch: Any = None) -> None:
+        k = self.last_epoch + 1
+        if epoch is None and self._lo <= k < self._hi:
+            i = k - self._lo
+            groups = self.optimizer.param_groups
+            if self._chainable:
+                for g, was in zip(groups, self._last_lr):
+                    if g["lr"] != was:  # edited by hand: rebase in the general path
+                        return self._general_step(None)
+            row = self._lr_rows[i]
+            for g, v in zip(groups, row):
+                g["lr"] = v
+            if self._mom_rows is not None:
+                self._write_momentum(groups, self._mom_rows[i])
+            self.last_epoch = k
+            self._step_count += 1
+            self._last_lr = list(row)
+            return None
+        return self._general_step(epoch)
+
+    def _general_step(self, epoch: Any) -> None:
+        if self._inert:
+            raise RuntimeError(
+                f"lrbridge: this {type(self).__name__} is part of a SequentialLR/ChainedScheduler, "
+                "which steps it: call step() on the composite scheduler"
+            )
+        if self._step_count == 1:
+            warn_step_order(self.optimizer, stacklevel=4)
+        self._step_count += 1
+        if epoch is not None:
+            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=4)
+            self._step_to_epoch(epoch)
+        else:
+            k = self.last_epoch + 1
+            self._rebase_if_edited(k)
+            self._advance_to(k)
+        self._mirror()
+
+    def _rebase_if_edited(self, k: int) -> None:
+        """Chainable schedules continue from an lr changed outside the scheduler (torch's recursive form)."""
+        if not self._chainable or "_last_lr" not in self.__dict__:
+            return
+        now = [group_value(g["lr"]) for g in self.optimizer.param_groups]
+        if now != [group_value(v) for v in self._last_lr]:
+            self._origin = {"step": k - 1, "lr": now}
+            self._stream.seek(k, self._origin)
+
+    def _advance_to(self, k: int) -> None:
+        """Write row k (torch increments last_epoch before computing, even when it then raises)."""
+        self.last_epoch = k
+        if k >= self._row_end:
+            self._refused_row(k)
+        lr, mom = self._stream.row(k)
+        self._write(lr, mom)
+
+    def _refused_row(self, k: int) -> None:
+        try:
+            self._client_for().window(self._opened, k, 1, self._origin)
+        except ProtocolError as exc:
+            raise torch_error(exc) from None
+        raise ValueError(f"lrbridge: row {k} is past the end of this schedule")
+
+    def _step_to_epoch(self, epoch: Any) -> None:
+        """torch's deprecated step(epoch): closed form (or get_lr) at last_epoch = epoch."""
+        groups = self.optimizer.param_groups
+        self.last_epoch = epoch
+        if not self._HAS_EPOCH_FORM:
+            # MultiplicativeLR: current lr × λ(epoch), i.e. one recursive row from here.
+            self._origin = {"step": int(epoch) - 1, "lr": [group_value(g["lr"]) for g in groups]}
+            self._stream.seek(int(epoch), self._origin)
+            lr, mom = self._stream.row(int(epoch))
+            self._write(lr, mom)
+            return
+        try:
+            window = self._client_for().epoch(self._opened, [epoch])
+        except ProtocolError as exc:
+            if exc.code == "BAD_REQUEST":
+                raise torch_error(exc) from None
+            raise
+        lr = tuple(window.lr[0].tolist())
+        mom = None if window.momentum is None else tuple(window.momentum[0].tolist())
+        self._write(lr, mom)
+        self._after_epoch_step(epoch, lr)
+
+    def _after_epoch_step(self, epoch: Any, lr: tuple) -> None:
+        """Later plain steps continue from row epoch + 1 (from the written lrs when chainable)."""
+        nxt = int(epoch) + 1
+        if self._chainable:
+            self._origin = {"step": nxt - 1, "lr": list(lr)}
+        self._stream.seek(nxt, self._origin)
+
+    def _write(self, lr: tuple, mom: tuple | None) -> None:
+        groups = self.optimizer.param_groups
+        for g, v in zip(groups, lr):
+            if isinstance(g["lr"], Tensor):
+                g["lr"].fill_(v)
+            else:
+                g["lr"] = v
+        if mom is not None:
+            self._write_momentum(groups, mom)
+        self._last_lr = current_lrs(self.optimizer)
+
+    def _write_momentum(self, groups: list, mom: tuple) -> None:
+        if self._momentum_key == "betas":
+            for g, m in zip(groups, mom):
+                g["betas"] = (m, *g["betas"][1:])
+        else:
+            for g, m in zip(groups, mom):
+                g["momentum"] = m
+
+    def _mirror(self) -> None:
+        """Point the fast path at the stream's buffer, or switch it off."""
+        s = self._stream
+        if self._inert or any(isinstance(g["lr"], Tensor) for g in self.optimizer.param_groups):
+            self._hi = 0
+            return
+        self._lo, self._lr_rows, self._mom_rows = s.lo, s.lr_rows, s.mom_rows
+        self._hi = min(s.hi, self._row_end)
+
+    # -- torch API -------------------------------------------------------------
+
+    def get_lr(self) -> list:
+        """The lrs at ``last_epoch`` (from the server). Prefer get_last_lr()."""
+        if not self._get_lr_called_within_step:
+            warnings.warn(
+                "To get the last learning rate computed by the scheduler, please use `get_last_lr()`.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return list(self._last_lr)
+
+    def _update_lr(self, epoch: Any = None) -> None:
+        # torch's SequentialLR calls this on its children; keep it meaningful.
+        if epoch is None:
+            self._advance_to(self.last_epoch + 1)
+        else:
+            self._step_to_epoch(epoch)
+        self._mirror()
+
+    def state_dict(self) -> dict[str, Any]:
+        """torch's ``__dict__`` minus the optimizer and the connection objects: picklable."""
+        return {k: v for k, v in self.__dict__.items() if k not in TRANSIENT}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """``__dict__.update`` like torch, then position the stream at ``last_epoch + 1``.
+
+        Like torch, the checkpoint's hyper-parameters win: a different spec in
+        the checkpoint is re-opened (with a warning naming both hashes).
+        """
+        saved = {k: v for k, v in state_dict.items() if k not in TRANSIENT}
+        saved_spec, saved_hash = saved.get("_spec"), saved.get("_spec_hash")
+        self.__dict__.update(saved)
+        if saved_spec is not None and saved_hash != self._opened.spec_hash:
+            warnings.warn(
+                f"lrbridge: the checkpoint's schedule (spec_hash {saved_hash}) differs from the one "
+                f"constructed ({self._opened.spec_hash}); continuing with the checkpoint's, as torch does.",
+                UserWarning,
+                stacklevel=2,
+            )
+            self._open()
+        self._reposition()
+
+    def _reposition(self) -> None:
+        self._stream.seek(self.last_epoch + 1, self._origin)
+        self._hi = 0
+

@@ -1,0 +1,654 @@
+"""Drop-in replacements for ``torch.optim.lr_scheduler`` whose values come from the lrbridge server.
+
+Same constructor signatures and defaults as torch 2.13, plus a keyword-only
+``server=`` (None: ``LRBRIDGE_ENDPOINT`` or a private embedded server; an
+endpoint string; or a ``lrbridge.Client``). The schedule math runs in
+TypeScript; these classes only play its rows onto the optimizer the way torch
+writes them.
+
+Each class subclasses torch's class of the same name (and so
+``torch.optim.lr_scheduler.LRScheduler``, or ``ReduceLROnPlateau``), so
+``isinstance`` checks in Lightning, HF Trainer and user code pass. Every
+behaviour is overridden: torch's methods that compute values (``get_lr``,
+``scale_fn``, ``_anneal_func``, ``_reduce_lr`` ...) are never used; those that
+would compute schedule math raise ``NotImplementedError`` if called directly.
+
+Differences from torch, on purpose:
+- ``LambdaLR``/``MultiplicativeLR`` take an expression string over ``epoch``
+  (``"0.95 ** epoch"``) or a list of them; ``CyclicLR``'s ``scale_fn`` is an
+  expression over ``x``. A Python callable raises TypeError.
+- ``SequentialLR``/``ChainedScheduler`` take lrbridge schedulers and compose
+  their specs into one; the children become inert (their ``step()`` raises).
+- ``state_dict()`` also holds the spec, its ``spec_hash`` and the rebase
+  origin, and never the client or stream objects (always picklable).
+"""
+
+from __future__ import annotations
+
+import warnings
+from bisect import bisect_right
+from collections import Counter
+from math import floor, inf
+from typing import Any
+
+from torch import Tensor
+from torch.optim import lr_scheduler as _torch
+from torch.optim.lr_scheduler import EPOCH_DEPRECATION_WARNING, LRScheduler
+
+from ._scheduler_base import (
+    NO_END,
+    TRANSIENT,
+    Bridged,
+    check_number,
+    check_optimizer,
+    current_lrs,
+    expression,
+    group_inits,
+    group_value,
+    make_spec,
+    torch_error,
+)
+from .errors import ProtocolError
+
+__all__ = [
+    "LambdaLR",
+    "MultiplicativeLR",
+    "StepLR",
+    "MultiStepLR",
+    "ConstantLR",
+    "LinearLR",
+    "ExponentialLR",
+    "SequentialLR",
+    "CosineAnnealingLR",
+    "ChainedScheduler",
+    "ReduceLROnPlateau",
+    "CyclicLR",
+    "CosineAnnealingWarmRestarts",
+    "OneCycleLR",
+    "PolynomialLR",
+    "LRScheduler",
+]
+
+_SERVER_MATH = "lrbridge computes schedule values on the server; this torch method is not used"
+
+
+def _format_param(name: str, optimizer: Any, param: Any) -> list:
+    """torch's _format_param: one value per group (a list must match the group count)."""
+    if isinstance(param, (list, tuple)):
+        if len(param) != len(optimizer.param_groups):
+            raise ValueError(
+                f"{name} must have the same length as optimizer.param_groups. "
+                f"{name} has {len(param)} values, param_groups has {len(optimizer.param_groups)}."
+            )
+        return [p.clone() if isinstance(p, Tensor) else p for p in param]
+    return [param.clone() if isinstance(param, Tensor) else param] * len(optimizer.param_groups)
+
+
+def _lambdas(optimizer: Any, lr_lambda: Any) -> list[str]:
+    """One expression per group, as torch builds lr_lambdas."""
+    if not isinstance(lr_lambda, (list, tuple)):
+        return [expression("lr_lambda", lr_lambda, "epoch", "0.95 ** epoch")] * len(optimizer.param_groups)
+    if len(lr_lambda) != len(optimizer.param_groups):
+        raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}")
+    return [expression("lr_lambda", fn, "epoch", "0.95 ** epoch") for fn in lr_lambda]
+
+
+def _lambda_spec_value(lr_lambda: Any, lambdas: list[str]) -> Any:
+    return list(lambdas) if isinstance(lr_lambda, (list, tuple)) else lambdas[0]
+
+
+def _initial_momentums(self: Any, optimizer: Any, base_momentum: Any, max_momentum: Any) -> tuple:
+    """CyclicLR/OneCycleLR: torch writes max_momentum (or betas[0]) and both bounds before its first step."""
+    if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+        raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
+    self.use_beta1 = "betas" in optimizer.defaults
+    max_momentums = _format_param("max_momentum", optimizer, max_momentum)
+    base_momentums = _format_param("base_momentum", optimizer, base_momentum)
+    return max_momentums, base_momentums
+
+
+def _apply_initial_momentum(self: Any, optimizer: Any, max_momentums: list, base_momentums: list) -> None:
+    for m_momentum, b_momentum, group in zip(max_momentums, base_momentums, optimizer.param_groups):
+        if self.use_beta1:
+            group["betas"] = (m_momentum, *group["betas"][1:])
+        else:
+            group["momentum"] = m_momentum
+        group["max_momentum"] = m_momentum
+        group["base_momentum"] = b_momentum
+
+
+# --------------------------------------------------------------------------
+# Per-step schedules
+
+
+class LambdaLR(Bridged, _torch.LambdaLR):
+    """base_lr × λ(epoch), λ an expression string over ``epoch`` (one per group allowed)."""
+
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1, *, server=None) -> None:
+        check_optimizer(optimizer)
+        self.optimizer = optimizer
+        self.lr_lambdas = _lambdas(optimizer, lr_lambda)
+        spec = make_spec("LambdaLR", lr_lambda=_lambda_spec_value(lr_lambda, self.lr_lambdas))
+        self._bridge_init(optimizer, spec, last_epoch, server)
+
+
+class MultiplicativeLR(Bridged, _torch.MultiplicativeLR):
+    """lr × λ(epoch) each step (chainable), λ an expression string over ``epoch``."""
+
+    _KEEPS_LR_WHEN_RESUMED = True
+    _HAS_EPOCH_FORM = False
+
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1, *, server=None) -> None:
+        check_optimizer(optimizer)
+        self.optimizer = optimizer
+        self.lr_lambdas = _lambdas(optimizer, lr_lambda)
+        spec = make_spec("MultiplicativeLR", lr_lambda=_lambda_spec_value(lr_lambda, self.lr_lambdas))
+        self._bridge_init(optimizer, spec, last_epoch, server)
+
+
+class StepLR(Bridged, _torch.StepLR):
+    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1, *, server=None) -> None:
+        check_optimizer(optimizer)
+        self.step_size = step_size
+        self.gamma = gamma
+        self._bridge_init(optimizer, make_spec("StepLR", step_size=step_size, gamma=gamma), last_epoch, server)
+
+
+class MultiStepLR(Bridged, _torch.MultiStepLR):
+    def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1, *, server=None) -> None:
+        check_optimizer(optimizer)
+        milestones = list(milestones)  # TypeError for a non-iterable, as torch's Counter()
+        self.milestones = Counter(milestones)
+        self.gamma = gamma
+        spec = make_spec("MultiStepLR", milestones=milestones, gamma=gamma)
+        self._bridge_init(optimizer, spec, last_epoch, server)
+
+
+class ConstantLR(Bridged, _torch.ConstantLR):
+    def __init__(self, optimizer, factor=1.0 / 3, total_iters=5, last_epoch=-1, *, server=None) -> None:
+        check_number("factor", factor)
+        check_optimizer(optimizer)
+        self.factor = factor
+        self.total_iters = total_iters
+        spec = make_spec("ConstantLR", factor=factor, total_iters=total_iters)
+        self._bridge_init(optimizer, spec, last_epoch, server)
+
+
+class LinearLR(Bridged, _torch.LinearLR):
+    _KEEPS_LR_WHEN_RESUMED = True
+
+    def __init__(
+        self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1, *, server=None
+    ) -> None:
+        check_number("start_factor", start_factor)
+        check_number("end_factor", end_factor)
+        check_optimizer(optimizer)
+        self.start_factor = start_factor
+        self.end_factor = end_factor
+        self.total_iters = total_iters
+        spec = make_spec("LinearLR", start_factor=start_factor, end_factor=end_factor, total_iters=total_iters)
+        self._bridge_init(optimizer, spec, last_epoch, server)
+
+
+class ExponentialLR(Bridged, _torch.ExponentialLR):
+    _KEEPS_LR_WHEN_RESUMED = True
+
+    def __init__(self, optimizer, gamma, last_epoch=-1, *, server=None) -> None:
+        check_optimizer(optimizer)
+        self.gamma = gamma
+        self._bridge_init(optimizer, make_spec("ExponentialLR", gamma=gamma), last_epoch, server)
+
+
+class PolynomialLR(Bridged, _torch.PolynomialLR):
+    _KEEPS_LR_WHEN_RESUMED = True
+
+    def __init__(self, optimizer, total_iters=5, power=1.0, last_epoch=-1, *, server=None) -> None:
+        check_optimizer(optimizer)
+        self.total_iters = total_iters
+        self.power = power
+        spec = make_spec("PolynomialLR", total_iters=total_iters, power=power)
+        self._bridge_init(optimizer, spec, last_epoch, server)
+
+
+class CosineAnnealingLR(Bridged, _torch.CosineAnnealingLR):
+    _KEEPS_LR_WHEN_RESUMED = True
+
+    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1, *, server=None) -> None:
+        check_optimizer(optimizer)
+        self.T_max = T_max
+        self.eta_min = eta_min
+        self._bridge_init(optimizer, make_spec("CosineAnnealingLR", T_max=T_max, eta_min=eta_min), last_epoch, server)
+
+
+class CosineAnnealingWarmRestarts(Bridged, _torch.CosineAnnealingWarmRestarts):
+    """SGDR. Like torch, ``step()`` keeps ``_step_count`` at 0 and never warns.
+
+    ``step(epoch)`` (fractional epochs allowed) asks the server for that epoch;
+    plain ``step()`` calls after it continue at epoch + 1, + 2, ... (torch's
+    ``T_cur += 1`` with restarts), also from the server. ``T_cur``/``T_i`` are
+    not tracked here.
+    """
+
+    def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1, *, server=None) -> None:
+        check_number("T_0", T_0)
+        if T_0 <= 0 or not isinstance(T_0, int):
+            raise ValueError(f"Expected positive integer T_0, but got {T_0}")
+        check_number("T_mult", T_mult)
+        if T_mult < 1 or not isinstance(T_mult, int):
+            raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult}")
+        if not isinstance(eta_min, (float, int)):
+            raise ValueError(f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}")
+        check_optimizer(optimizer)
+        self.T_0 = T_0
+        self.T_i = T_0
+        self.T_mult = T_mult
+        self.eta_min = eta_min
+        self.T_cur = last_epoch
+        self._epoch_float = None  # set once step(epoch) was used: later steps are epoch + n
+        spec = make_spec("CosineAnnealingWarmRestarts", T_0=T_0, T_mult=T_mult, eta_min=eta_min)
+        self._bridge_init(optimizer, spec, last_epoch, server)
+
+    def _initial_step(self) -> None:
+        super()._initial_step()
+        self._step_count = 0  # torch's override of step() never counts
+        self._mirror()
+
+    def step(self, epoch=None) -> None:
+        k = self.last_epoch + 1
+        if epoch is None and self._lo <= k < self._hi:
+            i = k - self._lo
+            row = self._lr_rows[i]
+            for g, v in zip(self.optimizer.param_groups, row):
+                g["lr"] = v
+            self.last_epoch = k
+            self._last_lr = list(row)
+            return
+        if self._inert:
+            super()._general_step(None)  # raises: the composite steps it
+        if epoch is None and self._epoch_float is None:
+            self._advance_to(k)
+            self._mirror()
+            return
+        if epoch is None:
+            epoch = self._epoch_float + 1
+        elif epoch < 0:
+            raise ValueError(f"Expected non-negative epoch, but got {epoch}")
+        window = self._client_for().epoch(self._opened, [epoch])
+        self._write(tuple(window.lr[0].tolist()), None)
+        self._epoch_float = epoch
+        self.last_epoch = floor(epoch)
+        self._hi = 0
+
+
+class CyclicLR(Bridged, _torch.CyclicLR):
+    """Cyclical lr (and inverse momentum). ``scale_fn``: an expression string over ``x``, or None."""
+
+    def __init__(
+        self,
+        optimizer,
+        base_lr,
+        max_lr,
+        step_size_up=2000,
+        step_size_down=None,
+        mode="triangular",
+        gamma=1.0,
+        scale_fn=None,
+        scale_mode="cycle",
+        cycle_momentum=True,
+        base_momentum=0.8,
+        max_momentum=0.9,
+        last_epoch=-1,
+        *,
+        server=None,
+    ) -> None:
+        check_optimizer(optimizer)
+        self.optimizer = optimizer
+        if scale_fn is not None:
+            scale_fn = expression("scale_fn", scale_fn, "x", "1 / (2.0 ** (x - 1))")
+        base_lrs = _format_param("base_lr", optimizer, base_lr)
+        self.max_lrs = _format_param("max_lr", optimizer, max_lr)
+        # torch converts these with float() at construction (its ValueError/TypeError).
+        float(step_size_up)
+        if step_size_down is not None:
+            float(step_size_down)
+        self.mode = mode
+        self.gamma = gamma
+        self._scale_fn_custom = scale_fn
+        self.scale_mode = scale_mode
+        self.cycle_momentum = cycle_momentum
+        momentums = None
+        if cycle_momentum:
+            momentums = _initial_momentums(self, optimizer, base_momentum, max_momentum)
+            self.max_momentums, self.base_momentums = momentums
+        if last_epoch == -1:
+            # torch overwrites the lr with base_lr before LRScheduler.__init__ (so initial_lr = base_lr).
+            for lr, group in zip(base_lrs, optimizer.param_groups):
+                if isinstance(group["lr"], Tensor):
+                    group["lr"].fill_(group_value(lr))
+                else:
+                    group["lr"] = lr
+            if momentums is not None:
+                _apply_initial_momentum(self, optimizer, *momentums)
+        spec = make_spec(
+            "CyclicLR",
+            base_lr=[group_value(v) for v in base_lrs] if isinstance(base_lr, (list, tuple)) else group_value(base_lr),
+            max_lr=max_lr if not isinstance(max_lr, Tensor) else group_value(max_lr),
+            step_size_up=step_size_up,
+            step_size_down=step_size_down,
+            mode=mode,
+            gamma=gamma,
+            scale_fn=scale_fn,
+            scale_mode=scale_mode,
+            cycle_momentum=cycle_momentum,
+            base_momentum=base_momentum,
+            max_momentum=max_momentum,
+        )
+        self._bridge_init(optimizer, spec, last_epoch, server)
+        self.base_lrs = base_lrs
+
+    def scale_fn(self, x):
+        raise NotImplementedError(_SERVER_MATH)
+
+    def _init_scale_fn(self) -> None:
+        pass
+
+
+class OneCycleLR(Bridged, _torch.OneCycleLR):
+    """1cycle. Raises torch's ValueError "Tried to step N times..." past ``total_steps``."""
+
+    def __init__(
+        self,
+        optimizer,
+        max_lr,
+        total_steps=None,
+        epochs=None,
+        steps_per_epoch=None,
+        pct_start=0.3,
+        anneal_strategy="cos",
+        cycle_momentum=True,
+        base_momentum=0.85,
+        max_momentum=0.95,
+        div_factor=25.0,
+        final_div_factor=1e4,
+        three_phase=False,
+        last_epoch=-1,
+        *,
+        server=None,
+    ) -> None:
+        check_optimizer(optimizer)
+        self.optimizer = optimizer
+        # int/float distinctions the server cannot see once numbers are on the wire.
+        if total_steps is not None:
+            check_number("total_steps", total_steps)
+            if total_steps <= 0 or not isinstance(total_steps, int):
+                raise ValueError(f"Expected positive integer total_steps, but got {total_steps}")
+            self.total_steps = total_steps
+        elif epochs is not None and steps_per_epoch is not None:
+            if not isinstance(epochs, int) or epochs <= 0:
+                raise ValueError(f"Expected positive integer epochs, but got {epochs}")
+            if not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
+                raise ValueError(f"Expected positive integer steps_per_epoch, but got {steps_per_epoch}")
+            self.total_steps = epochs * steps_per_epoch
+        else:
+            raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
+        if not isinstance(pct_start, float) or pct_start < 0 or pct_start > 1:
+            raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
+        self._anneal_func_type = anneal_strategy
+        self.cycle_momentum = cycle_momentum
+        self._row_end = self.total_steps + 1  # torch refuses last_epoch > total_steps
+        max_lrs = _format_param("max_lr", optimizer, max_lr)
+        momentums = None
+        if cycle_momentum:
+            momentums = _initial_momentums(self, optimizer, base_momentum, max_momentum)
+        if anneal_strategy in ("cos", "linear") and last_epoch == -1:
+            # The group keys torch writes (its initial/min lr divisions, verbatim); the
+            # schedule's values still come from the server.
+            for idx, group in enumerate(optimizer.param_groups):
+                group["initial_lr"] = max_lrs[idx] / div_factor
+                group["max_lr"] = max_lrs[idx]
+                group["min_lr"] = group["initial_lr"] / final_div_factor
+            if momentums is not None:
+                _apply_initial_momentum(self, optimizer, *momentums)
+        spec = make_spec(
+            "OneCycleLR",
+            max_lr=max_lr,
+            total_steps=self.total_steps,
+            pct_start=pct_start,
+            anneal_strategy=anneal_strategy,
+            cycle_momentum=cycle_momentum,
+            base_momentum=base_momentum,
+            max_momentum=max_momentum,
+            div_factor=div_factor,
+            final_div_factor=final_div_factor,
+            three_phase=three_phase,
+        )
+        self._bridge_init(optimizer, spec, last_epoch, server)
+
+    def _anneal_func(self, *args, **kwargs):
+        raise NotImplementedError(_SERVER_MATH)
+
+
+# --------------------------------------------------------------------------
+# Composites
+
+
+def _check_children(owner: str, optimizer: Any, schedulers: Any) -> list:
+    schedulers = list(schedulers)
+    for idx, scheduler in enumerate(schedulers):
+        if not hasattr(scheduler, "optimizer"):
+            raise TypeError(f"{owner} at index {idx} should have `optimizer` as its attribute.")
+        if isinstance(scheduler, _torch.ReduceLROnPlateau):
+            raise ValueError(
+                f"{owner} does not support `ReduceLROnPlateau` scheduler as it "
+                "requires additional kwargs to be specified when calling `step`, "
+                f"but got one at index {idx} in the given schedulers sequence."
+            )
+        if not isinstance(scheduler, Bridged):
+            raise TypeError(
+                f"lrbridge: {owner} composes lrbridge schedulers; the one at index {idx} is "
+                f"{type(scheduler).__module__}.{type(scheduler).__name__}. Build it with "
+                f"lrbridge.lr_scheduler.{type(scheduler).__name__} instead."
+            )
+        if optimizer != scheduler.optimizer:
+            raise ValueError(
+                f"{owner} expects all schedulers to belong to the same optimizer, but "
+                f"got scheduler {scheduler.__class__.__name__} at index {idx} has {scheduler.optimizer}, "
+                f"which is different from {optimizer.__class__.__name__}."
+            )
+    return schedulers
+
+
+def _composite_server(server: Any, schedulers: list) -> Any:
+    """By default a composite talks to the server its first child talks to."""
+    return server if server is not None else schedulers[0]._client_for()
+
+
+class SequentialLR(Bridged, _torch.SequentialLR):
+    """Children run one after another; at a milestone the next restarts at its own step 0."""
+
+    def __init__(self, optimizer, schedulers, milestones, last_epoch=-1, *, server=None) -> None:
+        if len(schedulers) < 1:
+            raise ValueError(f"{self.__class__.__name__} expects at least one scheduler, but got no scheduler.")
+        schedulers = _check_children(self.__class__.__name__, optimizer, schedulers)
+        milestones = list(milestones)
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError(
+                "Sequential Schedulers expects number of schedulers provided to be one more "
+                f"than the number of milestone points, but got number of schedulers {len(schedulers)} and the "
+                f"number of milestones to be equal to {len(milestones)}"
+            )
+        self._schedulers = schedulers
+        self._milestones = milestones
+        self._row_end = _sequential_end(schedulers, milestones)
+        spec = make_spec("SequentialLR", schedulers=[s._spec for s in schedulers], milestones=milestones)
+        for s in schedulers:
+            s._inert = True
+            s._hi = 0
+        # LRScheduler.__init__ resets nothing here; the composite's row 0 is torch's
+        # "lrs back to initial_lr, then the first child's initial step".
+        self._bridge_init(optimizer, spec, last_epoch, _composite_server(server, schedulers))
+
+    def recursive_undo(self, sched=None) -> None:
+        pass  # the composite spec replays construction on the server
+
+
+class ChainedScheduler(Bridged, _torch.ChainedScheduler):
+    """Every child steps each step (effects multiply). Takes no constructor step of its own."""
+
+    def __init__(self, schedulers, optimizer=None, *, server=None) -> None:
+        if len(schedulers) < 1:
+            raise ValueError(
+                f"{self.__class__.__name__} expects at least one scheduler to be chained, but got no scheduler."
+            )
+        optimizer = optimizer or schedulers[0].optimizer
+        schedulers = _check_children(self.__class__.__name__, optimizer, schedulers)
+        self._schedulers = schedulers
+        self._row_end = min(s._row_end for s in schedulers)
+        for s in schedulers:
+            s._inert = True
+            s._hi = 0
+        spec = make_spec("ChainedScheduler", schedulers=[s._spec for s in schedulers])
+        # Row 0 of the chain is what the children's constructions left on the groups.
+        self._bridge_init(optimizer, spec, -1, _composite_server(server, schedulers))
+
+
+def _sequential_end(schedulers: list, milestones: list) -> int:
+    """First row a child refuses (a OneCycleLR stepped past total_steps), or NO_END."""
+    for i, s in enumerate(schedulers):
+        if s._row_end == NO_END:
+            continue
+        start = 0 if i == 0 else milestones[i - 1]
+        stop = milestones[i] if i < len(milestones) else NO_END
+        if start + s._row_end < stop:
+            return start + s._row_end
+    return NO_END
+
+
+# --------------------------------------------------------------------------
+# Metric-driven
+
+
+class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
+    """Reduce the lr when a metric stops improving. ``step(metrics)`` is one server round trip.
+
+    The plateau state (best, bad epochs, cooldown) lives in ``_state``, carried
+    by the client and part of ``state_dict()``; ``best``, ``num_bad_epochs``,
+    ``cooldown_counter`` mirror it.
+    """
+
+    def __init__(
+        self,
+        optimizer,
+        mode="min",
+        factor=0.1,
+        patience=10,
+        threshold=1e-4,
+        threshold_mode="rel",
+        cooldown=0,
+        min_lr=0,
+        eps=1e-8,
+        *,
+        server=None,
+    ) -> None:
+        check_number("factor", factor)
+        if factor >= 1.0:
+            raise ValueError("Factor should be < 1.0.")
+        check_optimizer(optimizer)
+        self.factor = factor
+        self.optimizer = optimizer
+        if isinstance(min_lr, (list, tuple)):
+            if len(min_lr) != len(optimizer.param_groups):
+                raise ValueError(f"expected {len(optimizer.param_groups)} min_lrs, got {len(min_lr)}")
+            self.default_min_lr = None
+            self.min_lrs = list(min_lr)
+        else:
+            self.default_min_lr = min_lr
+            self.min_lrs = [min_lr] * len(optimizer.param_groups)
+        self.patience = patience
+        self.cooldown = cooldown
+        self.eps = eps
+        self.last_epoch = 0
+        self._last_lr = current_lrs(optimizer)
+        self.mode = mode
+        self.threshold = threshold
+        self.threshold_mode = threshold_mode
+        self._client_arg = server
+        self._spec = make_spec(
+            "ReduceLROnPlateau",
+            mode=mode,
+            factor=factor,
+            patience=patience,
+            threshold=threshold,
+            threshold_mode=threshold_mode,
+            cooldown=cooldown,
+            min_lr=min_lr,
+            eps=eps,
+        )
+        opened = self._open()
+        self._state = opened.state
+        self.mode_worse = inf if mode == "min" else -inf
+        self._mirror_state()
+
+    _client_for = Bridged._client_for
+
+    def _open(self):
+        self._opened = opened = self._client_for().open(self._spec, group_inits(self.optimizer, "lr"))
+        self._spec_hash = opened.spec_hash
+        return opened
+
+    def _mirror_state(self) -> None:
+        state = self._state or {}
+        best = state.get("best")
+        self.best = self.mode_worse if best is None else float(best)
+        self.num_bad_epochs = int(state.get("num_bad_epochs", 0))
+        self.cooldown_counter = int(state.get("cooldown_counter", 0))
+
+    def step(self, metrics, epoch=None) -> None:  # type: ignore[override]
+        current = float(metrics)  # a 0-dim tensor works too
+        if epoch is None:
+            epoch = self.last_epoch + 1
+        else:
+            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
+        self.last_epoch = epoch
+        groups = self.optimizer.param_groups
+        now = [group_value(g["lr"]) for g in groups]
+        state = dict(self._state)
+        if "lr" in state:
+            # torch reduces the lrs as they are now, hand edits included.
+            state["lr"] = now
+        try:
+            reply = self._client_for().metric(self._opened, state, current)
+        except ProtocolError as exc:
+            if exc.code == "BAD_REQUEST":
+                raise torch_error(exc) from None
+            raise
+        for g, new, old in zip(groups, reply["lr"], now):
+            if new != old:  # torch writes only a reduced lr
+                if isinstance(g["lr"], Tensor):
+                    g["lr"].fill_(new)
+                else:
+                    g["lr"] = new
+        self._state = reply["state"]
+        self._mirror_state()
+        self._last_lr = current_lrs(self.optimizer)
+
+    def get_last_lr(self) -> list:
+        return self._last_lr
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in TRANSIENT}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = {k: v for k, v in state_dict.items() if k not in TRANSIENT}
+        self.__dict__.update(saved)
+        if saved.get("_spec") is not None and saved.get("_spec_hash") != self._opened.spec_hash:
+            self._open()
+
+    def _reduce_lr(self, epoch) -> None:
+        raise NotImplementedError(_SERVER_MATH)
+
+    def _is_better(self, a, best):
+        raise NotImplementedError(_SERVER_MATH)
+
+    def _init_is_better(self, mode, threshold, threshold_mode) -> None:
+        pass
