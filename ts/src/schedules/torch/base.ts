@@ -1,0 +1,76 @@
+import type { SimOptimizer } from "./optimizer";
+import { PyError } from "./pymath";
+
+/**
+ * torch.optim.lr_scheduler.LRScheduler, state for state: `last_epoch`,
+ * `_step_count`, `_is_initial`, `base_lrs`. Subclasses set their fields and
+ * then call `init()` (torch's `super().__init__`, which takes the initial step).
+ */
+export abstract class TorchScheduler {
+  lastEpoch = -1;
+  stepCount = 0;
+  isInitial = false;
+  baseLrs: number[] = [];
+  /** Nested schedulers (SequentialLR, ChainedScheduler). */
+  children?: TorchScheduler[];
+  /** Whether the scheduler has a `last_epoch` attribute (ChainedScheduler has none). */
+  hasLastEpoch = true;
+
+  constructor(
+    readonly optimizer: SimOptimizer,
+    /** Where this scheduler sits in the spec, for error messages. */
+    readonly path: string,
+  ) {}
+
+  /** LRScheduler.__init__ with last_epoch=-1. */
+  protected init(): void {
+    for (const g of this.optimizer.groups) {
+      if (g.initial_lr === undefined) g.initial_lr = g.lr; // setdefault
+    }
+    this.baseLrs = this.optimizer.groups.map((g) => g.initial_lr as number);
+    this.lastEpoch = -1;
+    this.initialStep();
+  }
+
+  initialStep(): void {
+    this.stepCount = 0;
+    this.isInitial = true;
+    try {
+      this.step();
+    } finally {
+      this.isInitial = false;
+    }
+  }
+
+  step(epoch?: number): void {
+    this.stepCount += 1;
+    this.updateLr(epoch);
+  }
+
+  updateLr(epoch?: number): void {
+    let values: number[];
+    if (epoch === undefined) {
+      this.lastEpoch += 1;
+      values = this.getLr();
+    } else {
+      this.lastEpoch = epoch;
+      values = this.closedFormLr ? this.closedFormLr() : this.getLr();
+    }
+    this.optimizer.groups.forEach((g, i) => {
+      g.lr = values[i];
+    });
+  }
+
+  /** The chainable (recursive) form: torch's get_lr(). */
+  getLr(): number[] {
+    throw new PyError("NotImplementedError", `${this.constructor.name}.get_lr is not implemented`);
+  }
+
+  /** torch's _get_closed_form_lr, used by step(epoch), where the class has one. */
+  closedFormLr?(): number[];
+
+  /** Current group lrs (torch's _param_groups_val_list(optimizer, "lr")). */
+  protected currentLrs(): number[] {
+    return this.optimizer.groups.map((g) => g.lr);
+  }
+}

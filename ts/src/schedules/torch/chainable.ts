@@ -1,0 +1,214 @@
+/**
+ * The schedulers whose get_lr() is recursive (reads the current group lr),
+ * plus LambdaLR. Every expression keeps torch's operation order so rounding
+ * matches bit for bit where the math library does.
+ */
+import { TorchScheduler } from "./base";
+import type { SimOptimizer } from "./optimizer";
+import { bisectRight, pyDiv, pyFloorDiv, pyMod, pyPow } from "./pymath";
+
+/** A Python callable of the epoch (lr_lambda). */
+export type EpochFn = (epoch: number) => number;
+
+/** Python's min(a, b): the first argument unless the second is smaller. */
+function pyMin(a: number, b: number): number {
+  return b < a ? b : a;
+}
+
+export class StepLR extends TorchScheduler {
+  constructor(
+    opt: SimOptimizer,
+    path: string,
+    readonly stepSize: number,
+    readonly gamma: number,
+  ) {
+    super(opt, path);
+    this.init();
+  }
+  override getLr(): number[] {
+    if (this.lastEpoch === 0 || pyMod(this.lastEpoch, this.stepSize) !== 0) return this.currentLrs();
+    return this.optimizer.groups.map((g) => g.lr * this.gamma);
+  }
+  override closedFormLr(): number[] {
+    const k = pyFloorDiv(this.lastEpoch, this.stepSize);
+    return this.baseLrs.map((b) => b * pyPow(this.gamma, k));
+  }
+}
+
+export class MultiStepLR extends TorchScheduler {
+  /** collections.Counter(milestones) */
+  private readonly counts = new Map<number, number>();
+  private readonly sortedMilestones: number[];
+  constructor(
+    opt: SimOptimizer,
+    path: string,
+    milestones: readonly number[],
+    readonly gamma: number,
+  ) {
+    super(opt, path);
+    for (const m of milestones) this.counts.set(m, (this.counts.get(m) ?? 0) + 1);
+    this.sortedMilestones = [...milestones].sort((a, b) => a - b);
+    this.init();
+  }
+  override getLr(): number[] {
+    const n = this.counts.get(this.lastEpoch);
+    if (n === undefined) return this.currentLrs();
+    return this.optimizer.groups.map((g) => g.lr * pyPow(this.gamma, n));
+  }
+  override closedFormLr(): number[] {
+    const k = bisectRight(this.sortedMilestones, this.lastEpoch);
+    return this.baseLrs.map((b) => b * pyPow(this.gamma, k));
+  }
+}
+
+export class ConstantLR extends TorchScheduler {
+  constructor(
+    opt: SimOptimizer,
+    path: string,
+    readonly factor: number,
+    readonly totalIters: number,
+  ) {
+    super(opt, path);
+    this.init();
+  }
+  override getLr(): number[] {
+    if (this.lastEpoch === 0) return this.optimizer.groups.map((g) => g.lr * this.factor);
+    if (this.lastEpoch !== this.totalIters) return this.currentLrs();
+    return this.optimizer.groups.map((g) => g.lr * pyDiv(1.0, this.factor));
+  }
+  override closedFormLr(): number[] {
+    // (last_epoch >= total_iters) * (1 - factor): a bool times a float.
+    const reached = this.lastEpoch >= this.totalIters ? 1 : 0;
+    return this.baseLrs.map((b) => b * (this.factor + reached * (1 - this.factor)));
+  }
+}
+
+export class LinearLR extends TorchScheduler {
+  constructor(
+    opt: SimOptimizer,
+    path: string,
+    readonly startFactor: number,
+    readonly endFactor: number,
+    readonly totalIters: number,
+  ) {
+    super(opt, path);
+    this.init();
+  }
+  override getLr(): number[] {
+    if (this.lastEpoch === 0) return this.optimizer.groups.map((g) => g.lr * this.startFactor);
+    if (this.isInitial || this.lastEpoch > this.totalIters) return this.currentLrs();
+    const sf = this.startFactor;
+    const ef = this.endFactor;
+    const ratio =
+      1.0 + pyDiv(ef - sf, this.totalIters * sf + (this.lastEpoch - 1) * (ef - sf));
+    return this.optimizer.groups.map((g) => g.lr * ratio);
+  }
+  override closedFormLr(): number[] {
+    const sf = this.startFactor;
+    const ef = this.endFactor;
+    const t = pyMin(this.totalIters, this.lastEpoch);
+    return this.baseLrs.map((b) => b * (sf + pyDiv((ef - sf) * t, this.totalIters)));
+  }
+}
+
+export class ExponentialLR extends TorchScheduler {
+  constructor(
+    opt: SimOptimizer,
+    path: string,
+    readonly gamma: number,
+  ) {
+    super(opt, path);
+    this.init();
+  }
+  override getLr(): number[] {
+    if (this.isInitial) return this.currentLrs();
+    return this.optimizer.groups.map((g) => g.lr * this.gamma);
+  }
+  override closedFormLr(): number[] {
+    return this.baseLrs.map((b) => b * pyPow(this.gamma, this.lastEpoch));
+  }
+}
+
+export class PolynomialLR extends TorchScheduler {
+  constructor(
+    opt: SimOptimizer,
+    path: string,
+    readonly totalIters: number,
+    readonly power: number,
+  ) {
+    super(opt, path);
+    this.init();
+  }
+  override getLr(): number[] {
+    if (this.isInitial || this.lastEpoch > this.totalIters) return this.currentLrs();
+    const t = this.lastEpoch;
+    const T = this.totalIters;
+    const decay = pyPow(pyDiv(1.0 - pyDiv(t, T), 1.0 - pyDiv(t - 1, T)), this.power);
+    return this.optimizer.groups.map((g) => g.lr * decay);
+  }
+  override closedFormLr(): number[] {
+    const T = this.totalIters;
+    const f = pyPow(1.0 - pyDiv(pyMin(T, this.lastEpoch), T), this.power);
+    return this.baseLrs.map((b) => b * f);
+  }
+}
+
+export class CosineAnnealingLR extends TorchScheduler {
+  constructor(
+    opt: SimOptimizer,
+    path: string,
+    readonly tMax: number,
+    readonly etaMin: number,
+  ) {
+    super(opt, path);
+    this.init();
+  }
+  override getLr(): number[] {
+    const t = this.lastEpoch;
+    const T = this.tMax;
+    const eta = this.etaMin;
+    if (this.isInitial) return this.currentLrs();
+    if (this.stepCount === 1 && t > 0) {
+      return this.baseLrs.map((b) => eta + pyDiv((b - eta) * (1 + Math.cos(pyDiv(t * Math.PI, T))), 2));
+    }
+    if (pyMod(t - 1 - T, 2 * T) === 0) {
+      const bump = 1 - Math.cos(pyDiv(Math.PI, T));
+      return this.optimizer.groups.map((g, i) => g.lr + ((this.baseLrs[i] - eta) * bump) / 2);
+    }
+    const ratio = pyDiv(1 + Math.cos(pyDiv(Math.PI * t, T)), 1 + Math.cos(pyDiv(Math.PI * (t - 1), T)));
+    return this.optimizer.groups.map((g) => ratio * (g.lr - eta) + eta);
+  }
+  override closedFormLr(): number[] {
+    const c = 1 + Math.cos(pyDiv(Math.PI * this.lastEpoch, this.tMax));
+    return this.baseLrs.map((b) => this.etaMin + ((b - this.etaMin) * c) / 2);
+  }
+}
+
+export class LambdaLR extends TorchScheduler {
+  constructor(
+    opt: SimOptimizer,
+    path: string,
+    readonly lambdas: readonly EpochFn[],
+  ) {
+    super(opt, path);
+    this.init();
+  }
+  override getLr(): number[] {
+    return this.baseLrs.map((b, i) => b * this.lambdas[i](this.lastEpoch));
+  }
+}
+
+export class MultiplicativeLR extends TorchScheduler {
+  constructor(
+    opt: SimOptimizer,
+    path: string,
+    readonly lambdas: readonly EpochFn[],
+  ) {
+    super(opt, path);
+    this.init();
+  }
+  override getLr(): number[] {
+    if (this.isInitial) return this.currentLrs();
+    return this.optimizer.groups.map((g, i) => g.lr * this.lambdas[i](this.lastEpoch));
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * The part of a torch Optimizer that schedulers touch: param_group dicts and
+ * whether the optimizer's defaults carry `momentum` (SGD, RMSprop) or
+ * `betas` (Adam family). Schedulers read and write these keys exactly as
+ * torch does, so composites see each other's side effects.
+ */
+export interface SimGroup {
+  lr: number;
+  initial_lr?: number;
+  momentum?: number;
+  betas?: [number, number];
+  max_lr?: number;
+  min_lr?: number;
+  max_momentum?: number;
+  base_momentum?: number;
+}
+
+export type GroupKey = "initial_lr" | "max_lr" | "min_lr" | "max_momentum" | "base_momentum";
+
+export interface SimOptimizer {
+  groups: SimGroup[];
+  /** "momentum" in optimizer.defaults */
+  hasMomentum: boolean;
+  /** "betas" in optimizer.defaults */
+  hasBetas: boolean;
+}
+
+export interface GroupSeed {
+  lr: number;
+  momentum?: number | null;
+  betas?: readonly [number, number] | null;
+}
+
+/** A fresh optimizer: lr as given, no initial_lr yet (last_epoch=-1 path). */
+export function makeOptimizer(seeds: readonly GroupSeed[]): SimOptimizer {
+  const groups = seeds.map((s): SimGroup => {
+    const g: SimGroup = { lr: s.lr };
+    if (s.momentum !== undefined && s.momentum !== null) g.momentum = s.momentum;
+    if (s.betas !== undefined && s.betas !== null) g.betas = [s.betas[0], s.betas[1]];
+    return g;
+  });
+  return {
+    groups,
+    hasMomentum: seeds.some((s) => s.momentum !== undefined && s.momentum !== null),
+    hasBetas: seeds.some((s) => s.betas !== undefined && s.betas !== null),
+  };
+}
+
+/** group[key], raising KeyError as torch does when a key was never set. */
+export function groupValue(group: SimGroup, key: GroupKey | "lr"): number {
+  const v = group[key];
+  if (v === undefined) throw new KeyErrorLike(key);
+  return v;
+}
+
+class KeyErrorLike extends Error {
+  constructor(key: string) {
+    super(`KeyError: '${key}'`);
+    this.name = "KeyError";
+  }
+}
+
+/** Writes momentum the way CyclicLR/OneCycleLR do: betas[0] or momentum. */
+export function writeMomentum(group: SimGroup, useBeta1: boolean, value: number): void {
+  if (useBeta1) {
+    const betas = group.betas;
+    if (betas === undefined) throw new KeyErrorLike("betas");
+    group.betas = [value, betas[1]];
+  } else {
+    group.momentum = value;
+  }
+}
+
+/** The momentum a row reports: betas[0] for Adam-family, else momentum. */
+export function readMomentum(group: SimGroup, useBeta1: boolean): number {
+  const v = useBeta1 ? group.betas?.[0] : group.momentum;
+  return v === undefined ? NaN : v;
+}

@@ -1,0 +1,382 @@
+/**
+ * bind(spec, groups): validate a torch-scheduler spec against the optimizer's
+ * param groups and return a replayable schedule (see api.ts). Values come
+ * from a step-for-step simulation of torch 2.13 (schedules/torch).
+ */
+import type { Bound, GroupInit, MetricResult, MetricState, MomentumKey, Rebase, Rows } from "./api";
+import { SpecError } from "./api";
+import { contentHash } from "./canonical";
+import { compileFunction } from "./expr";
+import { CHAINABLE_TYPES, type CanonicalSpec, joinPath, validateTorchSpec } from "./validate";
+import {
+  ChainedScheduler,
+  ConstantLR,
+  CosineAnnealingLR,
+  CosineAnnealingWarmRestarts,
+  CyclicLR,
+  ExponentialLR,
+  LambdaLR,
+  LinearLR,
+  MultiStepLR,
+  MultiplicativeLR,
+  OneCycleLR,
+  type PlateauConfig,
+  type PlateauState,
+  PolynomialLR,
+  PyError,
+  SequentialLR,
+  type SimOptimizer,
+  StepLR,
+  type TorchScheduler,
+  makeOptimizer,
+  plateauInitial,
+  plateauStep,
+  readMomentum,
+} from "../schedules/torch";
+
+// TODO(lead): spec types that are not torch classes go to ./generic
+// (isGenericType / bindGeneric); until then they are "unknown scheduler type".
+
+/** How many live simulations a Bound keeps to continue sequential windows. */
+const SIM_POOL_SIZE = 8;
+
+export function bind(spec: unknown, groups: GroupInit[]): Bound {
+  checkGroups(groups);
+  const canonical = validateTorchSpec(spec, groups.length);
+  if (canonical.type === "ReduceLROnPlateau") return bindPlateau(canonical, groups);
+  return new TorchBound(canonical, groups);
+}
+
+function checkGroups(groups: unknown): asserts groups is GroupInit[] {
+  if (!Array.isArray(groups) || groups.length === 0) {
+    throw new SpecError("groups", "must be a non-empty list of param groups");
+  }
+  groups.forEach((g: unknown, i) => {
+    const p = joinPath("groups", i);
+    if (g === null || typeof g !== "object") throw new SpecError(p, "must be an object with lr");
+    const { lr, momentum, betas } = g as Record<string, unknown>;
+    if (typeof lr !== "number" || !Number.isFinite(lr)) throw new SpecError(`${p}.lr`, `must be a number, got ${String(lr)}`);
+    if (momentum !== undefined && momentum !== null && (typeof momentum !== "number" || !Number.isFinite(momentum))) {
+      throw new SpecError(`${p}.momentum`, `must be a number or null, got ${String(momentum)}`);
+    }
+    if (
+      betas !== undefined &&
+      betas !== null &&
+      !(Array.isArray(betas) && betas.length === 2 && betas.every((b) => typeof b === "number" && Number.isFinite(b)))
+    ) {
+      throw new SpecError(`${p}.betas`, "must be a pair of numbers or null");
+    }
+  });
+}
+
+const perGroup = (v: unknown, n: number): number[] =>
+  Array.isArray(v) ? (v as number[]) : new Array<number>(n).fill(v as number);
+
+function lambdas(spec: CanonicalSpec, n: number, path: string): ((epoch: number) => number)[] {
+  const sources = perGroup(spec.lr_lambda, n) as unknown as string[];
+  return sources.map((src, i) => {
+    const p = Array.isArray(spec.lr_lambda) ? joinPath(joinPath(path, "lr_lambda"), i) : joinPath(path, "lr_lambda");
+    return located(compileFunction(src, "epoch", p), p, "epoch");
+  });
+}
+
+/** A user function whose Python errors name the spec field and the argument. */
+function located(fn: (v: number) => number, path: string, arg: string): (v: number) => number {
+  return (v) => {
+    try {
+      return fn(v);
+    } catch (err) {
+      if (err instanceof PyError) throw new SpecError(path, `raises ${err.message} at ${arg}=${v}`);
+      throw err;
+    }
+  };
+}
+
+/** Constructs the scheduler tree on `opt`, children first, as a user's code would. */
+function build(spec: CanonicalSpec, opt: SimOptimizer, path: string): TorchScheduler {
+  const children =
+    spec.type === "SequentialLR" || spec.type === "ChainedScheduler"
+      ? (spec.schedulers as CanonicalSpec[]).map((c, i) => build(c, opt, joinPath(joinPath(path, "schedulers"), i)))
+      : [];
+  try {
+    return construct(spec, opt, path, children);
+  } catch (err) {
+    if (err instanceof PyError) throw new SpecError(path, `torch raises ${err.message} when constructing ${spec.type}`);
+    throw err;
+  }
+}
+
+function construct(s: CanonicalSpec, opt: SimOptimizer, path: string, children: TorchScheduler[]): TorchScheduler {
+  const n = opt.groups.length;
+  const num = (k: string) => s[k] as number;
+  switch (s.type) {
+    case "StepLR":
+      return new StepLR(opt, path, num("step_size"), num("gamma"));
+    case "MultiStepLR":
+      return new MultiStepLR(opt, path, s.milestones as number[], num("gamma"));
+    case "ConstantLR":
+      return new ConstantLR(opt, path, num("factor"), num("total_iters"));
+    case "LinearLR":
+      return new LinearLR(opt, path, num("start_factor"), num("end_factor"), num("total_iters"));
+    case "ExponentialLR":
+      return new ExponentialLR(opt, path, num("gamma"));
+    case "PolynomialLR":
+      return new PolynomialLR(opt, path, num("total_iters"), num("power"));
+    case "CosineAnnealingLR":
+      return new CosineAnnealingLR(opt, path, num("T_max"), num("eta_min"));
+    case "CosineAnnealingWarmRestarts":
+      return new CosineAnnealingWarmRestarts(opt, path, num("T_0"), num("T_mult"), num("eta_min"));
+    case "LambdaLR":
+      return new LambdaLR(opt, path, lambdas(s, n, path));
+    case "MultiplicativeLR":
+      return new MultiplicativeLR(opt, path, lambdas(s, n, path));
+    case "CyclicLR": {
+      const scalePath = joinPath(path, "scale_fn");
+      return new CyclicLR(opt, path, {
+        baseLrs: perGroup(s.base_lr, n),
+        maxLrs: perGroup(s.max_lr, n),
+        stepSizeUp: num("step_size_up"),
+        stepSizeDown: s.step_size_down as number | null,
+        mode: s.mode as string,
+        gamma: num("gamma"),
+        scaleFn: s.scale_fn === null ? null : located(compileFunction(s.scale_fn as string, "x", scalePath), scalePath, "x"),
+        scaleMode: s.scale_mode as string,
+        cycleMomentum: s.cycle_momentum as boolean,
+        baseMomentums: perGroup(s.base_momentum, n),
+        maxMomentums: perGroup(s.max_momentum, n),
+      });
+    }
+    case "OneCycleLR":
+      return new OneCycleLR(opt, path, {
+        maxLrs: perGroup(s.max_lr, n),
+        totalSteps: (s.total_steps as number | null) ?? num("epochs") * num("steps_per_epoch"),
+        pctStart: num("pct_start"),
+        annealStrategy: s.anneal_strategy as "cos" | "linear",
+        cycleMomentum: s.cycle_momentum as boolean,
+        baseMomentums: perGroup(s.base_momentum, n),
+        maxMomentums: perGroup(s.max_momentum, n),
+        divFactor: num("div_factor"),
+        finalDivFactor: num("final_div_factor"),
+        threePhase: s.three_phase as boolean,
+      });
+    case "SequentialLR":
+      return new SequentialLR(opt, path, children, s.milestones as number[]);
+    case "ChainedScheduler":
+      return new ChainedScheduler(opt, path, children);
+    case "ReduceLROnPlateau":
+      break;
+  }
+  throw new SpecError(path, `${s.type} cannot be nested here`);
+}
+
+/** Visits every spec node of a tree. */
+function someNode(spec: CanonicalSpec, pred: (s: CanonicalSpec) => boolean): boolean {
+  if (pred(spec)) return true;
+  const kids = spec.schedulers;
+  return Array.isArray(kids) && (kids as CanonicalSpec[]).some((k) => someNode(k, pred));
+}
+
+const writesMomentum = (spec: CanonicalSpec) =>
+  someNode(spec, (s) => (s.type === "CyclicLR" || s.type === "OneCycleLR") && s.cycle_momentum === true);
+
+/** One simulated optimizer+scheduler, `row` = step() calls so far. */
+interface Sim {
+  row: number;
+  opt: SimOptimizer;
+  top: TorchScheduler;
+  /** Rebase applied by this simulation ("" = none). */
+  originKey: string;
+}
+
+const originKeyOf = (origin?: Rebase): string => (origin ? `${origin.step}|${origin.lr.join(",")}` : "");
+
+class TorchBound implements Bound {
+  readonly specHash: string;
+  readonly kind = "deterministic" as const;
+  readonly momentumKey: MomentumKey;
+  readonly groups: number;
+  readonly chainable: boolean;
+  /** Live simulations, most recently used last: sequential windows continue one. */
+  private pool: Sim[] = [];
+
+  constructor(
+    readonly canonical: CanonicalSpec,
+    private readonly groupInits: GroupInit[],
+  ) {
+    this.specHash = contentHash(canonical);
+    this.groups = groupInits.length;
+    this.chainable = someNode(canonical, (s) => CHAINABLE_TYPES.has(s.type));
+    const first = this.newSim(""); // constructing it surfaces constructor errors now
+    this.momentumKey = writesMomentum(canonical) ? (first.opt.hasBetas ? "betas" : "momentum") : null;
+    this.pool.push(first);
+    this.checkLambdasEarly();
+  }
+
+  /** Lambdas that raise at epoch 0 or 1 would fail torch's first steps: reject now. */
+  private checkLambdasEarly(): void {
+    const visit = (s: CanonicalSpec, path: string): void => {
+      if (s.type === "LambdaLR" || s.type === "MultiplicativeLR") {
+        for (const fn of lambdas(s, this.groups, path)) {
+          fn(0);
+          fn(1);
+        }
+      }
+      if (Array.isArray(s.schedulers)) {
+        (s.schedulers as CanonicalSpec[]).forEach((c, i) => visit(c, joinPath(joinPath(path, "schedulers"), i)));
+      }
+    };
+    visit(this.canonical, "");
+  }
+
+  private newSim(originKey: string): Sim {
+    const opt = makeOptimizer(this.groupInits);
+    const top = build(this.canonical, opt, "");
+    return { row: 0, opt, top, originKey };
+  }
+
+  /** The pooled simulation furthest along but not past `start`, or a new one. */
+  private takeSim(start: number, originKey: string): Sim {
+    let best = -1;
+    this.pool.forEach((s, i) => {
+      if (s.originKey === originKey && s.row <= start && (best < 0 || s.row > this.pool[best].row)) best = i;
+    });
+    if (best >= 0) return this.pool.splice(best, 1)[0];
+    return this.newSim(originKey);
+  }
+
+  private putBack(sim: Sim): void {
+    this.pool.push(sim);
+    if (this.pool.length > SIM_POOL_SIZE) this.pool.shift();
+  }
+
+  private stepOnce(sim: Sim, origin?: Rebase): void {
+    try {
+      sim.top.step();
+    } catch (err) {
+      if (err instanceof PyError) throw new SpecError("", `torch raises ${err.message} at step ${sim.row + 1}`);
+      throw err;
+    }
+    sim.row += 1;
+    if (origin && sim.row === origin.step) this.applyOrigin(sim, origin);
+  }
+
+  private applyOrigin(sim: Sim, origin: Rebase): void {
+    sim.opt.groups.forEach((g, i) => {
+      g.lr = origin.lr[i];
+    });
+  }
+
+  private record(sim: Sim, out: Rows, k: number): void {
+    const n = this.groups;
+    const useBeta1 = this.momentumKey === "betas";
+    sim.opt.groups.forEach((g, i) => {
+      out.lr[k * n + i] = g.lr;
+      if (out.momentum) out.momentum[k * n + i] = readMomentum(g, useBeta1);
+    });
+  }
+
+  rows(start: number, count: number, origin?: Rebase): Rows {
+    if (!Number.isInteger(start) || start < 0) throw new RangeError(`start must be an integer >= 0, got ${start}`);
+    if (!Number.isInteger(count) || count < 0) throw new RangeError(`count must be an integer >= 0, got ${count}`);
+    if (origin) checkOrigin(origin, this.groups);
+    const n = this.groups;
+    const out: Rows = {
+      lr: new Float64Array(count * n),
+      momentum: this.momentumKey ? new Float64Array(count * n) : null,
+    };
+    if (count === 0) return out;
+    const key = originKeyOf(origin);
+    const sim = this.takeSim(start, key);
+    if (origin && origin.step === 0 && sim.row === 0) this.applyOrigin(sim, origin);
+    // A failed step leaves the simulation half-stepped: it is not put back.
+    while (sim.row < start) this.stepOnce(sim, origin);
+    for (let k = 0; k < count; k++) {
+      if (k > 0) this.stepOnce(sim, origin);
+      this.record(sim, out, k);
+    }
+    this.putBack(sim);
+    return out;
+  }
+
+  epochRows(epochs: number[]): Rows {
+    const sim = this.newSim("");
+    const n = this.groups;
+    const out: Rows = {
+      lr: new Float64Array(epochs.length * n),
+      momentum: this.momentumKey ? new Float64Array(epochs.length * n) : null,
+    };
+    epochs.forEach((epoch, k) => {
+      if (typeof epoch !== "number" || !Number.isFinite(epoch)) {
+        throw new SpecError(joinPath("epochs", k), `must be a number, got ${String(epoch)}`);
+      }
+      try {
+        sim.top.step(epoch);
+      } catch (err) {
+        if (err instanceof PyError) throw new SpecError(joinPath("epochs", k), `torch raises ${err.message} at step(${epoch})`);
+        throw err;
+      }
+      this.record(sim, out, k);
+    });
+    return out;
+  }
+}
+
+function checkOrigin(origin: Rebase, groups: number): void {
+  if (!Number.isInteger(origin.step) || origin.step < 0) {
+    throw new SpecError("origin.step", `must be an integer >= 0, got ${String(origin.step)}`);
+  }
+  if (!Array.isArray(origin.lr) || origin.lr.length !== groups || !origin.lr.every((v) => typeof v === "number")) {
+    throw new SpecError("origin.lr", `must be a list of ${groups} numbers`);
+  }
+}
+
+function bindPlateau(canonical: CanonicalSpec, groups: GroupInit[]): Bound {
+  const n = groups.length;
+  const cfg: PlateauConfig = {
+    mode: canonical.mode as "min" | "max",
+    factor: canonical.factor as number,
+    patience: canonical.patience as number,
+    threshold: canonical.threshold as number,
+    thresholdMode: canonical.threshold_mode as "rel" | "abs",
+    cooldown: canonical.cooldown as number,
+    minLrs: perGroup(canonical.min_lr, n),
+    eps: canonical.eps as number,
+  };
+  const result = (state: PlateauState): MetricResult => ({
+    state: state as unknown as MetricState,
+    lr: [...state.lr],
+    momentum: null,
+  });
+  return {
+    canonical,
+    specHash: contentHash(canonical),
+    kind: "metric",
+    momentumKey: null,
+    groups: n,
+    chainable: false,
+    rows(): Rows {
+      throw new SpecError("", "ReduceLROnPlateau is metric-driven: use metricStep, not rows");
+    },
+    initialState: () => result(plateauInitial(groups.map((g) => g.lr))),
+    metricStep: (state: MetricState, metric: number) => {
+      if (typeof metric !== "number") throw new SpecError("metric", `must be a number, got ${String(metric)}`);
+      return result(plateauStep(cfg, checkPlateauState(state, n), metric));
+    },
+  };
+}
+
+/** The state comes back from a client: check its shape before trusting it. */
+function checkPlateauState(state: MetricState, n: number): PlateauState {
+  const s = state as Partial<PlateauState> | null;
+  const bad = (field: string, what: string): never => {
+    throw new SpecError(`state.${field}`, `must be ${what}`);
+  };
+  if (!s || typeof s !== "object") bad("", "an object");
+  const st = s as Partial<PlateauState>;
+  if (!Array.isArray(st.lr) || st.lr.length !== n || !st.lr.every((v) => typeof v === "number")) bad("lr", `a list of ${n} numbers`);
+  if (st.best !== null && typeof st.best !== "number") bad("best", "a number or null");
+  for (const k of ["num_bad_epochs", "cooldown_counter", "last_epoch"] as const) {
+    if (!Number.isInteger(st[k])) bad(k, "an integer");
+  }
+  return st as PlateauState;
+}

@@ -1,0 +1,404 @@
+/**
+ * Math expressions with Python semantics, for `lr_lambda` (over `epoch`) and
+ * CyclicLR's `scale_fn` (over `x`). The Python side evaluates the same text
+ * with Python, so precedence, `**`, `//`, `%`, chained comparisons and
+ * errors follow Python:
+ *
+ * the same subset as proto/vectors/generate.py's evaluator: numbers,
+ * `+ - * / // % **`, chained comparisons, `and or not`, `a if c else b`,
+ * `True False pi e` and min max abs floor ceil sqrt exp log log10 log2 cos
+ * sin tan tanh (Python's builtins / math module).
+ *
+ * Numbers are floats; `epoch` is an int in
+ * torch, and Python ints are exact, so results agree for ints below 2**53
+ * (int ** int past float range is an error here, not a big int). `True`,
+ * `False` and comparisons give 1/0 as Python bools do in arithmetic.
+ */
+import { SpecError } from "./api";
+import { PyError, pyDiv, pyFloor, pyFloorDiv, pyLog, pyMod, pyPow } from "../schedules/torch/pymath";
+
+export type Expr =
+  | { kind: "num"; value: number }
+  | { kind: "var"; name: string }
+  | { kind: "unary"; op: "-" | "+" | "not"; arg: Expr }
+  | { kind: "binary"; op: "+" | "-" | "*" | "/" | "//" | "%" | "**"; left: Expr; right: Expr }
+  | { kind: "compare"; ops: CompareOp[]; operands: Expr[] }
+  | { kind: "and" | "or"; left: Expr; right: Expr }
+  | { kind: "cond"; test: Expr; then: Expr; otherwise: Expr }
+  | { kind: "call"; fn: string; args: Expr[] };
+
+type CompareOp = "<" | "<=" | ">" | ">=" | "==" | "!=";
+
+interface Token {
+  type: "num" | "name" | "op" | "end";
+  text: string;
+  /** 1-based column of the token's first character. */
+  column: number;
+}
+
+const CONSTANTS: Record<string, number> = { pi: Math.PI, e: Math.E };
+const FUNCTION_ARITY: Record<string, [number, number]> = {
+  min: [2, Infinity],
+  max: [2, Infinity],
+  abs: [1, 1],
+  floor: [1, 1],
+  ceil: [1, 1],
+  sqrt: [1, 1],
+  exp: [1, 1],
+  log: [1, 2],
+  log10: [1, 1],
+  log2: [1, 1],
+  cos: [1, 1],
+  sin: [1, 1],
+  tan: [1, 1],
+  tanh: [1, 1],
+};
+const KEYWORDS = new Set(["and", "or", "not", "if", "else", "True", "False"]);
+const OPERATORS = ["**", "//", "<=", ">=", "==", "!=", "+", "-", "*", "/", "%", "<", ">", "(", ")", ","];
+const NUMBER_RE = /^(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)/;
+const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*/;
+
+class ParseError extends Error {
+  constructor(
+    message: string,
+    readonly column: number,
+  ) {
+    super(message);
+  }
+}
+
+function tokenize(src: string): Token[] {
+  const tokens: Token[] = [];
+  let i = 0;
+  while (i < src.length) {
+    const ch = src[i];
+    if (ch === " " || ch === "\t") {
+      i++;
+      continue;
+    }
+    const rest = src.slice(i);
+    const num = NUMBER_RE.exec(rest);
+    if (num) {
+      // Python rejects 1_000-less suffixes (1abc) and leading-zero ints (007).
+      if (NAME_RE.test(rest.slice(num[0].length)) || /^0+[1-9]\d*$/.test(num[0])) {
+        throw new ParseError(`invalid number '${/^[\w.]+/.exec(rest)?.[0] ?? num[0]}'`, i + 1);
+      }
+      tokens.push({ type: "num", text: num[0], column: i + 1 });
+      i += num[0].length;
+      continue;
+    }
+    const name = NAME_RE.exec(rest);
+    if (name) {
+      tokens.push({ type: "name", text: name[0], column: i + 1 });
+      i += name[0].length;
+      continue;
+    }
+    const op = OPERATORS.find((o) => rest.startsWith(o));
+    if (op) {
+      tokens.push({ type: "op", text: op, column: i + 1 });
+      i += op.length;
+      continue;
+    }
+    throw new ParseError(`unexpected character '${ch}'`, i + 1);
+  }
+  tokens.push({ type: "end", text: "", column: src.length + 1 });
+  return tokens;
+}
+
+/** Recursive descent over Python's expression grammar (the subset above). */
+class Parser {
+  private pos = 0;
+  constructor(
+    private readonly tokens: Token[],
+    private readonly variables: readonly string[],
+  ) {}
+
+  parse(): Expr {
+    const e = this.conditional();
+    const t = this.peek();
+    if (t.type !== "end") throw new ParseError(`unexpected '${t.text}'`, t.column);
+    return e;
+  }
+
+  private peek(): Token {
+    return this.tokens[this.pos];
+  }
+  private next(): Token {
+    return this.tokens[this.pos++];
+  }
+  private isOp(text: string): boolean {
+    const t = this.peek();
+    return (t.type === "op" || t.type === "name") && t.text === text;
+  }
+  private expectOp(text: string): void {
+    const t = this.next();
+    if (t.text !== text || t.type === "num" || t.type === "end") {
+      throw new ParseError(t.type === "end" ? `expected '${text}' before the end` : `expected '${text}', got '${t.text}'`, t.column);
+    }
+  }
+
+  // conditional: or_test ['if' or_test 'else' conditional]
+  private conditional(): Expr {
+    const then = this.orTest();
+    if (!this.isOp("if")) return then;
+    this.next();
+    const test = this.orTest();
+    this.expectOp("else");
+    const otherwise = this.conditional();
+    return { kind: "cond", test, then, otherwise };
+  }
+  private orTest(): Expr {
+    let left = this.andTest();
+    while (this.isOp("or")) {
+      this.next();
+      left = { kind: "or", left, right: this.andTest() };
+    }
+    return left;
+  }
+  private andTest(): Expr {
+    let left = this.notTest();
+    while (this.isOp("and")) {
+      this.next();
+      left = { kind: "and", left, right: this.notTest() };
+    }
+    return left;
+  }
+  private notTest(): Expr {
+    if (this.isOp("not")) {
+      this.next();
+      return { kind: "unary", op: "not", arg: this.notTest() };
+    }
+    return this.comparison();
+  }
+  private comparison(): Expr {
+    const first = this.arith();
+    const ops: CompareOp[] = [];
+    const operands: Expr[] = [first];
+    for (;;) {
+      const t = this.peek();
+      if (t.type !== "op" || !["<", "<=", ">", ">=", "==", "!="].includes(t.text)) break;
+      this.next();
+      ops.push(t.text as CompareOp);
+      operands.push(this.arith());
+    }
+    return ops.length === 0 ? first : { kind: "compare", ops, operands };
+  }
+  private arith(): Expr {
+    let left = this.term();
+    while (this.isOp("+") || this.isOp("-")) {
+      const op = this.next().text as "+" | "-";
+      left = { kind: "binary", op, left, right: this.term() };
+    }
+    return left;
+  }
+  private term(): Expr {
+    let left = this.factor();
+    while (this.isOp("*") || this.isOp("/") || this.isOp("//") || this.isOp("%")) {
+      const op = this.next().text as "*" | "/" | "//" | "%";
+      left = { kind: "binary", op, left, right: this.factor() };
+    }
+    return left;
+  }
+  // factor: ('+'|'-') factor | power   — so -2**2 is -(2**2)
+  private factor(): Expr {
+    if (this.isOp("-") || this.isOp("+")) {
+      const op = this.next().text as "-" | "+";
+      return { kind: "unary", op, arg: this.factor() };
+    }
+    return this.power();
+  }
+  // power: atom ['**' factor]   — right-associative, and 2**-1 is allowed
+  private power(): Expr {
+    const base = this.atom();
+    if (!this.isOp("**")) return base;
+    this.next();
+    return { kind: "binary", op: "**", left: base, right: this.factor() };
+  }
+  private atom(): Expr {
+    const t = this.next();
+    if (t.type === "num") return { kind: "num", value: Number(t.text) };
+    if (t.type === "op" && t.text === "(") {
+      const e = this.conditional();
+      this.expectOp(")");
+      return e;
+    }
+    if (t.type === "name") return this.named(t);
+    if (t.type === "end") throw new ParseError("unexpected end of expression", t.column);
+    throw new ParseError(`unexpected '${t.text}'`, t.column);
+  }
+  private named(t: Token): Expr {
+    const name = t.text;
+    if (name === "True" || name === "False") return { kind: "num", value: name === "True" ? 1 : 0 };
+    if (KEYWORDS.has(name)) throw new ParseError(`unexpected '${name}'`, t.column);
+    if (this.variables.includes(name)) return { kind: "var", name };
+    if (name in CONSTANTS) return { kind: "num", value: CONSTANTS[name] };
+    const arity = FUNCTION_ARITY[name];
+    if (!arity) throw new ParseError(`unknown name '${name}'`, t.column);
+    if (!this.isOp("(")) throw new ParseError(`'${name}' is a function: call it`, t.column);
+    this.next();
+    const args: Expr[] = [];
+    if (!this.isOp(")")) {
+      args.push(this.conditional());
+      while (this.isOp(",")) {
+        this.next();
+        args.push(this.conditional());
+      }
+    }
+    this.expectOp(")");
+    const [lo, hi] = arity;
+    if (args.length < lo || args.length > hi) {
+      const want = lo === hi ? `${lo}` : hi === Infinity ? `at least ${lo}` : `${lo} or ${hi}`;
+      throw new ParseError(`${name}() takes ${want} argument(s), got ${args.length}`, t.column);
+    }
+    return { kind: "call", fn: name, args };
+  }
+}
+
+/** Parses `source`; errors are SpecErrors at `path` naming the column. */
+export function parseExpr(source: string, variables: readonly string[], path: string): Expr {
+  try {
+    return new Parser(tokenize(source), variables).parse();
+  } catch (err) {
+    if (err instanceof ParseError) throw new SpecError(path, `${err.message} at column ${err.column}`);
+    throw err;
+  }
+}
+
+const truthy = (v: number): boolean => v !== 0;
+
+function mathDomain(ok: boolean): void {
+  if (!ok) throw new PyError("ValueError", "math domain error");
+}
+
+function finiteOrOverflow(v: number): number {
+  if (!Number.isFinite(v) && !Number.isNaN(v)) throw new PyError("OverflowError", "math range error");
+  return v;
+}
+
+function callFunction(fn: string, a: number[]): number {
+  const x = a[0];
+  switch (fn) {
+    case "min":
+      return a.reduce((m, v) => (v < m ? v : m));
+    case "max":
+      return a.reduce((m, v) => (v > m ? v : m));
+    case "abs":
+      return Math.abs(x);
+    case "floor":
+      return pyFloor(x);
+    case "ceil":
+      return -pyFloor(-x) || 0;
+    case "sqrt":
+      mathDomain(!(x < 0));
+      return Math.sqrt(x);
+    case "exp":
+      return Number.isFinite(x) ? finiteOrOverflow(Math.exp(x)) : Math.exp(x);
+    case "log":
+      return pyLog(x, a[1]);
+    case "log10":
+      mathDomain(!(x <= 0));
+      return Math.log10(x);
+    case "log2":
+      mathDomain(!(x <= 0));
+      return Math.log2(x);
+    case "cos":
+      mathDomain(Number.isFinite(x) || Number.isNaN(x));
+      return Math.cos(x);
+    case "sin":
+      mathDomain(Number.isFinite(x) || Number.isNaN(x));
+      return Math.sin(x);
+    case "tan":
+      mathDomain(Number.isFinite(x) || Number.isNaN(x));
+      return Math.tan(x);
+    case "tanh":
+      return Math.tanh(x);
+  }
+  throw new Error(`unknown function ${fn}`);
+}
+
+function compare(op: CompareOp, a: number, b: number): boolean {
+  switch (op) {
+    case "<":
+      return a < b;
+    case "<=":
+      return a <= b;
+    case ">":
+      return a > b;
+    case ">=":
+      return a >= b;
+    case "==":
+      return a === b;
+    case "!=":
+      return a !== b;
+  }
+}
+
+/** Tree-walking evaluation; Python exceptions surface as PyError. */
+export function evaluate(e: Expr, vars: Readonly<Record<string, number>>): number {
+  switch (e.kind) {
+    case "num":
+      return e.value;
+    case "var":
+      return vars[e.name];
+    case "unary": {
+      const v = evaluate(e.arg, vars);
+      if (e.op === "not") return truthy(v) ? 0 : 1;
+      return e.op === "-" ? -v : v;
+    }
+    case "binary": {
+      const a = evaluate(e.left, vars);
+      const b = evaluate(e.right, vars);
+      switch (e.op) {
+        case "+":
+          return a + b;
+        case "-":
+          return a - b;
+        case "*":
+          return a * b;
+        case "/":
+          return pyDiv(a, b);
+        case "//":
+          return pyFloorDiv(a, b);
+        case "%":
+          return pyMod(a, b);
+        case "**":
+          return pyPow(a, b);
+      }
+      break;
+    }
+    case "compare": {
+      let left = evaluate(e.operands[0], vars);
+      for (let i = 0; i < e.ops.length; i++) {
+        const right = evaluate(e.operands[i + 1], vars);
+        if (!compare(e.ops[i], left, right)) return 0;
+        left = right;
+      }
+      return 1;
+    }
+    case "and": {
+      const l = evaluate(e.left, vars);
+      return truthy(l) ? evaluate(e.right, vars) : l;
+    }
+    case "or": {
+      const l = evaluate(e.left, vars);
+      return truthy(l) ? l : evaluate(e.right, vars);
+    }
+    case "cond":
+      return truthy(evaluate(e.test, vars)) ? evaluate(e.then, vars) : evaluate(e.otherwise, vars);
+    case "call":
+      return callFunction(
+        e.fn,
+        e.args.map((a) => evaluate(a, vars)),
+      );
+  }
+  throw new Error("unreachable");
+}
+
+/**
+ * A one-variable function from an expression string, e.g. lr_lambda:
+ * `compileFunction("0.95 ** epoch", "epoch", "lr_lambda")(3)`.
+ */
+export function compileFunction(source: string, variable: string, path: string): (v: number) => number {
+  const ast = parseExpr(source, [variable], path);
+  return (v: number) => evaluate(ast, { [variable]: v });
+}

@@ -1,0 +1,400 @@
+/**
+ * Validation of torch-scheduler specs: torch's names and defaults, torch's
+ * own constructor checks, plus what torch accepts and then fails on later
+ * (a division by zero at some step). Produces the canonical spec: every
+ * field explicit, so equal schedules hash equally.
+ */
+import { SpecError } from "./api";
+import { parseExpr } from "./expr";
+import { bisectRight } from "../schedules/torch/pymath";
+import { oneCyclePhases } from "../schedules/torch/cyclic";
+
+export const TORCH_TYPES = [
+  "StepLR",
+  "MultiStepLR",
+  "ConstantLR",
+  "LinearLR",
+  "ExponentialLR",
+  "PolynomialLR",
+  "CosineAnnealingLR",
+  "CosineAnnealingWarmRestarts",
+  "CyclicLR",
+  "OneCycleLR",
+  "ReduceLROnPlateau",
+  "SequentialLR",
+  "ChainedScheduler",
+  "LambdaLR",
+  "MultiplicativeLR",
+] as const;
+export type TorchType = (typeof TORCH_TYPES)[number];
+
+/** Chainable classes: their get_lr() continues from the current group lr. */
+export const CHAINABLE_TYPES: ReadonlySet<string> = new Set([
+  "StepLR",
+  "MultiStepLR",
+  "ConstantLR",
+  "LinearLR",
+  "ExponentialLR",
+  "PolynomialLR",
+  "CosineAnnealingLR",
+  "MultiplicativeLR",
+]);
+
+export function isTorchType(type: unknown): type is TorchType {
+  return typeof type === "string" && (TORCH_TYPES as readonly string[]).includes(type);
+}
+
+/** A canonical spec: plain JSON, all fields present. */
+export type CanonicalSpec = { type: TorchType } & Record<string, unknown>;
+
+const NOT_SPEC_FIELDS: Record<string, string> = {
+  optimizer: "the optimizer is given by the groups, not the spec",
+  last_epoch: "resume through state_dict, not last_epoch",
+  verbose: "removed from torch; not part of a spec",
+};
+
+export function joinPath(path: string, field: string | number): string {
+  if (typeof field === "number") return `${path}[${field}]`;
+  return path ? `${path}.${field}` : field;
+}
+
+function show(v: unknown): string {
+  if (v === undefined) return "nothing";
+  if (typeof v === "number" && !Number.isFinite(v)) return String(v);
+  return JSON.stringify(v);
+}
+
+const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+const isInt = (v: unknown): v is number => isNum(v) && Number.isInteger(v);
+
+interface Check<T> {
+  ok: (v: T) => boolean;
+  /** what the value must be, e.g. "a float in [0, 1]" */
+  what: string;
+}
+
+/** Reads one spec object's fields, remembering which were used. */
+class Fields {
+  private readonly used = new Set<string>(["type"]);
+  constructor(
+    readonly obj: Record<string, unknown>,
+    readonly path: string,
+    readonly type: string,
+  ) {}
+
+  at(name: string): string {
+    return joinPath(this.path, name);
+  }
+  fail(name: string, rule: string): never {
+    throw new SpecError(this.at(name), rule);
+  }
+  raw(name: string): unknown {
+    this.used.add(name);
+    return this.obj[name];
+  }
+  private value<T>(name: string, is: (v: unknown) => v is T, what: string, def?: T, check?: Check<T>): T {
+    const v = this.raw(name);
+    if (v === undefined) {
+      if (def === undefined) this.fail(name, `required by ${this.type}: must be ${check?.what ?? what}`);
+      return def;
+    }
+    if (!is(v)) this.fail(name, `must be ${check?.what ?? what}, got ${show(v)}`);
+    if (check && !check.ok(v)) this.fail(name, `must be ${check.what}, got ${show(v)}`);
+    return v;
+  }
+  number(name: string, def?: number, check?: Check<number>): number {
+    return this.value(name, isNum, "a number", def, check);
+  }
+  int(name: string, def?: number, check?: Check<number>): number {
+    return this.value(name, isInt, "an integer", def, check);
+  }
+  bool(name: string, def: boolean): boolean {
+    return this.value(name, (v): v is boolean => typeof v === "boolean", "true or false", def);
+  }
+  choice<T extends string>(name: string, options: readonly T[], def: T): T {
+    const what = `one of ${options.map((o) => `'${o}'`).join(", ")}`;
+    return this.value(name, (v): v is T => typeof v === "string" && (options as readonly string[]).includes(v), what, def);
+  }
+  /** A number, or a list with one number per param group (torch's _format_param). */
+  perGroup(name: string, groups: number, def?: number, check?: Check<number>): number | number[] {
+    const v = this.raw(name);
+    if (v === undefined) {
+      if (def === undefined) this.fail(name, `required by ${this.type}: must be a number or a list of one per param group`);
+      return def;
+    }
+    const what = check?.what ?? "a number";
+    const one = (x: unknown, p: string): number => {
+      if (!isNum(x) || (check && !check.ok(x))) throw new SpecError(p, `must be ${what}, got ${show(x)}`);
+      return x;
+    };
+    if (Array.isArray(v)) {
+      if (v.length !== groups) {
+        this.fail(name, `must have the same length as optimizer.param_groups: ${name} has ${v.length} values, param_groups has ${groups}`);
+      }
+      return v.map((x, i) => one(x, joinPath(this.at(name), i)));
+    }
+    return one(v, this.at(name));
+  }
+  intList(name: string): number[] {
+    const v = this.raw(name);
+    if (!Array.isArray(v)) this.fail(name, `required by ${this.type}: must be a list of integers, got ${show(v)}`);
+    return v.map((x, i) => {
+      if (!isInt(x)) throw new SpecError(joinPath(this.at(name), i), `must be an integer, got ${show(x)}`);
+      return x;
+    });
+  }
+  /** An expression string (or one per group), parsed now so errors name the column. */
+  expressions(name: string, groups: number, variable: string): string | string[] {
+    const v = this.raw(name);
+    const check = (x: unknown, p: string): string => {
+      if (typeof x !== "string") throw new SpecError(p, `must be an expression string over '${variable}', got ${show(x)}`);
+      parseExpr(x, [variable], p);
+      return x;
+    };
+    if (Array.isArray(v)) {
+      if (v.length !== groups) this.fail(name, `expected ${groups} lr_lambdas (one per param group), got ${v.length}`);
+      return v.map((x, i) => check(x, joinPath(this.at(name), i)));
+    }
+    if (v === undefined) this.fail(name, `required by ${this.type}: must be an expression over '${variable}' or a list of them`);
+    return check(v, this.at(name));
+  }
+  /** Rejects fields no torch constructor takes. */
+  finish(): void {
+    for (const key of Object.keys(this.obj)) {
+      if (this.used.has(key)) continue;
+      const why = NOT_SPEC_FIELDS[key];
+      this.fail(key, why ?? `unknown field for ${this.type}`);
+    }
+  }
+}
+
+const inUnit: Check<number> = { ok: (v) => v >= 0 && v <= 1, what: "a float in [0, 1]" };
+const positiveInt: Check<number> = { ok: (v) => v > 0, what: "a positive integer" };
+const positive: Check<number> = { ok: (v) => v > 0, what: "a number > 0" };
+const nonZero: Check<number> = { ok: (v) => v !== 0, what: "a nonzero number" };
+
+/** Validates a spec for `groups` param groups and returns its canonical form. */
+export function validateTorchSpec(spec: unknown, groups: number, path = ""): CanonicalSpec {
+  if (spec === null || typeof spec !== "object" || Array.isArray(spec)) {
+    throw new SpecError(path, `a spec must be an object with a "type", got ${show(spec)}`);
+  }
+  const obj = spec as Record<string, unknown>;
+  const type = obj.type;
+  if (!isTorchType(type)) {
+    throw new SpecError(joinPath(path, "type"), `unknown scheduler type ${show(type)}`);
+  }
+  const f = new Fields(obj, path, type);
+  const out = readFields(type, f, groups);
+  f.finish();
+  return { type, ...out };
+}
+
+function readFields(type: TorchType, f: Fields, groups: number): Record<string, unknown> {
+  switch (type) {
+    case "StepLR":
+      return { step_size: f.int("step_size", undefined, positiveInt), gamma: f.number("gamma", 0.1) };
+    case "MultiStepLR":
+      return { milestones: f.intList("milestones"), gamma: f.number("gamma", 0.1) };
+    case "ConstantLR": {
+      const factor = f.number("factor", 1.0 / 3, {
+        ok: (v) => v >= 0 && v <= 1,
+        what: "a float in [0, 1] (Constant multiplicative factor expected to be between 0 and 1.)",
+      });
+      const total_iters = f.int("total_iters", 5);
+      if (factor === 0 && total_iters >= 1) {
+        f.fail("factor", `must be > 0 when total_iters >= 1: torch divides by factor at step total_iters (ZeroDivisionError), got 0`);
+      }
+      return { factor, total_iters };
+    }
+    case "LinearLR":
+      return {
+        start_factor: f.number("start_factor", 1.0 / 3, {
+          ok: (v) => v > 0 && v <= 1,
+          what: "a float in (0, 1] (Starting multiplicative factor expected to be greater than 0 and less or equal to 1.)",
+        }),
+        end_factor: f.number("end_factor", 1.0, {
+          ok: (v) => v >= 0 && v <= 1,
+          what: "a float in [0, 1] (Ending multiplicative factor expected to be between 0 and 1.)",
+        }),
+        total_iters: f.int("total_iters", 5),
+      };
+    case "ExponentialLR":
+      return { gamma: f.number("gamma") };
+    case "PolynomialLR": {
+      const total_iters = f.int("total_iters", 5);
+      const power = f.number("power", 1.0);
+      if (power < 0 && total_iters >= 1) {
+        f.fail("power", `must be >= 0: torch computes 0.0 ** power at step total_iters (ZeroDivisionError), got ${power}`);
+      }
+      return { total_iters, power };
+    }
+    case "CosineAnnealingLR":
+      return {
+        T_max: f.number("T_max", undefined, { ok: (v) => v > 0, what: "a number > 0 (torch divides by T_max)" }),
+        eta_min: f.number("eta_min", 0.0),
+      };
+    case "CosineAnnealingWarmRestarts":
+      return {
+        T_0: f.int("T_0", undefined, positiveInt),
+        T_mult: f.int("T_mult", 1, { ok: (v) => v >= 1, what: "an integer >= 1" }),
+        eta_min: f.number("eta_min", 0.0),
+      };
+    case "LambdaLR":
+    case "MultiplicativeLR":
+      return { lr_lambda: f.expressions("lr_lambda", groups, "epoch") };
+    case "CyclicLR":
+      return cyclicFields(f, groups);
+    case "OneCycleLR":
+      return oneCycleFields(f, groups);
+    case "ReduceLROnPlateau":
+      return {
+        mode: f.choice("mode", ["min", "max"] as const, "min"),
+        factor: f.number("factor", 0.1, { ok: (v) => v < 1.0, what: "a number < 1.0 (Factor should be < 1.0.)" }),
+        patience: f.int("patience", 10),
+        threshold: f.number("threshold", 1e-4),
+        threshold_mode: f.choice("threshold_mode", ["rel", "abs"] as const, "rel"),
+        cooldown: f.int("cooldown", 0),
+        min_lr: f.perGroup("min_lr", groups, 0),
+        eps: f.number("eps", 1e-8),
+      };
+    case "SequentialLR":
+      return sequentialFields(f, groups);
+    case "ChainedScheduler":
+      return { schedulers: childSpecs(f, groups) };
+  }
+}
+
+function cyclicFields(f: Fields, groups: number): Record<string, unknown> {
+  const base_lr = f.perGroup("base_lr", groups);
+  const max_lr = f.perGroup("max_lr", groups);
+  const step_size_up = f.number("step_size_up", 2000, positive);
+  const downRaw = f.raw("step_size_down");
+  let step_size_down: number | null = null;
+  if (downRaw !== undefined && downRaw !== null) {
+    step_size_down = f.number("step_size_down", undefined, { ok: (v) => v >= 0, what: "a number >= 0 or null" });
+  }
+  const scaleRaw = f.raw("scale_fn");
+  const scale_fn = scaleRaw === undefined || scaleRaw === null ? null : (f.expressions("scale_fn", 1, "x") as string);
+  let mode: string;
+  if (scale_fn === null) {
+    mode = f.choice("mode", ["triangular", "triangular2", "exp_range"] as const, "triangular");
+  } else {
+    // torch ignores mode when scale_fn is given.
+    const m = f.raw("mode");
+    if (m !== undefined && typeof m !== "string") f.fail("mode", `must be a string, got ${show(m)}`);
+    mode = (m as string | undefined) ?? "triangular";
+  }
+  return {
+    base_lr,
+    max_lr,
+    step_size_up,
+    step_size_down,
+    mode,
+    gamma: f.number("gamma", 1.0),
+    scale_fn,
+    scale_mode: f.choice("scale_mode", ["cycle", "iterations"] as const, "cycle"),
+    cycle_momentum: f.bool("cycle_momentum", true),
+    base_momentum: f.perGroup("base_momentum", groups, 0.8),
+    max_momentum: f.perGroup("max_momentum", groups, 0.9),
+  };
+}
+
+function optionalPositiveInt(f: Fields, name: string): number | null {
+  const v = f.raw(name);
+  if (v === undefined || v === null) return null;
+  return f.int(name, undefined, positiveInt);
+}
+
+function oneCycleFields(f: Fields, groups: number): Record<string, unknown> {
+  const max_lr = f.perGroup("max_lr", groups);
+  const total_steps = optionalPositiveInt(f, "total_steps");
+  const epochs = optionalPositiveInt(f, "epochs");
+  const steps_per_epoch = optionalPositiveInt(f, "steps_per_epoch");
+  if (total_steps === null && (epochs === null || steps_per_epoch === null)) {
+    f.fail("total_steps", "You must define either total_steps OR (epochs AND steps_per_epoch)");
+  }
+  const T = total_steps ?? (epochs as number) * (steps_per_epoch as number);
+  const out = {
+    max_lr,
+    total_steps,
+    epochs,
+    steps_per_epoch,
+    pct_start: f.number("pct_start", 0.3, inUnit),
+    anneal_strategy: f.choice("anneal_strategy", ["cos", "linear"] as const, "cos"),
+    cycle_momentum: f.bool("cycle_momentum", true),
+    base_momentum: f.perGroup("base_momentum", groups, 0.85),
+    max_momentum: f.perGroup("max_momentum", groups, 0.95),
+    div_factor: f.number("div_factor", 25.0, nonZero),
+    final_div_factor: f.number("final_div_factor", 1e4, nonZero),
+    three_phase: f.bool("three_phase", false),
+  };
+  const zeroStep = oneCycleZeroDivisionStep(T, out.pct_start, out.three_phase);
+  if (zeroStep !== null) {
+    f.fail(
+      "pct_start",
+      `with total_steps=${T} a phase of OneCycleLR has zero length and torch divides by zero at step ${zeroStep}, got ${out.pct_start}`,
+    );
+  }
+  return out;
+}
+
+/** The first step t in [0, total] whose phase has end == start (pct = x/0), or null. */
+export function oneCycleZeroDivisionStep(total: number, pctStart: number, threePhase: boolean): number | null {
+  const phases = oneCyclePhases(total, pctStart, threePhase);
+  let start = 0.0;
+  let earlierMax = -Infinity; // steps <= this picked an earlier phase
+  for (let i = 0; i < phases.length; i++) {
+    const end = phases[i].endStep;
+    const last = i === phases.length - 1;
+    // Steps that pick phase i: not picked before, and t <= end (any t for the last).
+    const lo = i === 0 ? 0 : Math.max(0, Math.floor(earlierMax) + 1);
+    const hi = last ? total : Math.min(total, Math.floor(end));
+    if (end - start === 0 && lo <= hi) return lo;
+    earlierMax = Math.max(earlierMax, end);
+    start = end;
+  }
+  return null;
+}
+
+function childSpecs(f: Fields, groups: number): CanonicalSpec[] {
+  const v = f.raw("schedulers");
+  if (!Array.isArray(v) || v.length < 1) {
+    f.fail("schedulers", `${f.type} expects at least one scheduler, got ${show(v)}`);
+  }
+  return v.map((child, i) => {
+    const p = joinPath(f.at("schedulers"), i);
+    const c = validateTorchSpec(child, groups, p);
+    if (c.type === "ReduceLROnPlateau") {
+      throw new SpecError(
+        p,
+        `${f.type} does not support \`ReduceLROnPlateau\` scheduler as it requires additional kwargs to be specified when calling \`step\``,
+      );
+    }
+    return c;
+  });
+}
+
+const COMPOSITES = new Set(["SequentialLR", "ChainedScheduler"]);
+
+function sequentialFields(f: Fields, groups: number): Record<string, unknown> {
+  const schedulers = childSpecs(f, groups);
+  const milestones = f.intList("milestones");
+  if (milestones.length !== schedulers.length - 1) {
+    f.fail(
+      "milestones",
+      `Sequential Schedulers expects number of schedulers provided to be one more than the number of milestone points, but got number of schedulers ${schedulers.length} and the number of milestones to be equal to ${milestones.length}`,
+    );
+  }
+  // At a milestone torch calls child._update_lr(0); a composite child has no get_lr there.
+  for (const m of milestones) {
+    if (m < 1) continue;
+    const idx = bisectRight(milestones, m);
+    if (idx > 0 && milestones[idx - 1] === m && COMPOSITES.has(schedulers[idx].type)) {
+      throw new SpecError(
+        joinPath(f.at("schedulers"), idx),
+        `a ${schedulers[idx].type} can only be the first active child of a SequentialLR: torch raises NotImplementedError when it starts at milestone ${m}`,
+      );
+    }
+  }
+  return { schedulers, milestones };
+}
