@@ -1,0 +1,183 @@
+/**
+ * Regenerates proto/vectors/wire/*.json: one file per message and error code.
+ *
+ *   npx ts-node ts/scripts/gen-wire-vectors.ts
+ *
+ * Requests are what a client sends: plain JSON-able maps in the key order
+ * the Python client writes them (v, id, type, then fields), with no
+ * integer-valued floats, so msgpack-python encodes them to `request_hex`
+ * byte for byte. Replies are what this server answers (`reply_hex`, as
+ * msgpackr writes them). Vectors that need an open schedule list the
+ * requests to send first in `setup`.
+ */
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { decodeBody, encodeBody, MAX_REQUEST_BYTES, MAX_WINDOW, toJsonable } from "../src/protocol";
+import { bind } from "../src/spec/bind";
+import { Handler } from "../src/server/handler";
+
+const OUT_DIR = join(__dirname, "..", "..", "proto", "vectors", "wire");
+
+type Msg = Record<string, unknown>;
+
+interface VectorCase {
+  name: string;
+  about: string;
+  setup?: Msg[];
+  /** The request as sent; a string is raw hex that is not a request map. */
+  request: Msg | unknown[] | { hex: string } | { size: number };
+}
+
+const STEP = { type: "StepLR", step_size: 3, gamma: 0.5 };
+const STEP_GROUPS = [{ lr: 0.1, momentum: 0.9 }];
+const ONECYCLE = { type: "OneCycleLR", max_lr: 0.5, total_steps: 10 };
+const ADAM_GROUPS = [
+  { lr: 0.1, betas: [0.9, 0.999] },
+  { lr: 0.2, betas: [0.9, 0.999] },
+];
+const WARM_RESTARTS = { type: "CosineAnnealingWarmRestarts", T_0: 2, T_mult: 2 };
+const PLATEAU = { type: "ReduceLROnPlateau", factor: 0.5, patience: 1 };
+const PLAIN_GROUPS = [{ lr: 0.1 }];
+
+const open = (id: number, spec: Msg, groups: Msg[]): Msg => ({ v: 1, id, type: "open", spec, groups });
+
+/** The `hash` a spec gets, found by asking a scratch handler (so vectors never hard-code it). */
+function hashOf(spec: Msg, groups: Msg[]): string {
+  const reply = new Handler({ bind }).handle(open(0, spec, groups)) as { hash?: string; code?: string };
+  if (!reply.hash) throw new Error(`open failed while generating vectors: ${JSON.stringify(reply)}`);
+  return reply.hash;
+}
+
+/** The state right after construction of a metric schedule, as a client would hold it. */
+function initialState(spec: Msg, groups: Msg[]): unknown {
+  const reply = new Handler({ bind }).handle(open(0, spec, groups)) as { state?: unknown };
+  // Through the wire and back, exactly as the client stores it.
+  return decodeBody(encodeBody(reply.state));
+}
+
+function cases(): VectorCase[] {
+  const step = hashOf(STEP, STEP_GROUPS);
+  const oneCycle = hashOf(ONECYCLE, ADAM_GROUPS);
+  const restarts = hashOf(WARM_RESTARTS, PLAIN_GROUPS);
+  const plateau = hashOf(PLATEAU, PLAIN_GROUPS);
+  return [
+    { name: "hello", about: "handshake", request: { v: 1, id: 1, type: "hello", client: "lrbridge-python/0.1" } },
+    { name: "open", about: "bind a deterministic spec (SGD group with momentum)", request: open(2, STEP, STEP_GROUPS) },
+    { name: "open_betas", about: "bind a spec that writes beta1 (Adam groups)", request: open(3, ONECYCLE, ADAM_GROUPS) },
+    { name: "open_metric", about: "bind a metric-driven spec: the reply carries the initial state", request: open(4, PLATEAU, PLAIN_GROUPS) },
+    {
+      name: "window",
+      about: "rows [0, 8) of a StepLR",
+      setup: [open(2, STEP, STEP_GROUPS)],
+      request: { v: 1, id: 5, type: "window", hash: step, start: 0, count: 8 },
+    },
+    {
+      name: "window_momentum",
+      about: "rows [4, 7) of a OneCycleLR over 2 groups: lr and beta1 bins, row-major",
+      setup: [open(3, ONECYCLE, ADAM_GROUPS)],
+      request: { v: 1, id: 6, type: "window", hash: oneCycle, start: 4, count: 3 },
+    },
+    {
+      name: "rebase",
+      about: "lr set to 0.05 by hand at row 4; rows 5.. continue from it",
+      setup: [open(2, STEP, STEP_GROUPS)],
+      request: { v: 1, id: 7, type: "rebase", hash: step, start: 5, count: 4, origin: { step: 4, lr: [0.05] } },
+    },
+    {
+      name: "epoch",
+      about: "deprecated step(epoch) with fractional epochs",
+      setup: [open(8, WARM_RESTARTS, PLAIN_GROUPS)],
+      request: { v: 1, id: 9, type: "epoch", hash: restarts, epochs: [0.5, 1.5, 3.25, 6.5] },
+    },
+    {
+      name: "metric",
+      about: "one ReduceLROnPlateau step from the initial state",
+      setup: [open(4, PLATEAU, PLAIN_GROUPS)],
+      request: { v: 1, id: 10, type: "metric", hash: plateau, state: initialState(PLATEAU, PLAIN_GROUPS), metric: 0.75 },
+    },
+    { name: "error_BAD_FRAME", about: "the body is a msgpack array, not a map", request: [1, "hello"] },
+    { name: "error_BAD_FRAME_undecodable", about: "the body is not msgpack (0xc1 is never used)", request: { hex: "c1" } },
+    { name: "error_BAD_VERSION", about: "v is not 1", request: { v: 2, id: 11, type: "hello" } },
+    { name: "error_UNKNOWN_TYPE", about: "type is not a message", request: { v: 1, id: 12, type: "dance" } },
+    { name: "error_BAD_REQUEST", about: "count must be >= 1", request: { v: 1, id: 13, type: "window", hash: step, start: 0, count: 0 } },
+    {
+      name: "error_SPEC_INVALID",
+      about: "pct_start must be in [0, 1]",
+      request: open(14, { ...ONECYCLE, pct_start: 1.5 }, PLAIN_GROUPS),
+    },
+    {
+      name: "error_UNKNOWN_HASH",
+      about: "no such handle (server restarted or evicted): re-open and retry",
+      request: { v: 1, id: 15, type: "window", hash: "0".repeat(64), start: 0, count: 1 },
+    },
+    {
+      name: "error_WRONG_KIND",
+      about: "window on a metric-driven schedule",
+      setup: [open(4, PLATEAU, PLAIN_GROUPS)],
+      request: { v: 1, id: 16, type: "window", hash: plateau, start: 0, count: 1 },
+    },
+    {
+      name: "error_WINDOW_TOO_LARGE",
+      about: `count over max_window (${MAX_WINDOW})`,
+      request: { v: 1, id: 17, type: "window", hash: step, start: 0, count: MAX_WINDOW + 1 },
+    },
+    {
+      name: "error_TOO_LARGE",
+      about: "any body over 1 MiB (here: that many zero bytes) is refused before decoding",
+      request: { size: MAX_REQUEST_BYTES + 1 },
+    },
+  ];
+}
+
+/** A reply the server gives only on a bug: no request produces it, so the vector is reply-only. */
+function internalVector(): Msg {
+  const reply = { v: 1, id: 18, type: "error", code: "INTERNAL", message: "internal error: example" };
+  return {
+    name: "error_INTERNAL",
+    about: "a bug in the server (reply only: no valid request triggers it); the server keeps serving",
+    request: null,
+    request_hex: null,
+    reply,
+    reply_hex: encodeBody(reply).toString("hex"),
+  };
+}
+
+function requestBytes(request: VectorCase["request"]): Buffer {
+  if ("hex" in request) return Buffer.from((request as { hex: string }).hex, "hex");
+  if ("size" in request) return Buffer.alloc((request as { size: number }).size);
+  return encodeBody(request);
+}
+
+function vectorFor(c: VectorCase): Msg {
+  const handler = new Handler({ bind });
+  for (const setup of c.setup ?? []) {
+    const reply = handler.handle(setup);
+    if (reply.type === "error") throw new Error(`${c.name}: setup failed: ${JSON.stringify(reply)}`);
+  }
+  const bytes = requestBytes(c.request);
+  const { bytes: replyBytes } = handler.handleBytes(bytes);
+  const vector: Msg = { name: c.name, about: c.about };
+  if (c.setup) vector.setup = c.setup;
+  if ("size" in c.request) {
+    Object.assign(vector, { request: null, request_hex: null, request_size: bytes.length });
+  } else if ("hex" in c.request) {
+    Object.assign(vector, { request: null, request_hex: bytes.toString("hex") });
+  } else {
+    Object.assign(vector, { request: toJsonable(c.request), request_hex: bytes.toString("hex") });
+  }
+  vector.reply = toJsonable(decodeBody(replyBytes));
+  vector.reply_hex = replyBytes.toString("hex");
+  return vector;
+}
+
+function main(): void {
+  mkdirSync(OUT_DIR, { recursive: true });
+  for (const file of readdirSync(OUT_DIR)) if (file.endsWith(".json")) rmSync(join(OUT_DIR, file));
+  const vectors = [...cases().map(vectorFor), internalVector()];
+  for (const vector of vectors) {
+    writeFileSync(join(OUT_DIR, `${vector.name}.json`), `${JSON.stringify(vector, null, 1)}\n`);
+  }
+  process.stdout.write(`wrote ${vectors.length} vectors to ${OUT_DIR}\n`);
+}
+
+main();

@@ -1,0 +1,79 @@
+/** `lrbridge serve`: parse options, serve until SIGINT/SIGTERM, exit 0. */
+import { bind } from "../spec/bind";
+import { DEFAULT_CACHE_SIZE } from "./handler";
+import { startServer } from "./server";
+
+const DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555";
+
+const USAGE = `usage: lrbridge serve [--bind ENDPOINT] [--cache N]
+
+  --bind ENDPOINT  tcp://HOST:PORT (port 0 picks a free port) or ipc://PATH
+                   (default ${DEFAULT_ENDPOINT})
+  --cache N        how many bound schedules to keep (LRU, default ${DEFAULT_CACHE_SIZE})
+
+Prints "lrbridge serving on <endpoint>" to stdout once bound.
+`;
+
+export interface ServeArgs {
+  endpoint: string;
+  cacheSize: number;
+}
+
+/** Parses `serve` options; returns a usage message instead when they are wrong. */
+export function parseServeArgs(args: string[]): ServeArgs | { error: string } | { help: true } {
+  const parsed: ServeArgs = { endpoint: DEFAULT_ENDPOINT, cacheSize: DEFAULT_CACHE_SIZE };
+  for (let i = 0; i < args.length; i++) {
+    const [flag, inline] = args[i].split(/=(.*)/s, 2);
+    const value = () => inline ?? args[++i];
+    switch (flag) {
+      case "-h":
+      case "--help":
+        return { help: true };
+      case "--bind": {
+        const endpoint = value();
+        if (!endpoint || !/^(tcp|ipc):\/\/.+/.test(endpoint)) return { error: `--bind needs tcp://HOST:PORT or ipc://PATH, got ${endpoint}` };
+        parsed.endpoint = endpoint;
+        break;
+      }
+      case "--cache": {
+        const text = value();
+        const n = Number(text);
+        if (!Number.isSafeInteger(n) || n < 1) return { error: `--cache needs an integer >= 1, got ${text}` };
+        parsed.cacheSize = n;
+        break;
+      }
+      default:
+        return { error: `unknown option ${args[i]}` };
+    }
+  }
+  return parsed;
+}
+
+export async function run(args: string[]): Promise<number> {
+  const parsed = parseServeArgs(args);
+  if ("help" in parsed) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if ("error" in parsed) {
+    process.stderr.write(`lrbridge serve: ${parsed.error}\n${USAGE}`);
+    return 2;
+  }
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const server = await startServer({ endpoint: parsed.endpoint, cacheSize: parsed.cacheSize, bind, log });
+
+  let stopping: Promise<void> | null = null;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    log(`${new Date().toISOString()} ${signal}: shutting down`);
+    stopping = server.close();
+  };
+  process.once("SIGINT", () => stop("SIGINT"));
+  process.once("SIGTERM", () => stop("SIGTERM"));
+
+  // Clients that start a server wait for this exact line; stdout to a pipe is synchronous on Linux.
+  process.stdout.write(`lrbridge serving on ${server.endpoint}\n`);
+  await server.done;
+  if (stopping) await stopping;
+  return 0;
+}

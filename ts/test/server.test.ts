@@ -1,0 +1,220 @@
+/**
+ * The real server process (`lrbridge serve`, run from source with ts-node)
+ * over real ZeroMQ sockets: round trips, garbage that must get an error reply
+ * without hurting later requests, and a clean SIGTERM.
+ */
+import { ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Dealer, Request } from "zeromq";
+import { binToFloat64, decodeBody, encodeBody, MAX_REQUEST_BYTES } from "../src/protocol";
+import { bind } from "../src/spec/bind";
+
+const ROOT = resolve(__dirname, "..", "..");
+const STEP = { type: "StepLR", step_size: 30, gamma: 0.1 };
+const GROUPS = [{ lr: 0.1, momentum: 0.9 }, { lr: 0.01 }];
+
+interface Served {
+  process: ChildProcess;
+  endpoint: string;
+  ipcPath: string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Starts `lrbridge serve` on a fresh ipc path and waits for its ready line. */
+async function startServer(dir: string): Promise<Served> {
+  const ipcPath = join(dir, "lrbridge.sock");
+  const child = spawn(
+    process.execPath,
+    ["-r", "ts-node/register/transpile-only", join(ROOT, "ts/src/cli.ts"), "serve", "--bind", `ipc://${ipcPath}`],
+    { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let stdout = "";
+  let stderr = "";
+  child.stderr!.on("data", (chunk) => (stderr += chunk));
+  const exited = new Promise<number | null>((done) => child.on("exit", (code) => done(code)));
+  const endpoint = await new Promise<string>((ready, fail) => {
+    child.stdout!.on("data", (chunk) => {
+      stdout += chunk;
+      const match = /^lrbridge serving on (\S+)$/m.exec(stdout);
+      if (match) ready(match[1]);
+    });
+    exited.then((code) => fail(new Error(`server exited with ${code} before ready: ${stderr}`)));
+  });
+  return { process: child, endpoint, ipcPath, stderr: () => stderr, exited };
+}
+
+let served: Served;
+let dir: string;
+let nextId = 1;
+
+async function requestOver(socket: Request, message: Record<string, unknown>): Promise<Record<string, unknown>> {
+  await socket.send(encodeBody(message));
+  const [body] = await socket.receive();
+  return decodeBody(body) as Record<string, unknown>;
+}
+
+/** One lock-step REQ round trip on a fresh socket (a REQ is unusable after a lost reply). */
+async function roundTrip(message: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const socket = new Request({ linger: 0, receiveTimeout: 10_000, sendTimeout: 10_000 });
+  socket.connect(served.endpoint);
+  try {
+    return await requestOver(socket, message);
+  } finally {
+    socket.close();
+  }
+}
+
+/** Sends raw frames from a DEALER and returns the reply frames. */
+async function rawDealer(frames: Buffer[]): Promise<Buffer[]> {
+  const socket = new Dealer({ linger: 0, receiveTimeout: 10_000, sendTimeout: 10_000 });
+  socket.connect(served.endpoint);
+  try {
+    await socket.send(frames);
+    return await socket.receive();
+  } finally {
+    socket.close();
+  }
+}
+
+async function expectStillServing(): Promise<void> {
+  const id = nextId++;
+  const reply = await roundTrip({ v: 1, id, type: "hello" });
+  expect(reply).toMatchObject({ v: 1, id, type: "hello", protocol: 1 });
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "lrbridge-server-test-"));
+  served = await startServer(dir);
+}, 60_000);
+
+afterAll(() => {
+  if (served.process.exitCode === null) served.process.kill("SIGKILL");
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("lrbridge serve", () => {
+  it("prints the endpoint it bound and answers hello", async () => {
+    expect(served.endpoint).toBe(`ipc://${served.ipcPath}`);
+    expect(existsSync(served.ipcPath)).toBe(true);
+    const reply = await roundTrip({ v: 1, id: 42, type: "hello", client: "vitest" });
+    expect(reply).toMatchObject({
+      v: 1,
+      id: 42,
+      type: "hello",
+      protocol: 1,
+      max_window: 65536,
+      capabilities: ["window", "metric", "rebase", "epoch"],
+    });
+  });
+
+  it("serves window values equal to bind().rows(), over REQ and DEALER", async () => {
+    const opened = await roundTrip({ v: 1, id: nextId++, type: "open", spec: STEP, groups: GROUPS });
+    expect(opened).toMatchObject({ type: "opened", kind: "deterministic", groups: 2, chainable: true });
+    const expected = bind(STEP, GROUPS).rows(10, 1024);
+
+    const reply = await roundTrip({ v: 1, id: 77, type: "window", hash: opened.hash, start: 10, count: 1024 });
+    expect(reply).toMatchObject({ v: 1, id: 77, type: "window", start: 10, count: 1024, groups: 2, momentum: null });
+    expect(binToFloat64(reply.lr as Uint8Array)).toEqual(expected.lr);
+
+    // DEALER envelope: [body] out, [body] back.
+    const [body] = await rawDealer([encodeBody({ v: 1, id: 78, type: "window", hash: opened.hash, start: 10, count: 1024 })]);
+    const dealerReply = decodeBody(body) as Record<string, unknown>;
+    expect(dealerReply.id).toBe(78);
+    expect(binToFloat64(dealerReply.lr as Uint8Array)).toEqual(expected.lr);
+  });
+
+  it("logs one line per open to stderr", async () => {
+    const opened = await roundTrip({ v: 1, id: nextId++, type: "open", spec: STEP, groups: [{ lr: 0.5 }] });
+    await expect.poll(() => served.stderr()).toContain(`type=StepLR spec=${(opened.spec_hash as string).slice(0, 12)} groups=1`);
+  });
+
+  it("answers an unknown hash with UNKNOWN_HASH", async () => {
+    const reply = await roundTrip({ v: 1, id: 5, type: "window", hash: "f".repeat(64), start: 0, count: 4 });
+    expect(reply).toMatchObject({ v: 1, id: 5, type: "error", code: "UNKNOWN_HASH", path: "hash" });
+  });
+
+  it("answers a bad spec with SPEC_INVALID and its path", async () => {
+    const reply = await roundTrip({ v: 1, id: 6, type: "open", spec: { type: "StepLR", gamma: 0.1 }, groups: GROUPS });
+    expect(reply).toMatchObject({ id: 6, type: "error", code: "SPEC_INVALID" });
+    expect(typeof reply.path).toBe("string");
+  });
+
+  it.each([
+    ["random bytes", [Buffer.from("c1d9ff00deadbeef", "hex")], "BAD_FRAME"],
+    ["an empty body", [Buffer.alloc(0)], "BAD_FRAME"],
+    ["a msgpack array", [encodeBody([1, 2, 3])], "BAD_FRAME"],
+    ["a msgpack string", [encodeBody("hello")], "BAD_FRAME"],
+    ["two body frames", [encodeBody({ v: 1, id: 1, type: "hello" }), Buffer.from("x")], "BAD_FRAME"],
+    ["a body over 1 MiB", [Buffer.alloc(MAX_REQUEST_BYTES + 1, 0x80)], "TOO_LARGE"],
+    ["an absurd window", [encodeBody({ v: 1, id: 9, type: "window", hash: "0".repeat(64), start: -5, count: 1e9 })], "BAD_REQUEST"],
+    ["a huge count", [encodeBody({ v: 1, id: 9, type: "window", hash: "0".repeat(64), start: 0, count: 1e9 })], "WINDOW_TOO_LARGE"],
+    ["a fractional start", [encodeBody({ v: 1, id: 9, type: "window", hash: "0".repeat(64), start: 0.5, count: 3 })], "BAD_REQUEST"],
+    ["a wrong version", [encodeBody({ v: 9, id: 9, type: "hello" })], "BAD_VERSION"],
+    ["an unknown type", [encodeBody({ v: 1, id: 9, type: "launch" })], "UNKNOWN_TYPE"],
+  ])("answers %s with an error and keeps serving", async (_what, frames, code) => {
+    const reply = await rawDealer(frames as Buffer[]);
+    expect(reply).toHaveLength(1);
+    expect(decodeBody(reply[0])).toMatchObject({ v: 1, type: "error", code });
+    await expectStillServing();
+  });
+
+  it("answers a REQ peer's empty body with BAD_FRAME in the REQ envelope", async () => {
+    const socket = new Request({ linger: 0, receiveTimeout: 10_000 });
+    socket.connect(served.endpoint);
+    try {
+      await socket.send(Buffer.alloc(0));
+      const [body] = await socket.receive();
+      expect(decodeBody(body)).toMatchObject({ v: 1, id: null, type: "error", code: "BAD_FRAME" });
+      // The same REQ socket is still in step: the server answered exactly once.
+      expect(await requestOver(socket, { v: 1, id: 3, type: "hello" })).toMatchObject({ id: 3, type: "hello" });
+    } finally {
+      socket.close();
+    }
+  });
+
+  it("answers many pipelined DEALER requests, each once, in order", async () => {
+    const socket = new Dealer({ linger: 0, receiveTimeout: 10_000 });
+    socket.connect(served.endpoint);
+    try {
+      const n = 200;
+      for (let id = 0; id < n; id++) await socket.send(encodeBody({ v: 1, id, type: "hello" }));
+      const ids: unknown[] = [];
+      for (let i = 0; i < n; i++) ids.push((decodeBody((await socket.receive())[0]) as { id: unknown }).id);
+      expect(ids).toEqual(Array.from({ length: n }, (_, id) => id));
+    } finally {
+      socket.close();
+    }
+  });
+
+  // Last: it stops the server.
+  it("exits 0 on SIGTERM and removes its ipc socket file", async () => {
+    served.process.kill("SIGTERM");
+    expect(await served.exited).toBe(0);
+    expect(existsSync(served.ipcPath)).toBe(false);
+  });
+});
+
+describe("lrbridge serve options", () => {
+  it("exits 2 on an unknown option", async () => {
+    const child = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", join(ROOT, "ts/src/cli.ts"), "serve", "--frobnicate"], {
+      cwd: ROOT,
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr!.on("data", (chunk) => (stderr += chunk));
+    const code = await new Promise((done) => child.on("exit", done));
+    expect(code).toBe(2);
+    expect(stderr).toContain("unknown option --frobnicate");
+  });
+
+  it("exits 0 on SIGINT too", async () => {
+    const other = await startServer(dir);
+    other.process.kill("SIGINT");
+    expect(await other.exited).toBe(0);
+    expect(existsSync(other.ipcPath)).toBe(false);
+  }, 60_000);
+});
