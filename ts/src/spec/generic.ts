@@ -1,0 +1,227 @@
+/**
+ * Generic (non-torch) schedule specs: the optax-style library in
+ * ts/src/schedules behind a JSON grammar (see the table in README /
+ * report). `bind.ts` sends every `type` for which `isGenericType` is true
+ * here.
+ *
+ * Values: a spec describes a MULTIPLIER of each group's base lr (its
+ * initial_lr), like HF's LambdaLR schedules, unless the top level says
+ * `"scale": "absolute"` with `"lr"`: then `lr` (one number, or one per
+ * group) replaces the groups' base lrs and the spec's numbers are lrs.
+ * Row k = values after k `step()` calls (row 0 = right after construction)
+ * = the schedule at step k.
+ *
+ * Top-level only fields: `scale`, `lr`, `momentum`.
+ * `momentum`: `{"type":"inverse","max":0.95,"min":0.85,"lr_range"?:[lo,hi]}`
+ * (lr_range as multipliers of the base lr; default: the schedule's own
+ * range), or any schedule spec, whose values are the momentum itself.
+ * Written into `betas[0]` when the groups have betas, else `momentum`.
+ */
+import { type Bound, type GroupInit, type MetricResult, type MetricState, type MomentumKey, type Rows, SpecError } from "./api";
+import { contentHash } from "./canonical";
+import { type Schedule } from "../schedules/types";
+import { inverseMomentumFor } from "../schedules/momentum";
+import * as RT from "../schedules/range_test";
+import { Fields, checkNum, describe } from "./generic/fields";
+import { type Parsed, SCHEDULE_TYPES, parseSchedule } from "./generic/parse";
+
+const METRIC_TYPES = ["range_test"];
+
+/** The `type`s this module binds. */
+export function isGenericType(type: string): boolean {
+  return SCHEDULE_TYPES.includes(type) || METRIC_TYPES.includes(type);
+}
+
+/** A bound generic schedule: `Bound` plus cycle boundaries for cyclic schedules. */
+export interface GenericBound extends Bound {
+  /** Steps in [start, start+count) at which a new cycle begins (0 included); absent if not cyclic. */
+  cycles?(start: number, count: number): number[];
+}
+
+export function bindGeneric(spec: unknown, groups: GroupInit[]): GenericBound {
+  if (!Array.isArray(groups) || groups.length === 0) throw new SpecError("groups", "must list at least one param group");
+  const f = Fields.of("", spec);
+  if (f.raw("type") === "range_test") return bindRangeTest(f, groups);
+  return bindDeterministic(f, groups);
+}
+
+/** Split off the top-level-only fields, parse the rest as a schedule. */
+function bindDeterministic(f: Fields, groups: GroupInit[]): GenericBound {
+  const scale = f.oneOf("scale", ["multiplier", "absolute"] as const, "multiplier");
+  const bases = readBases(f, scale, groups);
+  const rest = { ...f.obj };
+  delete rest.scale;
+  delete rest.lr;
+  delete rest.momentum;
+  const parsed = parseSchedule("", rest);
+  const canonical: Record<string, unknown> = { ...parsed.canonical, scale };
+  if (scale === "absolute") canonical.lr = f.canonical.lr;
+  const mom = readMomentum(f, parsed, groups, bases);
+  if (mom.canonical !== undefined) canonical.momentum = mom.canonical;
+  const lrFns = bases.map((b) => parsed.schedule.lr(b));
+  const g = groups.length;
+  const bound: GenericBound = {
+    canonical,
+    specHash: contentHash(canonical),
+    kind: "deterministic",
+    momentumKey: mom.key,
+    groups: g,
+    chainable: false,
+    rows(start: number, count: number): Rows {
+      checkWindow(start, count);
+      return {
+        lr: table(lrFns, start, count),
+        momentum: mom.fns ? table(mom.fns, start, count) : null,
+      };
+    },
+  };
+  const starts = parsed.schedule.cycleStarts;
+  if (starts) bound.cycles = (start, count) => (checkWindow(start, count), starts(start, start + count));
+  return bound;
+}
+
+function checkWindow(start: number, count: number): void {
+  checkNum("start", start, { integer: true, min: 0 });
+  checkNum("count", count, { integer: true, min: 0 });
+}
+
+/** rows × groups, row-major. */
+function table(fns: Schedule[], start: number, count: number): Float64Array {
+  const g = fns.length;
+  const out = new Float64Array(count * g);
+  for (let k = 0; k < count; k++) for (let j = 0; j < g; j++) out[k * g + j] = fns[j](start + k);
+  return out;
+}
+
+/** Base lr per group: the groups' initial lrs, or the spec's `lr` when absolute. */
+function readBases(f: Fields, scale: "multiplier" | "absolute", groups: GroupInit[]): number[] {
+  const raw = f.raw("lr");
+  if (scale === "multiplier") {
+    if (raw !== undefined) throw new SpecError("lr", 'is only allowed with "scale": "absolute"');
+    return groups.map((g, i) => checkNum(`groups[${i}].lr`, g.lr, {}));
+  }
+  if (typeof raw === "number") return groups.map(() => f.num("lr", {}));
+  if (Array.isArray(raw)) {
+    const lrs = f.nums("lr", {});
+    if (lrs.length !== groups.length) throw new SpecError("lr", `must have one value per param group (${groups.length}), got ${lrs.length}`);
+    return lrs;
+  }
+  throw new SpecError("lr", `is required with "scale": "absolute" (a number or one per group), got ${describe(raw)}`);
+}
+
+interface MomentumPlan {
+  key: MomentumKey;
+  fns: Schedule[] | null;
+  canonical?: unknown;
+}
+
+/** Which group key momentum goes to: betas[0] for Adam-family, else momentum. */
+function momentumKeyOf(groups: GroupInit[]): MomentumKey {
+  if (groups.every((g) => Array.isArray(g.betas))) return "betas";
+  if (groups.every((g) => typeof g.momentum === "number")) return "momentum";
+  return null;
+}
+
+function readMomentum(f: Fields, parsed: Parsed, groups: GroupInit[], bases: number[]): MomentumPlan {
+  const raw = f.raw("momentum");
+  const key = momentumKeyOf(groups);
+  if (raw === undefined || raw === null) {
+    // one_cycle's default moms apply only where the optimizer has momentum (fastai does the same)
+    if (parsed.momentum && key) return { key, fns: groups.map(() => parsed.momentum!) };
+    return { key: null, fns: null };
+  }
+  if (parsed.momentum !== undefined) throw new SpecError("momentum", "one_cycle sets momentum through its moms field");
+  if (!key) throw new SpecError("momentum", "the optimizer's param groups have neither momentum nor betas");
+  const mf = Fields.of("momentum", raw);
+  if (mf.raw("type") === "inverse") {
+    mf.put("type", "inverse");
+    const mMax = mf.num("max", { min: 0, max: 1 }, 0.95);
+    const mMin = mf.num("min", { min: 0, max: 1 }, 0.85);
+    let range: [number, number] | null = null;
+    if (mf.has("lr_range")) {
+      const r = mf.nums("lr_range", {});
+      if (r.length !== 2 || !(r[0] < r[1])) throw new SpecError("momentum.lr_range", `must be [lo, hi] with lo < hi, got ${describe(r)}`);
+      range = [r[0], r[1]];
+    } else if (!parsed.schedule.range) {
+      throw new SpecError("momentum.lr_range", "is required: this schedule's lr range is not known in advance");
+    }
+    const canonical = mf.done();
+    const fns = bases.map((b) =>
+      inverseMomentumFor(parsed.schedule, b, mMax, mMin, range ? [b * range[0], b * range[1]] : undefined),
+    );
+    return { key, fns, canonical };
+  }
+  const p = parseSchedule("momentum", raw);
+  return { key, fns: groups.map(() => p.schedule.lr(1)), canonical: p.canonical };
+}
+
+/**
+ * `{"type":"range_test", start_lr, end_lr, num_steps, mode, beta,
+ * diverge_factor, skip_start, skip_end}`: a metric-driven schedule. The lr
+ * is the same absolute value for every group (fastai lr_find). The state is
+ * a RangeState (schedules/range_test.ts); feed the batch loss.
+ */
+function bindRangeTest(f: Fields, groups: GroupInit[]): GenericBound {
+  f.put("type", "range_test");
+  const start = f.num("start_lr", { gt: 0 }, 1e-7);
+  const o: RT.RangeTestOptions = {
+    start_lr: start,
+    end_lr: f.num("end_lr", { gt: start }, 10),
+    num_steps: f.num("num_steps", { integer: true, min: 1 }, 100),
+    mode: f.oneOf<RT.RangeMode>("mode", ["exp", "linear"], "exp"),
+    beta: f.num("beta", { min: 0, lt: 1 }, 0.98),
+    diverge_factor: f.num("diverge_factor", { gt: 1 }, 4),
+    skip_start: 0,
+    skip_end: 0,
+  };
+  o.skip_start = f.num("skip_start", { integer: true, min: 0 }, Math.floor(o.num_steps / 10));
+  o.skip_end = f.num("skip_end", { integer: true, min: 0 }, 5);
+  const canonical = f.done();
+  const g = groups.length;
+  const lrAt = (i: number) => RT.rangeTestLr(o, Math.min(i, o.num_steps - 1));
+  const result = (s: RT.RangeState): MetricResult => ({
+    state: s as unknown as MetricState,
+    // once done, hold the lr of the last batch run
+    lr: new Array<number>(g).fill(lrAt(s.done ? s.step - 1 : s.step)),
+    momentum: null,
+  });
+  return {
+    canonical,
+    specHash: contentHash(canonical),
+    kind: "metric",
+    momentumKey: null,
+    groups: g,
+    chainable: false,
+    rows(startRow: number, count: number): Rows {
+      checkWindow(startRow, count);
+      return { lr: table(new Array(g).fill(lrAt), startRow, count), momentum: null };
+    },
+    initialState: () => result(RT.initialRangeState()),
+    metricStep(state: MetricState, metric: number): MetricResult {
+      // NaN/inf losses are allowed: they end the test as "diverged"
+      if (typeof metric !== "number") throw new SpecError("metric", `must be a number (the batch loss), got ${describe(metric)}`);
+      return result(RT.rangeTestStep(o, readRangeState(state), metric));
+    },
+  };
+}
+
+/** Validate a client-carried RangeState. */
+function readRangeState(raw: MetricState): RT.RangeState {
+  const f = Fields.of("state", raw);
+  const rawLosses = f.raw("losses");
+  if (!Array.isArray(rawLosses) || !rawLosses.every((x) => typeof x === "number")) {
+    throw new SpecError("state.losses", `must be an array of numbers, got ${describe(rawLosses)}`);
+  }
+  const losses = rawLosses as number[];
+  const step = f.num("step", { integer: true, min: 0 });
+  if (losses.length !== step) throw new SpecError("state.losses", `must hold one smoothed loss per step (${step}), got ${losses.length}`);
+  return {
+    step,
+    avg: f.num("avg", {}),
+    best: f.numOrNull("best", {}, null),
+    losses,
+    done: f.bool("done", false),
+    reason: (f.raw("reason") as RT.RangeState["reason"]) ?? null,
+    suggestions: (f.raw("suggestions") as RT.Suggestions | null) ?? null,
+  };
+}
