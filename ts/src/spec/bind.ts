@@ -7,7 +7,8 @@ import type { Bound, GroupInit, MetricResult, MetricState, MomentumKey, Rebase, 
 import { SpecError } from "./api";
 import { contentHash } from "./canonical";
 import { compileFunction } from "./expr";
-import { CHAINABLE_TYPES, type CanonicalSpec, joinPath, validateTorchSpec } from "./validate";
+import { bindGeneric, isGenericType } from "./generic";
+import { CHAINABLE_TYPES, type CanonicalSpec, isTorchType, joinPath, validateTorchSpec } from "./validate";
 import {
   ChainedScheduler,
   ConstantLR,
@@ -34,13 +35,14 @@ import {
   readMomentum,
 } from "../schedules/torch";
 
-// TODO(lead): spec types that are not torch classes go to ./generic
-// (isGenericType / bindGeneric); until then they are "unknown scheduler type".
 
 /** How many live simulations a Bound keeps to continue sequential windows. */
 const SIM_POOL_SIZE = 8;
 
+/** Torch class names bind here; every other known `type` is a generic (non-torch) schedule. */
 export function bind(spec: unknown, groups: GroupInit[]): Bound {
+  const type = spec !== null && typeof spec === "object" ? (spec as { type?: unknown }).type : undefined;
+  if (typeof type === "string" && !isTorchType(type) && isGenericType(type)) return bindGeneric(spec, groups);
   checkGroups(groups);
   const canonical = validateTorchSpec(spec, groups.length);
   if (canonical.type === "ReduceLROnPlateau") return bindPlateau(canonical, groups);
