@@ -24,7 +24,7 @@ import msgpack
 import numpy as np
 import zmq
 
-from .errors import LRBridgeError, ProtocolError, ServerUnavailable, SpecError, UnknownHash
+from .errors import BadRequest, LRBridgeError, ProtocolError, ServerUnavailable, SpecError, UnknownHash
 
 PROTOCOL_VERSION = 1
 DEFAULT_TIMEOUT_S = 2.0
@@ -136,6 +136,8 @@ def error_from_reply(reply: dict) -> LRBridgeError:
         return SpecError(message or rule, path=path, rule=str(rule))
     if code == "UNKNOWN_HASH":
         return UnknownHash(code, message, path=path)
+    if code == "BAD_REQUEST":
+        return BadRequest(code, message, path=path)
     return ProtocolError(code, message, path=path)
 
 

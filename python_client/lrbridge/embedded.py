@@ -162,24 +162,32 @@ class ServerProcess:
         while True:
             left = deadline - time.monotonic()
             try:
-                line = lines.get(timeout=max(0.0, left)) if left > 0 else None
+                line = lines.get(timeout=left) if left > 0 else queue.Empty
             except queue.Empty:
-                line = None
-            if line is not None:
+                line = queue.Empty
+            if isinstance(line, str):
                 self.output.append(line)
                 if line.startswith(READY_PREFIX):
                     return
                 continue
-            # EOF (the child exited) or deadline passed.
-            exited = self.process.poll() is not None
+            # stdout closed (None: the child is exiting) or the deadline passed (Empty).
+            exited = line is None and self._exit_code_soon() is not None
+            stderr = self.stderr()  # before stop() removes the log
             self.stop()
             why = f"exited with code {self.process.returncode}" if exited else f"did not get ready within {timeout:g}s"
             raise ServerUnavailable(
                 f"lrbridge: the embedded server `{' '.join(argv)}` {why}.\n"
                 f"stdout: {' | '.join(self.output[-5:]) or '(nothing)'}\n"
-                f"stderr: {self.stderr()[-2000:] or '(nothing)'}\n{_INSTALL_HINT}",
+                f"stderr: {stderr[-2000:] or '(nothing)'}\n{_INSTALL_HINT}",
                 endpoint=self.endpoint,
             )
+
+    def _exit_code_soon(self, grace: float = 5.0) -> int | None:
+        """The exit code of a child whose stdout just closed (it may take a moment to be reaped)."""
+        try:
+            return self.process.wait(grace)
+        except subprocess.TimeoutExpired:
+            return None
 
     def stderr(self) -> str:
         if self._log_path is None:

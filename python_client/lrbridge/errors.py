@@ -49,6 +49,14 @@ class ProtocolError(LRBridgeError):
         self.path = path
 
 
+class BadRequest(ProtocolError, ValueError):
+    """BAD_REQUEST: a field out of range, or the schedule refuses the step.
+
+    A ValueError, as torch raises when e.g. OneCycleLR is stepped past
+    ``total_steps`` ("Tried to step N times ...": the server's message).
+    """
+
+
 class UnknownHash(ProtocolError):
     """The server does not hold the handle (restarted or evicted).
 

@@ -31,6 +31,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from .client import Client, Opened, Window
+from .errors import BadRequest
 
 DEFAULT_WINDOW = 1024
 
@@ -183,7 +184,12 @@ class WindowStream:
         return True
 
     def _fetch_now(self, k: int) -> None:
-        window = self.client.window(self.opened, k, self.window, self.origin)
+        try:
+            window = self.client.window(self.opened, k, self.window, self.origin)
+        except BadRequest:
+            # A bounded schedule (OneCycleLR past total_steps) refuses the
+            # whole window: take the rows that exist, or raise torch's error.
+            window = _longest_window(self.client, self.opened, k, self.window, self.origin)
         lr_rows, mom_rows = rows_of(window)
         self._install(window.start, lr_rows, mom_rows)
 
@@ -210,6 +216,23 @@ class WindowStream:
             self._next.cancel()  # a running fetch finishes in the worker; its result is ignored
             self._next = None
             self._next_start = -1
+
+
+def _longest_window(client: Client, opened: Opened, start: int, count: int, origin: dict | None) -> Window:
+    """The longest window from ``start`` the schedule gives (bisection, ~log2(count) requests).
+
+    Raises the BadRequest for ``start`` itself when not even that row exists.
+    """
+    good, good_count, bad_count = None, 0, count
+    while bad_count - good_count > 1:
+        middle = (good_count + bad_count) // 2
+        try:
+            good, good_count = client.window(opened, start, middle, origin), middle
+        except BadRequest:
+            bad_count = middle
+    if good is None:
+        return client.window(opened, start, 1, origin)  # raises the schedule's own error
+    return good
 
 
 def _copy_origin(origin: Any) -> dict | None:

@@ -56,8 +56,9 @@ def torch_rows(spec: dict, groups: list[dict], steps: int, edit: tuple[int, list
                     group["lr"] = value
             lr.append([g["lr"] for g in optimizer.param_groups])
             momentum.append([g.get("momentum", math.nan) for g in optimizer.param_groups])
-            optimizer.step()
-            scheduler.step()
+            if k + 1 < steps:  # no step past the last row (OneCycleLR raises there)
+                optimizer.step()
+                scheduler.step()
     return np.array(lr), np.array(momentum)
 
 
@@ -227,6 +228,18 @@ def test_stream_seek_backwards_and_with_an_origin(client):
     assert [stream.row(k)[0] for k in range(11, 41)] == [tuple(r) for r in rebased.lr.tolist()]
     with pytest.raises(ValueError):
         stream.row(10)  # at the rebase point: the stream cannot know the rows before it
+
+
+def test_stream_stops_where_a_bounded_schedule_ends_like_torch(client):
+    """OneCycleLR has rows 0..total_steps; the stream serves all of them, then raises torch's ValueError."""
+    opened = client.open(ONECYCLE, SGD_MOMENTUM)
+    expected_lr, _ = torch_rows(ONECYCLE, SGD_MOMENTUM, 101)
+    stream = WindowStream(Client(client.endpoint), opened, window=64)
+    got = [stream.row(k)[0][0] for k in range(101)]
+    np.testing.assert_allclose(got, expected_lr[:, 0], rtol=RTOL, atol=1e-15)
+    with pytest.raises(ValueError) as error:
+        stream.row(101)
+    assert isinstance(error.value, lrbridge.BadRequest)
 
 
 # --------------------------------------------------------------------------

@@ -221,6 +221,7 @@ def test_a_server_that_fails_to_start_reports_its_stderr(server_cli):
     with pytest.raises(ServerUnavailable) as error:
         process.start(timeout=60)
     assert "exited with code" in str(error.value)
+    assert "stderr: (nothing)" not in str(error.value)  # the server's own complaint is shown
     assert not process.alive()
 
 

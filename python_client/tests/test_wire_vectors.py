@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import zmq
 
-from lrbridge import ProtocolError, SpecError
+from lrbridge import BadRequest, ProtocolError, SpecError
 from lrbridge.client import (
     decode,
     encode,
@@ -164,7 +164,9 @@ def test_replies_parse(vector):
     else:
         assert kind == "error"
         error = error_from_reply(reply)
-        expected_class = {"SPEC_INVALID": SpecError, "UNKNOWN_HASH": UnknownHash}.get(reply["code"], ProtocolError)
+        expected_class = {"SPEC_INVALID": SpecError, "UNKNOWN_HASH": UnknownHash, "BAD_REQUEST": BadRequest}.get(
+            reply["code"], ProtocolError
+        )
         assert type(error) is expected_class
         if isinstance(error, SpecError):
             assert error.path == reply["path"] and isinstance(error, ValueError)
