@@ -17,6 +17,7 @@ check, one list index and the group writes.
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any
 
@@ -133,7 +134,10 @@ def torch_error(exc: ProtocolError) -> ValueError:
     """A row torch would refuse (OneCycleLR past total_steps) comes back as BAD_REQUEST."""
     text = str(exc)
     at = text.find("Tried to step")
-    return ValueError(text[at:] if at >= 0 else text)
+    if at < 0:
+        return ValueError(text)
+    # The server may add where it happened (" at step N"); torch's message ends before that.
+    return ValueError(re.sub(r" at step \d+$", "", text[at:]))
 
 
 class BoundedStream(WindowStream):
