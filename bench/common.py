@@ -1,0 +1,196 @@
+"""Shared pieces of the benchmark harness: statistics, the server process, machine facts."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+# The built server and core; LRBRIDGE_BENCH_DIST points the harness at another build.
+DIST = Path(os.environ.get("LRBRIDGE_BENCH_DIST") or ROOT / "dist")
+CLI = DIST / "cli.js"
+READY_PREFIX = "lrbridge serving on"
+
+
+# --------------------------------------------------------------------------
+# Statistics
+
+
+def median(values) -> float:
+    return float(np.median(np.asarray(values, dtype=float)))
+
+
+def spread(values) -> dict:
+    """Median, min, max and the relative range: how far repeats disagree."""
+    a = np.asarray(values, dtype=float)
+    med = float(np.median(a))
+    return {
+        "median": med,
+        "min": float(a.min()),
+        "max": float(a.max()),
+        "rel_range": float((a.max() - a.min()) / med) if med else 0.0,
+        "n": int(a.size),
+    }
+
+
+def percentiles_ns(samples_ns) -> dict:
+    """p50/p99/p99.9/max of single-call times, in µs."""
+    a = np.asarray(samples_ns, dtype=np.int64)
+    p50, p99, p999 = np.percentile(a, [50, 99, 99.9])
+    return {
+        "p50_us": float(p50) / 1e3,
+        "p99_us": float(p99) / 1e3,
+        "p999_us": float(p999) / 1e3,
+        "max_us": float(a.max()) / 1e3,
+        "n": int(a.size),
+    }
+
+
+def slope_per_minute(times_s, values) -> float:
+    """Least-squares slope of values over time, per minute."""
+    t = np.asarray(times_s, dtype=float)
+    v = np.asarray(values, dtype=float)
+    if t.size < 2 or t.max() == t.min():
+        return 0.0
+    return float(np.polyfit(t, v, 1)[0] * 60.0)
+
+
+# --------------------------------------------------------------------------
+# The server under test
+
+
+def free_tcp_endpoint() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+def ipc_endpoint(tag: str) -> str:
+    directory = tempfile.mkdtemp(prefix="lrbridge-bench-")
+    return f"ipc://{directory}/{tag}.sock"
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS of a process in KiB (Linux /proc)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+class Server:
+    """`node dist/cli.js serve --bind <endpoint> [extra args]`, ready when it prints its line."""
+
+    def __init__(self, endpoint: str, extra: list[str] | None = None, start_timeout: float = 60.0):
+        self.endpoint = endpoint
+        self.argv = ["node", str(CLI), "serve", "--bind", endpoint, *(extra or [])]
+        self.proc = subprocess.Popen(
+            self.argv,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        self._stderr: list[str] = []
+        threading.Thread(target=self._drain, args=(self.proc.stderr, self._stderr), daemon=True).start()
+        deadline = time.monotonic() + start_timeout
+        while True:
+            line = self.proc.stdout.readline()
+            if line.startswith(READY_PREFIX):
+                break
+            if not line and self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"server {' '.join(self.argv)} did not start: {''.join(self._stderr)[-2000:]}")
+        threading.Thread(target=self._drain, args=(self.proc.stdout, []), daemon=True).start()
+
+    @staticmethod
+    def _drain(stream, sink: list) -> None:
+        for line in stream:
+            sink.append(line)
+            del sink[:-200]
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def rss_mib(self) -> float:
+        return rss_kib(self.proc.pid) / 1024.0
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------
+# Machine and versions
+
+
+def _node_package_version(name: str) -> str:
+    try:
+        return json.loads((ROOT / "node_modules" / name / "package.json").read_text())["version"]
+    except (OSError, ValueError, KeyError):
+        return "?"
+
+
+def machine_info() -> dict:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import msgpack
+    import torch
+    import zmq
+
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "loadavg_at_start": os.getloadavg(),
+        "versions": {
+            "node": node,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "pyzmq": zmq.__version__,
+            "libzmq": zmq.zmq_version(),
+            "msgpack": ".".join(map(str, msgpack.version)),
+            "zeromq.js": _node_package_version("zeromq"),
+            "msgpackr": _node_package_version("msgpackr"),
+        },
+    }
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
