@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Dealer, Request } from "zeromq";
 import { binToFloat64, decodeBody, encodeBody, MAX_REQUEST_BYTES } from "../src/protocol";
+import { parseServeArgs } from "../src/server/main";
 import { bind } from "../src/spec/bind";
 
 const ROOT = resolve(__dirname, "..", "..");
@@ -199,6 +200,14 @@ describe("lrbridge serve", () => {
 });
 
 describe("lrbridge serve options", () => {
+  it("parses --bind and --cache, with defaults", () => {
+    expect(parseServeArgs([])).toEqual({ endpoint: "tcp://127.0.0.1:5555", cacheSize: 4096 });
+    expect(parseServeArgs(["--bind", "ipc:///tmp/x.sock", "--cache=16"])).toEqual({ endpoint: "ipc:///tmp/x.sock", cacheSize: 16 });
+    expect(parseServeArgs(["--cache", "0"])).toHaveProperty("error");
+    expect(parseServeArgs(["--bind", "udp://x"])).toHaveProperty("error");
+    expect(parseServeArgs(["--bind"])).toHaveProperty("error");
+  });
+
   it("exits 2 on an unknown option", async () => {
     const child = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", join(ROOT, "ts/src/cli.ts"), "serve", "--frobnicate"], {
       cwd: ROOT,
