@@ -1,0 +1,153 @@
+"""Checkpoint and resume: state_dict through torch.save/torch.load, then continue exactly.
+
+The resume recipe is torch's: build the optimizer and scheduler normally,
+``optimizer.load_state_dict``, ``scheduler.load_state_dict``. The resumed run
+must give the same values as an unbroken lrbridge run (and as torch).
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+from torch.optim import lr_scheduler as T
+
+from lrbridge import lr_scheduler as B
+
+from sched_helpers import Worst, make_optimizer, mark_stepped, values
+
+pytestmark = pytest.mark.filterwarnings("ignore:Detected call of:UserWarning")
+
+
+def _onecycle(m, opt, kw):
+    return m.OneCycleLR(opt, max_lr=0.4, total_steps=1600, **kw)
+
+
+def _cosine(m, opt, kw):
+    return m.CosineAnnealingLR(opt, T_max=50, eta_min=0.001, **kw)
+
+
+def _cyclic(m, opt, kw):
+    return m.CyclicLR(opt, base_lr=0.01, max_lr=0.1, step_size_up=30, mode="triangular2", **kw)
+
+
+def _lambda(m, opt, kw):
+    fn = (lambda e: 0.99**e) if m is T else "0.99 ** epoch"
+    return m.LambdaLR(opt, fn, **kw)
+
+
+def _sequential(m, opt, kw):
+    warm = m.LinearLR(opt, start_factor=0.1, total_iters=20, **kw)
+    decay = m.ExponentialLR(opt, gamma=0.995, **kw)
+    return m.SequentialLR(opt, [warm, decay], milestones=[20], **kw)
+
+
+def _warm_restarts(m, opt, kw):
+    return m.CosineAnnealingWarmRestarts(opt, T_0=15, T_mult=2, **kw)
+
+
+BUILDERS = [_onecycle, _cosine, _cyclic, _lambda, _sequential, _warm_restarts]
+
+
+def _roundtrip(obj):
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=False)
+
+
+def _edit(k, opt):
+    # A hand edit before the checkpoint: chainable schedules carry it across the resume.
+    if k == 100:
+        opt.param_groups[0]["lr"] *= 0.5
+
+
+@pytest.mark.parametrize("opt_kind", ["sgd", "adam"])
+@pytest.mark.parametrize("build", BUILDERS, ids=lambda b: b.__name__.strip("_"))
+def test_resume_continues_exactly(server, build, opt_kind):
+    kw = {"server": server}
+    total, cut = 1500, 1100  # the cut lands inside the second window
+    worst = Worst()
+
+    torch_opt = make_optimizer(opt_kind)
+    torch_s = build(T, torch_opt, {})
+    whole_opt = make_optimizer(opt_kind)
+    whole = build(B, whole_opt, kw)
+    first_opt = make_optimizer(opt_kind)
+    first = build(B, first_opt, kw)
+    for opt in (torch_opt, whole_opt, first_opt):
+        mark_stepped(opt)
+
+    expected_torch, expected_whole = [], []
+    for k in range(1, total + 1):
+        for opt in (torch_opt, whole_opt):
+            _edit(k, opt)
+        torch_s.step()
+        whole.step()
+        expected_torch.append(values(torch_opt))
+        expected_whole.append(values(whole_opt))
+        if k <= cut:
+            _edit(k, first_opt)
+            first.step()
+
+    checkpoint = _roundtrip({"optimizer": first_opt.state_dict(), "scheduler": first.state_dict()})
+    assert "_client" not in checkpoint["scheduler"] and "_stream" not in checkpoint["scheduler"]
+    assert checkpoint["scheduler"]["last_epoch"] == cut
+
+    resumed_opt = make_optimizer(opt_kind)
+    resumed = build(B, resumed_opt, kw)
+    resumed_opt.load_state_dict(checkpoint["optimizer"])
+    resumed.load_state_dict(checkpoint["scheduler"])
+    mark_stepped(resumed_opt)
+    assert resumed.last_epoch == cut
+    for k in range(cut + 1, total + 1):
+        resumed.step()
+        got = values(resumed_opt)
+        worst.compare(expected_whole[k - 1], got, f"resumed step {k} vs unbroken run")
+        worst.compare(expected_torch[k - 1], got, f"resumed step {k} vs torch")
+    assert worst.value == 0.0 or worst.value < 1e-12
+
+
+def test_resume_reduce_lr_on_plateau(server):
+    metrics = [1.0, 0.9, 0.91, 0.92, 0.93, 0.8, 0.85, 0.86, 0.87, 0.88, 0.7] * 8
+    cut = 37
+    torch_opt, first_opt = make_optimizer("sgd2"), make_optimizer("sgd2")
+    torch_s = T.ReduceLROnPlateau(torch_opt, patience=1, factor=0.5, cooldown=2)
+    first = B.ReduceLROnPlateau(first_opt, patience=1, factor=0.5, cooldown=2, server=server)
+    expected = []
+    for k, metric in enumerate(metrics):
+        torch_s.step(metric)
+        expected.append((values(torch_opt), torch_s.best, torch_s.num_bad_epochs, torch_s.cooldown_counter))
+        if k < cut:
+            first.step(metric)
+
+    checkpoint = _roundtrip({"optimizer": first_opt.state_dict(), "scheduler": first.state_dict()})
+    resumed_opt = make_optimizer("sgd2")
+    resumed = B.ReduceLROnPlateau(resumed_opt, patience=1, factor=0.5, cooldown=2, server=server)
+    resumed_opt.load_state_dict(checkpoint["optimizer"])
+    resumed.load_state_dict(checkpoint["scheduler"])
+    worst = Worst()
+    for k in range(cut, len(metrics)):
+        resumed.step(metrics[k])
+        lrs, best, bad, cooldown = expected[k]
+        worst.compare(lrs, values(resumed_opt), f"plateau metric {k}")
+        assert (resumed.best, resumed.num_bad_epochs, resumed.cooldown_counter) == (best, bad, cooldown)
+    assert resumed.last_epoch == len(metrics)
+    assert values(resumed_opt)[0][0] < 0.1  # the run did reduce the lr
+
+
+def test_resume_onecycle_still_refuses_past_total_steps(server):
+    opt = make_optimizer("sgd")
+    first = B.OneCycleLR(opt, max_lr=0.1, total_steps=30, server=server)
+    for _ in range(25):
+        first.step()
+    checkpoint = _roundtrip({"optimizer": opt.state_dict(), "scheduler": first.state_dict()})
+    opt2 = make_optimizer("sgd")
+    resumed = B.OneCycleLR(opt2, max_lr=0.1, total_steps=30, server=server)
+    opt2.load_state_dict(checkpoint["optimizer"])
+    resumed.load_state_dict(checkpoint["scheduler"])
+    for _ in range(5):
+        resumed.step()
+    with pytest.raises(ValueError, match="Tried to step 31 times. The specified number of total steps is 30"):
+        resumed.step()
