@@ -185,9 +185,12 @@ export function cyclePosition(t: number, tInitial: number, cycleMul: number): Cy
   return { i, tI: tInitial, tCurr: t - tInitial * i };
 }
 
-/** Steps in [from, to) where a cycle starts, for the first `limit` cycles (timm arithmetic). */
+/**
+ * Steps in [from, to) where one of the first `limit` cycles starts (timm
+ * arithmetic). The hold at the end value after the last cycle is not a cycle.
+ */
 export function cycleStartSteps(from: number, to: number, tInitial: number, cycleMul: number, limit: number): number[] {
-  return cycleStartsFromIndex((t) => Math.min(cyclePosition(t, tInitial, cycleMul).i, limit), from, to);
+  return cycleStartsFromIndex((t) => Math.min(cyclePosition(t, tInitial, cycleMul).i, limit - 1), from, to);
 }
 
 export interface CycleOptions {

@@ -162,7 +162,7 @@ export function hf(o: HfOptions): GroupSchedule {
     const index = (s: number) => {
       if (s < w) return 0;
       const p = (s - w) / Math.max(1, n - w);
-      return p >= 1 ? o.num_cycles : Math.floor(o.num_cycles * p);
+      return Math.min(Math.floor(o.num_cycles * p), o.num_cycles - 1); // the 0 after the end is no cycle
     };
     g.cycleStarts = (from, to) => cycleStartsFromIndex(index, from, to);
   }
@@ -194,7 +194,7 @@ export function timmCosine(o: TimmCosineOptions): GroupSchedule {
   const index = (t: number) => {
     if (t < o.warmup_t) return 0;
     const tc = o.warmup_prefix ? t - o.warmup_t : t;
-    return Math.min(cyclePosition(tc, o.t_initial, o.cycle_mul).i, o.cycle_limit);
+    return Math.min(cyclePosition(tc, o.t_initial, o.cycle_mul).i, o.cycle_limit - 1); // the hold after the last cycle is no cycle
   };
   return {
     lr: (base) => {
