@@ -35,6 +35,10 @@ TRANSIENT = frozenset(
 )
 
 NO_END = 1 << 62  # a schedule without a last row
+# Rows per window. A training step releases the GIL for ms, so the background
+# prefetch is always ready; a tight loop of step() calls starves the prefetch
+# thread (5 ms GIL switch interval), so the fewer window changes the better.
+STREAM_WINDOW = 8192
 
 ORDER_WARNING = (
     "Detected call of `lr_scheduler.step()` before `optimizer.step()`. "
@@ -207,7 +211,7 @@ class Bridged(LRScheduler):
         self._spec_hash = opened.spec_hash
         self._momentum_key = opened.momentum_key
         self._chainable = opened.chainable
-        self._stream = BoundedStream(client, opened, 0, end=self._row_end)
+        self._stream = BoundedStream(client, opened, 0, window=STREAM_WINDOW, end=self._row_end)
         return opened
 
     def _initial_step(self) -> None:

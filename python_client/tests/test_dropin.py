@@ -169,6 +169,7 @@ def _group_dicts(opt):
     return [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of:UserWarning")
 @pytest.mark.parametrize("kind", ["sgd", "adam", "sgd2"])
 @pytest.mark.parametrize(
     "name,kwargs",
