@@ -26,12 +26,12 @@ interface Served {
 }
 
 /** Starts `lrbridge serve` on a fresh ipc path and waits for its ready line. */
-async function startServer(dir: string): Promise<Served> {
+async function startServer(dir: string, extra: string[] = []): Promise<Served> {
   const ipcPath = join(dir, "lrbridge.sock");
   const child = spawn(
     process.execPath,
-    ["-r", "ts-node/register/transpile-only", join(ROOT, "ts/src/cli.ts"), "serve", "--bind", `ipc://${ipcPath}`],
-    { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
+    ["-r", "ts-node/register/transpile-only", join(ROOT, "ts/src/cli.ts"), "serve", "--bind", `ipc://${ipcPath}`, ...extra],
+    { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] },
   );
   let stdout = "";
   let stderr = "";
@@ -128,6 +128,16 @@ describe("lrbridge serve", () => {
     expect(binToFloat64(dealerReply.lr as Uint8Array)).toEqual(expected.lr);
   });
 
+  it("reports cycle starts with the windows of a cyclic schedule, and none for others", async () => {
+    const snapshot = { type: "snapshot", total_steps: 100, snapshots: 4 };
+    const opened = await roundTrip({ v: 1, id: nextId++, type: "open", spec: snapshot, groups: [{ lr: 0.1 }] });
+    const reply = await roundTrip({ v: 1, id: nextId++, type: "window", hash: opened.hash, start: 20, count: 60 });
+    expect(reply.cycle_starts).toEqual([25, 50, 75]);
+    const step = await roundTrip({ v: 1, id: nextId++, type: "open", spec: STEP, groups: GROUPS });
+    const plain = await roundTrip({ v: 1, id: nextId++, type: "window", hash: step.hash, start: 0, count: 8 });
+    expect(plain).not.toHaveProperty("cycle_starts");
+  });
+
   it("logs one line per open to stderr", async () => {
     const opened = await roundTrip({ v: 1, id: nextId++, type: "open", spec: STEP, groups: [{ lr: 0.5 }] });
     await expect.poll(() => served.stderr()).toContain(`type=StepLR spec=${(opened.spec_hash as string).slice(0, 12)} groups=1`);
@@ -201,11 +211,23 @@ describe("lrbridge serve", () => {
 
 describe("lrbridge serve options", () => {
   it("parses --bind and --cache, with defaults", () => {
-    expect(parseServeArgs([])).toEqual({ endpoint: "tcp://127.0.0.1:5555", cacheSize: 4096 });
-    expect(parseServeArgs(["--bind", "ipc:///tmp/x.sock", "--cache=16"])).toEqual({ endpoint: "ipc:///tmp/x.sock", cacheSize: 16 });
+    expect(parseServeArgs([])).toEqual({ endpoint: "tcp://127.0.0.1:5555", cacheSize: 4096, exitOnStdinEof: false });
+    expect(parseServeArgs(["--bind", "ipc:///tmp/x.sock", "--cache=16", "--exit-on-stdin-eof"])).toEqual({
+      endpoint: "ipc:///tmp/x.sock",
+      cacheSize: 16,
+      exitOnStdinEof: true,
+    });
     expect(parseServeArgs(["--cache", "0"])).toHaveProperty("error");
     expect(parseServeArgs(["--bind", "udp://x"])).toHaveProperty("error");
     expect(parseServeArgs(["--bind"])).toHaveProperty("error");
+  });
+
+  it("with --exit-on-stdin-eof, shuts down cleanly when its parent's pipe closes", async () => {
+    const own = mkdtempSync(join(tmpdir(), "lrb-eof-"));
+    const child = await startServer(own, ["--exit-on-stdin-eof"]);
+    child.process.stdin!.end();
+    expect(await child.exited).toBe(0);
+    expect(existsSync(child.ipcPath)).toBe(false);
   });
 
   it("exits 2 on an unknown option", async () => {

@@ -5,11 +5,14 @@ import { startServer } from "./server";
 
 const DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555";
 
-const USAGE = `usage: lrbridge serve [--bind ENDPOINT] [--cache N]
+const USAGE = `usage: lrbridge serve [--bind ENDPOINT] [--cache N] [--exit-on-stdin-eof]
 
   --bind ENDPOINT  tcp://HOST:PORT (port 0 picks a free port) or ipc://PATH
                    (default ${DEFAULT_ENDPOINT})
   --cache N        how many bound schedules to keep (LRU, default ${DEFAULT_CACHE_SIZE})
+  --exit-on-stdin-eof
+                   shut down when stdin closes: a server embedded in a training
+                   process dies with it, however that process ends
 
 Prints "lrbridge serving on <endpoint>" to stdout once bound.
 `;
@@ -17,11 +20,12 @@ Prints "lrbridge serving on <endpoint>" to stdout once bound.
 export interface ServeArgs {
   endpoint: string;
   cacheSize: number;
+  exitOnStdinEof: boolean;
 }
 
 /** Parses `serve` options; returns a usage message instead when they are wrong. */
 export function parseServeArgs(args: string[]): ServeArgs | { error: string } | { help: true } {
-  const parsed: ServeArgs = { endpoint: DEFAULT_ENDPOINT, cacheSize: DEFAULT_CACHE_SIZE };
+  const parsed: ServeArgs = { endpoint: DEFAULT_ENDPOINT, cacheSize: DEFAULT_CACHE_SIZE, exitOnStdinEof: false };
   for (let i = 0; i < args.length; i++) {
     const [flag, inline] = args[i].split(/=(.*)/s, 2);
     const value = () => inline ?? args[++i];
@@ -42,6 +46,9 @@ export function parseServeArgs(args: string[]): ServeArgs | { error: string } | 
         parsed.cacheSize = n;
         break;
       }
+      case "--exit-on-stdin-eof":
+        parsed.exitOnStdinEof = true;
+        break;
       default:
         return { error: `unknown option ${args[i]}` };
     }
@@ -70,6 +77,11 @@ export async function run(args: string[]): Promise<number> {
   };
   process.once("SIGINT", () => stop("SIGINT"));
   process.once("SIGTERM", () => stop("SIGTERM"));
+  if (parsed.exitOnStdinEof) {
+    process.stdin.on("end", () => stop("stdin closed"));
+    process.stdin.on("error", () => stop("stdin closed"));
+    process.stdin.resume();
+  }
 
   // Clients that start a server wait for this exact line; stdout to a pipe is synchronous on Linux.
   process.stdout.write(`lrbridge serving on ${server.endpoint}\n`);
