@@ -81,6 +81,8 @@ export interface WindowReply extends ReplyHead {
   groups: number;
   lr: Uint8Array;
   momentum: Uint8Array | null;
+  /** Cyclic schedules: steps in [start, start+count) where a cycle starts. */
+  cycle_starts?: number[];
 }
 export interface MetricReply extends ReplyHead {
   type: "metric";

@@ -190,7 +190,9 @@ export class Handler {
     }
     checkValueCount(request.count, bound.groups, "count");
     const rows = callSchedule(() => bound.rows(request.start, request.count, request.origin));
-    return windowReply(id, request.hash, request.start, request.count, bound, rows);
+    const reply = windowReply(id, request.hash, request.start, request.count, bound, rows);
+    if (bound.cycles) reply.cycle_starts = bound.cycles(request.start, request.count);
+    return reply;
   }
 
   private epoch(request: EpochRequest, id: number): WindowReply {

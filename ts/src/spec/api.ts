@@ -62,6 +62,11 @@ export interface Bound {
    * fractional-epoch rule for CosineAnnealingWarmRestarts).
    */
   epochRows?(epochs: number[]): Rows;
+  /**
+   * Cyclic schedules only: the steps in [start, start+count) where a cycle
+   * starts (step 0 starts the first), so clients can snapshot at cycle ends.
+   */
+  cycles?(start: number, count: number): number[];
   /** Metric-driven only. Row 0 is `initialState()`'s lrs. */
   initialState?(): MetricResult;
   metricStep?(state: MetricState, metric: number): MetricResult;
