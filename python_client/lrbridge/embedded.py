@@ -135,7 +135,7 @@ class ServerProcess:
         """Start the child and wait for its ready line (or raise ServerUnavailable)."""
         if timeout is None:
             timeout = float(os.environ.get("LRBRIDGE_START_TIMEOUT") or DEFAULT_START_TIMEOUT_S)
-        argv = [*(self.command or server_command()), "serve", "--bind", self.endpoint]
+        argv = [*(self.command or server_command()), "serve", "--bind", self.endpoint, "--exit-on-stdin-eof"]
         log = tempfile.NamedTemporaryFile(prefix="lrbridge-stderr-", suffix=".log", delete=False)
         self._log_path = log.name
         # PDEATHSIG fires when the *thread* that forked exits: only tie it to the main thread.
