@@ -269,12 +269,13 @@ class TorchBound implements Bound {
   }
 
   private record(sim: Sim, out: Rows, k: number): void {
-    const n = this.groups;
-    const useBeta1 = this.momentumKey === "betas";
-    sim.opt.groups.forEach((g, i) => {
-      out.lr[k * n + i] = g.lr;
-      if (out.momentum) out.momentum[k * n + i] = readMomentum(g, useBeta1);
-    });
+    const groups = sim.opt.groups;
+    const base = k * groups.length;
+    for (let i = 0; i < groups.length; i++) out.lr[base + i] = groups[i].lr;
+    if (out.momentum) {
+      const useBeta1 = this.momentumKey === "betas";
+      for (let i = 0; i < groups.length; i++) out.momentum[base + i] = readMomentum(groups[i], useBeta1);
+    }
   }
 
   rows(start: number, count: number, origin?: Rebase): Rows {

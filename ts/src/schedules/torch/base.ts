@@ -56,9 +56,8 @@ export abstract class TorchScheduler {
       this.lastEpoch = epoch;
       values = this.closedFormLr ? this.closedFormLr() : this.getLr();
     }
-    this.optimizer.groups.forEach((g, i) => {
-      g.lr = values[i];
-    });
+    const groups = this.optimizer.groups;
+    for (let i = 0; i < groups.length; i++) groups[i].lr = values[i];
   }
 
   /** The chainable (recursive) form: torch's get_lr(). */
@@ -71,6 +70,9 @@ export abstract class TorchScheduler {
 
   /** Current group lrs (torch's _param_groups_val_list(optimizer, "lr")). */
   protected currentLrs(): number[] {
-    return this.optimizer.groups.map((g) => g.lr);
+    const groups = this.optimizer.groups;
+    const out = new Array<number>(groups.length);
+    for (let i = 0; i < groups.length; i++) out[i] = groups[i].lr;
+    return out;
   }
 }

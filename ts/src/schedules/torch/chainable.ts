@@ -175,8 +175,23 @@ export class CosineAnnealingLR extends TorchScheduler {
       const bump = 1 - Math.cos(pyDiv(Math.PI, T));
       return this.optimizer.groups.map((g, i) => g.lr + ((this.baseLrs[i] - eta) * bump) / 2);
     }
-    const ratio = pyDiv(1 + Math.cos(pyDiv(Math.PI * t, T)), 1 + Math.cos(pyDiv(Math.PI * (t - 1), T)));
-    return this.optimizer.groups.map((g) => ratio * (g.lr - eta) + eta);
+    const ratio = pyDiv(this.onePlusCos(t), this.onePlusCos(t - 1));
+    const groups = this.optimizer.groups;
+    const out = new Array<number>(groups.length);
+    for (let i = 0; i < groups.length; i++) out[i] = ratio * (groups[i].lr - eta) + eta;
+    return out;
+  }
+
+  // Each step's denominator is the previous step's numerator: the same
+  // expression on the same t, so reusing it changes no bit and halves the cos calls.
+  private cosT = NaN;
+  private cosValue = 0;
+  private onePlusCos(t: number): number {
+    if (t !== this.cosT) {
+      this.cosValue = 1 + Math.cos(pyDiv(Math.PI * t, this.tMax));
+      this.cosT = t;
+    }
+    return this.cosValue;
   }
   override closedFormLr(): number[] {
     const c = 1 + Math.cos(pyDiv(Math.PI * this.lastEpoch, this.tMax));
