@@ -227,3 +227,29 @@ def test_recipe_matches_ts_golden_values(server, case):
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-15)
     if case.get("momentum") is not None:
         np.testing.assert_allclose(got_m, np.array(case["momentum"], dtype=float), rtol=RTOL, atol=1e-15)
+
+
+def test_metric_driven_spec_resumes(server):
+    spec = {"type": "ReduceLROnPlateau", "factor": 0.5, "patience": 0}
+    metrics = [1.0, 1.1, 1.2, 0.5, 0.6, 0.7, 0.8]
+    full_opt = sgd()
+    full = Schedule(full_opt, spec, server=server)
+    want = []
+    for m in metrics:
+        full.step(m)
+        want.append(full_opt.param_groups[0]["lr"])
+
+    first_opt = sgd()
+    first = Schedule(first_opt, spec, server=server)
+    for m in metrics[:3]:
+        first.step(m)
+    saved = pickle.loads(pickle.dumps(first.state_dict()))
+    again_opt = sgd()
+    again = Schedule(again_opt, spec, server=server)
+    again.load_state_dict(saved)
+    assert again_opt.param_groups[0]["lr"] == want[2] < 0.1
+    got = []
+    for m in metrics[3:]:
+        again.step(m)
+        got.append(again_opt.param_groups[0]["lr"])
+    assert got == want[3:]
