@@ -23,16 +23,26 @@ __all__ = [
     "ServerUnavailable",
     "SpecError",
     "Window",
+    "RangeTestResult",
+    "Schedule",
+    "callbacks",
     "default_client",
+    "ensemble",
+    "find_lr",
     "lr_scheduler",
     "resolve_client",
+    "spec",
 ]
 
-_LAZY_SUBMODULES = {"lr_scheduler"}
+_LAZY_SUBMODULES = {"lr_scheduler", "spec", "callbacks", "ensemble"}
+# Names that live in modules importing torch: loaded on first access.
+_LAZY_NAMES = {"Schedule": "schedule", "find_lr": "range_test", "RangeTestResult": "range_test"}
 
 
 def __getattr__(name: str) -> Any:
-    # PEP 562: `lrbridge.lr_scheduler` imports torch only when someone asks for it.
+    # PEP 562: torch is imported only when someone asks for what needs it.
     if name in _LAZY_SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
     raise AttributeError(f"module 'lrbridge' has no attribute {name!r}")
