@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         cells = []
         for b in BUDGETS:
             mean, std = D.mean_std(acc[(b, name)])
-            cells.append(f" | {100 * mean:6.2f} ± {100 * std:4.2f} [{budget_ranks[b][name]}]".rjust(21))
+            cell = f"{100 * mean:.2f} ± {100 * std:.2f} [{budget_ranks[b][name]}]"
+            cells.append(f" | {cell:>18}")
         mean_rank = sum(budget_ranks[b][name] for b in BUDGETS) / len(BUDGETS)
         print(f"{name:<12}" + "".join(cells) + f" | {mean_rank:9.2f}")
 
