@@ -12,7 +12,14 @@ writes are the drop-in classes' own (``_scheduler_base.Bridged``).
 
 Deterministic specs step with ``step()``; metric-driven specs (a plateau
 rule) step with ``step(metric)``, one round trip each, their state carried
-here and saved in ``state_dict()``.
+here and saved in ``state_dict()``. (For torch's exact ReduceLROnPlateau
+behaviour, hand-edited lrs included, use ``lrbridge.lr_scheduler.ReduceLROnPlateau``;
+for the range test, ``lrbridge.find_lr``.)
+
+Written to the param groups: ``lr`` and, when the spec has momentum,
+``momentum`` or ``betas[0]``. Torch-class specs run through ``Schedule`` give
+torch's values, but the extra group keys torch's classes write (OneCycleLR's
+``max_lr``/``min_lr``/``initial_lr``) are the drop-in classes' business.
 """
 
 from __future__ import annotations
