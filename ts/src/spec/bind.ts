@@ -212,7 +212,11 @@ class TorchBound implements Bound {
     this.momentumKey = writesMomentum(canonical) ? (first.opt.hasBetas ? "betas" : "momentum") : null;
     this.pool.push(first);
     this.checkLambdasEarly();
+    const starts = torchCycleStarts(canonical);
+    if (starts) this.cycles = starts;
   }
+
+  cycles?: (start: number, count: number) => number[];
 
   /** Lambdas that raise at epoch 0 or 1 would fail torch's first steps: reject now. */
   private checkLambdasEarly(): void {
@@ -322,6 +326,36 @@ class TorchBound implements Bound {
     });
     return out;
   }
+}
+
+/**
+ * Where a top-level CyclicLR or CosineAnnealingWarmRestarts starts a new cycle
+ * (the step after the lr came back to its low point): what SnapshotSaver
+ * needs. Other torch schedules have no cycles.
+ */
+function torchCycleStarts(spec: CanonicalSpec): ((start: number, count: number) => number[]) | undefined {
+  if (spec.type === "CyclicLR") {
+    const up = spec.step_size_up as number;
+    const total = up + ((spec.step_size_down as number | null) ?? up);
+    // torch: cycle = floor(1 + t / total_size); a cycle starts where that changes.
+    const cycleOf = (t: number) => Math.floor(1 + t / total);
+    return (start, count) => {
+      const out: number[] = [];
+      for (let t = start; t < start + count; t++) if (t === 0 || cycleOf(t) !== cycleOf(t - 1)) out.push(t);
+      return out;
+    };
+  }
+  if (spec.type === "CosineAnnealingWarmRestarts") {
+    const t0 = spec.T_0 as number;
+    const mult = spec.T_mult as number;
+    return (start, count) => {
+      const out: number[] = [];
+      // Restarts at 0, T_0, T_0 + T_0·T_mult, ... (plain step(), no epochs).
+      for (let at = 0, len = t0; at < start + count; at += len, len *= mult) if (at >= start) out.push(at);
+      return out;
+    };
+  }
+  return undefined;
 }
 
 function checkOrigin(origin: Rebase, groups: number): void {

@@ -7,7 +7,8 @@
  * Values: a spec describes a MULTIPLIER of each group's base lr (its
  * initial_lr), like HF's LambdaLR schedules, unless the top level says
  * `"scale": "absolute"` with `"lr"`: then `lr` (one number, or one per
- * group) replaces the groups' base lrs and the spec's numbers are lrs.
+ * group) replaces the groups' base lrs, so the values no longer depend on the
+ * optimizer (the spec's numbers stay multipliers, now of `lr`).
  * Row k = values after k `step()` calls (row 0 = right after construction)
  * = the schedule at step k.
  *
