@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: setup node python test test-ts test-py demo bench vectors clean
+.PHONY: setup node python test test-ts test-py demo examples bench vectors clean
 
 setup: node python
 
@@ -40,6 +40,11 @@ test-py:
 
 demo: setup
 	$(PY) examples/train_digits.py
+
+# The seed's experiments on digits: tables on stdout, plots in examples/out/.
+examples: setup
+	$(PIP) install -q -e '.[examples]'
+	for name in budget_sweep anytime snapshot_ensemble range_test; do $(PY) examples/$$name.py || exit 1; done
 
 bench: setup
 	$(PY) bench/run.py
