@@ -39,7 +39,7 @@ test-py:
 	$(PY) -m pytest -q
 
 demo: setup
-	$(PY) examples/train_digits.py
+	$(PY) examples/train_digits.py --compare
 
 # The seed's experiments on digits: tables on stdout, plots in examples/out/.
 examples: setup

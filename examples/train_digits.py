@@ -81,7 +81,7 @@ def default_kwargs(name: str, total_steps: int, steps_per_epoch: int) -> dict:
 @dataclass
 class RunResult:
     label: str
-    rows: list = field(default_factory=list)  # (epoch, loss, acc, lr)
+    rows: list = field(default_factory=list)  # (epoch, loss, acc, lr, momentum)
     seconds: float = 0.0
     model: nn.Module | None = None
     lrs: list = field(default_factory=list)
@@ -151,7 +151,8 @@ def train(
         model.eval()
         with torch.no_grad():
             acc = (model(x_test).argmax(1) == y_test).float().mean().item()
-        result.rows.append((epoch + 1, total_loss / len(x_train), acc, scheduler.get_last_lr()[0]))
+        momentum = optimizer.param_groups[0].get("momentum", float("nan"))
+        result.rows.append((epoch + 1, total_loss / len(x_train), acc, scheduler.get_last_lr()[0], momentum))
         if bar is not None:
             bar.set_postfix(loss=f"{total_loss / len(x_train):.4f}", acc=f"{acc:.3f}")
     result.seconds = time.perf_counter() - start
@@ -161,14 +162,14 @@ def train(
 
 
 def print_table(runs: list[RunResult]) -> None:
-    head = "epoch" + "".join(f" | {r.label:>34}" for r in runs)
+    head = "epoch" + "".join(f" | {r.label:>44}" for r in runs)
     print(head)
     print("-" * len(head))
     for k in range(len(runs[0].rows)):
         cells = []
         for r in runs:
-            epoch, loss, acc, lr = r.rows[k]
-            cells.append(f" | loss {loss:.4f} acc {acc:.3f} lr {lr:.5f}")
+            epoch, loss, acc, lr, momentum = r.rows[k]
+            cells.append(f" | loss {loss:.4f} acc {acc:.3f} lr {lr:.5f} mom {momentum:.3f}")
         print(f"{runs[0].rows[k][0]:>5}" + "".join(cells))
     for r in runs:
         print(f"{r.label}: {r.seconds:.2f} s, final accuracy {r.rows[-1][2]:.4f}")
