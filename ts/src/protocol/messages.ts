@@ -69,6 +69,8 @@ export interface OpenedReply extends ReplyHead {
   momentum_key: MomentumKey;
   chainable: boolean;
   groups: number;
+  /** First row the schedule refuses (OneCycleLR: total_steps + 1); null when unbounded. */
+  row_end: number | null;
   state?: MetricState;
   lr?: number[];
   momentum?: number[] | null;

@@ -163,6 +163,7 @@ export class Handler {
       momentum_key: bound.momentumKey,
       chainable: bound.chainable,
       groups: bound.groups,
+      row_end: bound.rowEnd,
     };
     if (bound.kind === "metric") {
       const initial = callSchedule(() => requireMethod(bound.initialState, "initialState").call(bound));

@@ -54,6 +54,12 @@ export interface Bound {
   readonly groups: number;
   /** Chainable: an lr edited by hand carries into later rows (see Rebase). */
   readonly chainable: boolean;
+  /**
+   * The first row the schedule refuses (torch's OneCycleLR past total_steps,
+   * also inside composites); null when every row exists. Clients never ask
+   * for rows at or past it.
+   */
+  readonly rowEnd: number | null;
   /** Deterministic only: rows [start, start+count). */
   rows(start: number, count: number, origin?: Rebase): Rows;
   /**

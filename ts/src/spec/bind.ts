@@ -7,6 +7,7 @@ import type { Bound, GroupInit, MetricResult, MetricState, MomentumKey, Rebase, 
 import { SpecError } from "./api";
 import { contentHash } from "./canonical";
 import { compileFunction } from "./expr";
+import { rowEndOf } from "./row_end";
 import { bindGeneric, isGenericType } from "./generic";
 import { CHAINABLE_TYPES, type CanonicalSpec, isTorchType, joinPath, validateTorchSpec } from "./validate";
 import {
@@ -198,6 +199,7 @@ class TorchBound implements Bound {
   readonly momentumKey: MomentumKey;
   readonly groups: number;
   readonly chainable: boolean;
+  readonly rowEnd: number | null;
   /** Live simulations, most recently used last: sequential windows continue one. */
   private pool: Sim[] = [];
 
@@ -210,6 +212,7 @@ class TorchBound implements Bound {
     this.chainable = someNode(canonical, (s) => CHAINABLE_TYPES.has(s.type));
     const first = this.newSim(""); // constructing it surfaces constructor errors now
     this.momentumKey = writesMomentum(canonical) ? (first.opt.hasBetas ? "betas" : "momentum") : null;
+    this.rowEnd = rowEndOf(first.top);
     this.pool.push(first);
     this.checkLambdasEarly();
     const starts = torchCycleStarts(canonical);
@@ -391,6 +394,7 @@ function bindPlateau(canonical: CanonicalSpec, groups: GroupInit[]): Bound {
     momentumKey: null,
     groups: n,
     chainable: false,
+    rowEnd: null,
     rows(): Rows {
       throw new SpecError("", "ReduceLROnPlateau is metric-driven: use metricStep, not rows");
     },

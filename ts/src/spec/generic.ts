@@ -68,6 +68,7 @@ function bindDeterministic(f: Fields, groups: GroupInit[]): GenericBound {
     momentumKey: mom.key,
     groups: g,
     chainable: false,
+    rowEnd: null, // generic schedules are defined at every step
     rows(start: number, count: number): Rows {
       checkWindow(start, count);
       return {
@@ -193,6 +194,7 @@ function bindRangeTest(f: Fields, groups: GroupInit[]): GenericBound {
     momentumKey: null,
     groups: g,
     chainable: false,
+    rowEnd: null, // generic schedules are defined at every step
     rows(startRow: number, count: number): Rows {
       checkWindow(startRow, count);
       return { lr: table(new Array(g).fill(lrAt), startRow, count), momentum: null };
