@@ -160,6 +160,8 @@ class Opened:
     momentum_key: str | None
     chainable: bool
     groups: int
+    # first row the schedule refuses (OneCycleLR: total_steps + 1); None: every row exists
+    row_end: int | None = None
     # metric kind only: the values right after construction
     state: dict | None = None
     lr: list[float] | None = None
@@ -176,6 +178,8 @@ class Window:
     count: int
     lr: np.ndarray
     momentum: np.ndarray | None
+    # cyclic schedules: the steps in [start, start+count) where a cycle starts; None: no cycles
+    cycle_starts: list[int] | None = None
 
     @property
     def groups(self) -> int:
@@ -193,6 +197,7 @@ def opened_from_reply(reply: dict, spec: dict, groups: list) -> Opened:
             momentum_key=reply.get("momentum_key"),
             chainable=bool(reply.get("chainable", False)),
             groups=int(reply["groups"]),
+            row_end=None if reply.get("row_end") is None else int(reply["row_end"]),
             state=reply.get("state") if kind == "metric" else None,
             lr=_floats(reply.get("lr")) if kind == "metric" else None,
             momentum=_floats(reply.get("momentum")) if kind == "metric" else None,
@@ -211,7 +216,9 @@ def window_from_reply(reply: dict) -> Window:
         raise ProtocolError("BAD_REPLY", f"'window' reply lacks {exc}") from exc
     blob = reply.get("momentum")
     momentum = None if blob is None else _matrix(blob, count, groups, "momentum")
-    return Window(start, count, lr, momentum)
+    starts = reply.get("cycle_starts")
+    cycle_starts = None if starts is None else [int(s) for s in starts]
+    return Window(start, count, lr, momentum, cycle_starts)
 
 
 def metric_from_reply(reply: dict) -> dict:
@@ -226,8 +233,9 @@ def _concat(parts: list[Window]) -> Window:
     if len(parts) == 1:
         return parts[0]
     momentum = None if parts[0].momentum is None else np.concatenate([p.momentum for p in parts])
+    cycle_starts = None if parts[0].cycle_starts is None else [s for p in parts for s in p.cycle_starts or ()]
     return Window(
-        parts[0].start, sum(p.count for p in parts), np.concatenate([p.lr for p in parts]), momentum
+        parts[0].start, sum(p.count for p in parts), np.concatenate([p.lr for p in parts]), momentum, cycle_starts
     )
 
 
@@ -402,6 +410,24 @@ class Client:
                 "BAD_REPLY", f"asked rows [{start}, {start + count}), got [{window.start}, {window.start + window.count})"
             )
         return window
+
+    def cycle_starts(self, opened: Opened, lo: int, hi: int) -> list[int]:
+        """Steps in [lo, hi) where a cycle of a cyclic schedule starts (step 0 starts the first).
+
+        The server's own cycle arithmetic, so the boundaries agree with the
+        values. Raises TypeError for a schedule without cycles. Windows are
+        clamped to ``opened.row_end`` (a schedule has no cycles past its end).
+        """
+        hi = int(hi) if opened.row_end is None else min(int(hi), opened.row_end)
+        if hi <= lo:
+            return []
+        window = self.window(opened, int(lo), hi - int(lo))
+        if window.cycle_starts is None:
+            raise TypeError(
+                "lrbridge: this schedule reports no cycle boundaries: it is not cyclic, "
+                "or the server is older than cycle reporting"
+            )
+        return window.cycle_starts
 
     def epoch(self, opened: Opened, epochs: list[float]) -> Window:
         """torch's deprecated ``step(epoch)``: row k = state after ``step(epochs[k])``."""

@@ -90,7 +90,15 @@ def _fetch_in_worker(endpoint: str, timeout: float, retries: int, opened: Opened
 
 
 class WindowStream:
-    """Rows of a deterministic schedule from ``start_step`` on, fetched ``window`` rows at a time."""
+    """Rows of a deterministic schedule from ``start_step`` on, fetched ``window`` rows at a time.
+
+    ``end``: the first row not to ask for; None takes the server's
+    ``opened.row_end`` (the first row the schedule refuses; None there means
+    every row exists). Windows and prefetches never reach it (the last window
+    is clamped); ``row(k)`` for ``k >= end`` asks the server for row k alone,
+    which raises the schedule's own error (torch's OneCycleLR message, as
+    BadRequest).
+    """
 
     def __init__(
         self,
@@ -99,12 +107,14 @@ class WindowStream:
         start_step: int = 0,
         window: int = DEFAULT_WINDOW,
         origin: dict | None = None,
+        end: int | None = None,
     ) -> None:
         if window < 2:
             raise ValueError(f"lrbridge: window must be >= 2 rows, got {window}")
         self.client = client
         self.opened = opened
         self.window = min(int(window), client.max_window)
+        self.end = opened.row_end if end is None else int(end)
         self.origin = _copy_origin(origin)
         # Current buffer: rows [lo, lo + len(lr_rows)); fast range [lo, hi).
         self.lo = 0
@@ -150,6 +160,9 @@ class WindowStream:
     # -- slow path -------------------------------------------------------------
 
     def _make_available(self, k: int) -> None:
+        if self.end is not None and k >= self.end:
+            self.client.window(self.opened, k, 1, self.origin)  # raises the schedule's error for row k
+            raise IndexError(f"lrbridge: row {k} is past the end of this schedule (row {self.end})")
         if self.origin is not None and k <= self.origin["step"]:
             raise ValueError(
                 f"lrbridge: row {k} is at or before the rebase point (step {self.origin['step']}); "
@@ -183,13 +196,19 @@ class WindowStream:
         self._install(start, lr_rows, mom_rows)
         return True
 
+    def _count_from(self, start: int) -> int:
+        """Rows to ask for from ``start``: a window, clamped to the schedule's end."""
+        return self.window if self.end is None else min(self.window, self.end - start)
+
     def _fetch_now(self, k: int) -> None:
+        count = self._count_from(k)
         try:
-            window = self.client.window(self.opened, k, self.window, self.origin)
+            window = self.client.window(self.opened, k, count, self.origin)
         except BadRequest:
-            # A bounded schedule (OneCycleLR past total_steps) refuses the
-            # whole window: take the rows that exist, or raise torch's error.
-            window = _longest_window(self.client, self.opened, k, self.window, self.origin)
+            # A row the server could not foresee refusing (a user expression
+            # that raises at some epoch) fails the whole window: take the rows
+            # before it, or raise the schedule's own error for row k.
+            window = _longest_window(self.client, self.opened, k, count, self.origin)
         lr_rows, mom_rows = rows_of(window)
         self._install(window.start, lr_rows, mom_rows)
 
@@ -205,10 +224,13 @@ class WindowStream:
         if self._next is not None and self._next_start == start:
             return
         self._drop_prefetch()
+        count = self._count_from(start)
+        if count < 1:
+            return  # nothing exists past the end
         c = self.client
         self._next_start = start
         self._next = _executor().submit(
-            _fetch_in_worker, c.endpoint, c.timeout, c.retries, self.opened, start, self.window, self.origin
+            _fetch_in_worker, c.endpoint, c.timeout, c.retries, self.opened, start, count, self.origin
         )
 
     def _drop_prefetch(self) -> None:

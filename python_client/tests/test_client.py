@@ -242,6 +242,40 @@ def test_stream_stops_where_a_bounded_schedule_ends_like_torch(client):
     assert isinstance(error.value, lrbridge.BadRequest)
 
 
+def test_opened_says_where_the_schedule_ends(client):
+    assert client.open(ONECYCLE, SGD_MOMENTUM).row_end == 101  # total_steps + 1
+    assert client.open(STEP, TWO_GROUPS).row_end is None
+    assert client.open(PLATEAU, TWO_GROUPS).row_end is None
+    later = {"type": "SequentialLR", "schedulers": [STEP, {**ONECYCLE, "total_steps": 10}], "milestones": [7]}
+    assert client.open(later, SGD_MOMENTUM).row_end == 18  # OneCycleLR's own 11 rows start at row 7
+
+
+def test_stream_never_serves_rows_past_an_explicit_end(client):
+    """With end=50 the last window is clamped: row 50 exists on the server but not in the stream."""
+    opened = client.open(STEP, TWO_GROUPS)
+    stream = WindowStream(Client(client.endpoint), opened, window=32, end=50)
+    expected = client.window(opened, 0, 50).lr.tolist()
+    assert [list(stream.row(k)[0]) for k in range(50)] == expected
+    assert stream.lo + len(stream.lr_rows) == 50
+    with pytest.raises(IndexError, match="past the end"):
+        stream.row(50)
+
+
+def test_windows_of_cyclic_schedules_carry_cycle_starts(client):
+    cyclic = {"type": "CyclicLR", "base_lr": 0.01, "max_lr": 0.1, "step_size_up": 3, "step_size_down": 2}
+    opened = client.open(cyclic, SGD_MOMENTUM)
+    assert client.window(opened, 0, 12).cycle_starts == [0, 5, 10]
+    assert client.window(opened, 6, 3).cycle_starts == []
+    assert client.cycle_starts(opened, 4, 16) == [5, 10, 15]
+    pieces = Client(client.endpoint)
+    pieces.max_window = 4  # fetched in pieces: the starts of every piece, in order
+    assert pieces.window(opened, 0, 12).cycle_starts == [0, 5, 10]
+    plain = client.open(STEP, TWO_GROUPS)
+    assert client.window(plain, 0, 5).cycle_starts is None
+    with pytest.raises(TypeError, match="no cycle boundaries"):
+        client.cycle_starts(plain, 0, 10)
+
+
 # --------------------------------------------------------------------------
 # Choosing a server; encoding
 
