@@ -27,14 +27,25 @@ from torch.optim.lr_scheduler import EPOCH_DEPRECATION_WARNING, LRScheduler
 
 from .client import Client, Opened, resolve_client
 from .errors import ProtocolError
-from .prefetch import WindowStream, rows_of
+from .prefetch import WindowStream
 
 # Per-process objects that must not go into state_dict (not picklable, or the optimizer).
+# `_row_end` only appears in older checkpoints: the end now comes from the server (opened.row_end).
 TRANSIENT = frozenset(
-    {"optimizer", "_client", "_client_arg", "_opened", "_stream", "_lo", "_hi", "_lr_rows", "_mom_rows", "_schedulers"}
+    {
+        "optimizer",
+        "_client",
+        "_client_arg",
+        "_opened",
+        "_stream",
+        "_lo",
+        "_hi",
+        "_lr_rows",
+        "_mom_rows",
+        "_schedulers",
+        "_row_end",
+    }
 )
-
-NO_END = 1 << 62  # a schedule without a last row
 # Rows per window. A training step releases the GIL for ms, so the background
 # prefetch is always ready; a tight loop of step() calls starves the prefetch
 # thread (5 ms GIL switch interval), so the fewer window changes the better.
@@ -144,27 +155,6 @@ def torch_error(exc: ProtocolError) -> ValueError:
     return ValueError(re.sub(r" at step \d+$", "", text[at:]))
 
 
-class BoundedStream(WindowStream):
-    """A WindowStream that never asks for rows at or past ``end`` (OneCycleLR refuses them)."""
-
-    def __init__(self, *args: Any, end: int = NO_END, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.end = end
-
-    def _fetch_now(self, k: int) -> None:
-        count = min(self.window, self.end - k)
-        if count < 1:
-            raise IndexError(k)
-        window = self.client.window(self.opened, k, count, self.origin)
-        lr_rows, mom_rows = rows_of(window)
-        self._install(window.start, lr_rows, mom_rows)
-
-    def _submit(self, start: int) -> None:
-        if start + self.window > self.end:
-            return  # the last window is fetched in the calling thread, clamped
-        super()._submit(start)
-
-
 # --------------------------------------------------------------------------
 # The bridged scheduler
 
@@ -182,7 +172,6 @@ class Bridged(LRScheduler):
     _hi = 0
     _lr_rows: Any = ()
     _mom_rows: Any = None
-    _row_end = NO_END  # first row the schedule refuses (OneCycleLR: total_steps + 1)
     _inert = False
     _chainable = False
     _momentum_key: str | None = None
@@ -211,7 +200,8 @@ class Bridged(LRScheduler):
         self._spec_hash = opened.spec_hash
         self._momentum_key = opened.momentum_key
         self._chainable = opened.chainable
-        self._stream = BoundedStream(client, opened, 0, window=STREAM_WINDOW, end=self._row_end)
+        # The stream stops at opened.row_end (OneCycleLR: total_steps + 1), where the server says.
+        self._stream = WindowStream(client, opened, 0, window=STREAM_WINDOW)
         return opened
 
     def _initial_step(self) -> None:
@@ -288,7 +278,8 @@ class Bridged(LRScheduler):
     def _advance_to(self, k: int) -> None:
         """Write row k (torch increments last_epoch before computing, even when it then raises)."""
         self.last_epoch = k
-        if k >= self._row_end:
+        end = self._opened.row_end
+        if end is not None and k >= end:
             self._refused_row(k)
         lr, mom = self._stream.row(k)
         self._write(lr, mom)
@@ -355,7 +346,7 @@ class Bridged(LRScheduler):
             self._hi = 0
             return
         self._lo, self._lr_rows, self._mom_rows = s.lo, s.lr_rows, s.mom_rows
-        self._hi = min(s.hi, self._row_end)
+        self._hi = s.hi  # never past the schedule's end: the stream holds no rows there
 
     # -- torch API -------------------------------------------------------------
 

@@ -56,14 +56,16 @@ class SnapshotSaver:
 
     The scheduler must offer ``cycle_starts(lo, hi) -> list[int]`` (the steps
     in [lo, hi) where a cycle starts), as ``lrbridge.Schedule`` does for
-    cyclic specs.
+    cyclic specs and ``lrbridge.lr_scheduler``'s ``CyclicLR`` and
+    ``CosineAnnealingWarmRestarts`` do.
     """
 
     def __init__(self, scheduler: Any, model: nn.Module, keep: int = 5, dir: "str | os.PathLike | None" = None):
         if not callable(getattr(scheduler, "cycle_starts", None)):
             raise TypeError(
                 f"lrbridge: {type(scheduler).__name__} does not report cycle boundaries "
-                "(no cycle_starts method); use lrbridge.Schedule with a cyclic spec"
+                "(no cycle_starts method); use lrbridge.Schedule with a cyclic spec, or "
+                "lrbridge.lr_scheduler.CyclicLR / CosineAnnealingWarmRestarts"
             )
         if keep < 1:
             raise ValueError(f"lrbridge: keep must be >= 1, got {keep}")

@@ -36,7 +36,6 @@ from torch.optim import lr_scheduler as _torch
 from torch.optim.lr_scheduler import EPOCH_DEPRECATION_WARNING, LRScheduler
 
 from ._scheduler_base import (
-    NO_END,
     TRANSIENT,
     Bridged,
     check_number,
@@ -279,6 +278,13 @@ class CosineAnnealingWarmRestarts(Bridged, _torch.CosineAnnealingWarmRestarts):
         self.last_epoch = floor(epoch)
         self._hi = 0
 
+    def cycle_starts(self, lo: int, hi: int) -> list[int]:
+        """Steps in [lo, hi) where a restart begins a cycle (0, T_0, T_0 + T_0·T_mult, ...),
+        counted in plain ``step()`` calls, from the server: what
+        ``lrbridge.callbacks.SnapshotSaver`` needs. (After ``step(epoch)`` the
+        restarts follow the epochs given instead.)"""
+        return self._client_for().cycle_starts(self._opened, lo, hi)
+
 
 class CyclicLR(Bridged, _torch.CyclicLR):
     """Cyclical lr (and inverse momentum). ``scale_fn``: an expression string over ``x``, or None."""
@@ -349,6 +355,11 @@ class CyclicLR(Bridged, _torch.CyclicLR):
     def scale_fn(self, x):
         raise NotImplementedError(_SERVER_MATH)
 
+    def cycle_starts(self, lo: int, hi: int) -> list[int]:
+        """Steps in [lo, hi) where a cycle starts (every step_size_up + step_size_down
+        steps, from 0), from the server: what ``lrbridge.callbacks.SnapshotSaver`` needs."""
+        return self._client_for().cycle_starts(self._opened, lo, hi)
+
     def _init_scale_fn(self) -> None:
         pass
 
@@ -395,7 +406,6 @@ class OneCycleLR(Bridged, _torch.OneCycleLR):
             raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
         self._anneal_func_type = anneal_strategy
         self.cycle_momentum = cycle_momentum
-        self._row_end = self.total_steps + 1  # torch refuses last_epoch > total_steps
         max_lrs = _format_param("max_lr", optimizer, max_lr)
         momentums = None
         if cycle_momentum:
@@ -479,7 +489,6 @@ class SequentialLR(Bridged, _torch.SequentialLR):
             )
         self._schedulers = schedulers
         self._milestones = milestones
-        self._row_end = _sequential_end(schedulers, milestones)
         spec = make_spec("SequentialLR", schedulers=[s._spec for s in schedulers], milestones=milestones)
         for s in schedulers:
             s._inert = True
@@ -503,25 +512,12 @@ class ChainedScheduler(Bridged, _torch.ChainedScheduler):
         optimizer = optimizer or schedulers[0].optimizer
         schedulers = _check_children(self.__class__.__name__, optimizer, schedulers)
         self._schedulers = schedulers
-        self._row_end = min(s._row_end for s in schedulers)
         for s in schedulers:
             s._inert = True
             s._hi = 0
         spec = make_spec("ChainedScheduler", schedulers=[s._spec for s in schedulers])
         # Row 0 of the chain is what the children's constructions left on the groups.
         self._bridge_init(optimizer, spec, -1, _composite_server(server, schedulers))
-
-
-def _sequential_end(schedulers: list, milestones: list) -> int:
-    """First row a child refuses (a OneCycleLR stepped past total_steps), or NO_END."""
-    for i, s in enumerate(schedulers):
-        if s._row_end == NO_END:
-            continue
-        start = 0 if i == 0 else milestones[i - 1]
-        stop = milestones[i] if i < len(milestones) else NO_END
-        if start + s._row_end < stop:
-            return start + s._row_end
-    return NO_END
 
 
 # --------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from typing import Any
 
 from torch.optim import Optimizer
 
-from ._scheduler_base import NO_END, TRANSIENT, Bridged, check_optimizer, current_lrs, group_value
+from ._scheduler_base import TRANSIENT, Bridged, check_optimizer, current_lrs, group_value
 
 __all__ = ["Schedule", "as_spec"]
 
@@ -72,31 +72,6 @@ def as_spec(spec: Any) -> dict:
     return _plain(spec, "")
 
 
-def row_end(spec: Mapping) -> int:
-    """First row the server refuses (torch's OneCycleLR past total_steps, also inside
-    composites), or NO_END. The prefetch must not ask for rows at or past it."""
-    kind = spec.get("type")
-    if kind == "OneCycleLR":
-        total = spec.get("total_steps")
-        if total is None:
-            total = int(spec.get("epochs") or 0) * int(spec.get("steps_per_epoch") or 0)
-        return int(total) + 1 if total else NO_END
-    children = [c for c in spec.get("schedulers") or [] if isinstance(c, Mapping)]
-    if kind == "ChainedScheduler" and children:
-        return min(row_end(c) for c in children)
-    if kind == "SequentialLR" and children:
-        milestones = list(spec.get("milestones") or [])
-        for i, child in enumerate(children):
-            end = row_end(child)
-            if end == NO_END:
-                continue
-            start = 0 if i == 0 else int(milestones[i - 1])
-            stop = int(milestones[i]) if i < len(milestones) else NO_END
-            if start + end < stop:
-                return start + end
-    return NO_END
-
-
 class Schedule(Bridged):
     """An LRScheduler whose values come from any lrbridge spec.
 
@@ -113,7 +88,6 @@ class Schedule(Bridged):
         check_optimizer(optimizer)
         self._metric_state: dict | None = None
         spec = as_spec(spec)
-        self._row_end = row_end(spec)
         self._bridge_init(optimizer, spec, last_epoch, server)
 
     # -- what the server said ------------------------------------------------
@@ -141,18 +115,10 @@ class Schedule(Bridged):
         boundaries use the server's own cycle arithmetic, so they agree with
         the lr values exactly.
         """
-        if hi <= lo:
-            return []
-        client = self._client_for()
-        msg = {"type": "window", "hash": self._opened.hash, "start": int(lo), "count": int(hi - lo)}
-        reply = client._with_reopen(self._opened, lambda: client.request(msg))
-        starts = reply.get("cycle_starts")
-        if starts is None:
-            raise TypeError(
-                f"lrbridge: this schedule ({self._spec.get('type')}) reports no cycle boundaries: "
-                "it is not cyclic, or the server is older than cycle reporting"
-            )
-        return [int(s) for s in starts]
+        try:
+            return self._client_for().cycle_starts(self._opened, lo, hi)
+        except TypeError as exc:
+            raise TypeError(f"{exc} (spec type {self._spec.get('type')!r})") from None
 
     # -- metric-driven specs ---------------------------------------------------
 

@@ -249,6 +249,40 @@ def test_onecycle_refuses_steps_past_total_steps(server):
     assert b_s.last_epoch == t_s.last_epoch == 1501
 
 
+def _nested_onecycle(m, opt, server):
+    """SequentialLR(SequentialLR(LinearLR, OneCycleLR), ExponentialLR): the inner composite's
+    construction shifts its OneCycleLR by one step, so it refuses a row earlier than a naive sum."""
+    kw = {} if m is T else {"server": server}
+    inner = m.SequentialLR(
+        opt, [m.LinearLR(opt, total_iters=3, **kw), m.OneCycleLR(opt, max_lr=0.1, total_steps=10, **kw)], [3], **kw
+    )
+    return m.SequentialLR(opt, [inner, m.ExponentialLR(opt, gamma=0.9, **kw)], [100], **kw)
+
+
+def _chained_onecycle(m, opt, server):
+    kw = {} if m is T else {"server": server}
+    return m.ChainedScheduler([m.ExponentialLR(opt, gamma=0.99, **kw), m.OneCycleLR(opt, max_lr=0.1, total_steps=12, **kw)], **kw)
+
+
+@pytest.mark.parametrize("build", [_nested_onecycle, _chained_onecycle])
+def test_composites_refuse_where_their_onecycle_does(server, build):
+    """The server's row_end for composites: the drop-in raises torch's ValueError at torch's step."""
+    t_opt, b_opt = make_optimizer("sgd"), make_optimizer("sgd")
+    t_s, b_s = build(T, t_opt, server), build(B, b_opt, server)
+    for step in range(1, 200):
+        try:
+            t_s.step()
+        except ValueError as t_err:
+            with pytest.raises(ValueError) as b_err:
+                b_s.step()
+            assert str(b_err.value) == str(t_err)
+            assert "Tried to step" in str(t_err) and step == b_s._opened.row_end
+            return
+        b_s.step()
+        WORST.compare(values(t_opt), values(b_opt), f"{build.__name__} step {step}")
+    pytest.fail("torch never refused a step")
+
+
 METRICS = [1.0, 0.9, 0.9, 0.91, 0.95, 0.9, 0.89, 0.95, 0.96, 0.97, 0.98, 0.8, 0.81, 0.82, 0.83, 0.84] * 6
 
 

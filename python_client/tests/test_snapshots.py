@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from lrbridge import lr_scheduler as B
 from lrbridge import spec as S
 from lrbridge.callbacks import SnapshotSaver
 from lrbridge.ensemble import SnapshotEnsemble, ensemble_accuracy
@@ -84,6 +85,33 @@ def test_a_schedule_without_cycles_is_refused(server):
     native = torch.optim.lr_scheduler.StepLR(torch.optim.SGD(model.parameters(), lr=0.1), 3)
     with pytest.raises(TypeError, match="cycle_starts"):
         SnapshotSaver(native, model)
+
+
+def test_drop_in_warm_restarts_snapshot_where_torch_restarts(server):
+    """The drop-in CosineAnnealingWarmRestarts reports its restarts; they are where torch's lr jumps back up."""
+    model = stamped_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = B.CosineAnnealingWarmRestarts(optimizer, T_0=3, T_mult=2, eta_min=0.001, server=server)
+    saver = SnapshotSaver(sched, model, keep=10)
+    run_and_stamp(sched, optimizer, model, saver, 25)
+    steps, stamps = saved_steps(saver)
+    assert steps == [3, 9, 21] and stamps == [3.0, 9.0, 21.0]  # T_i = 3, 6, 12
+
+    torch_opt = torch.optim.SGD(nn.Linear(3, 2).parameters(), lr=0.1, momentum=0.9)
+    torch_sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(torch_opt, T_0=3, T_mult=2, eta_min=0.001)
+    restarts = []
+    for step in range(1, 26):
+        torch_opt.step()
+        torch_sched.step()
+        if torch_sched.T_cur == 0:
+            restarts.append(step)
+    assert restarts == [3, 9, 21] == sched.cycle_starts(1, 26)
+
+
+def test_drop_in_cyclic_lr_reports_its_cycles(server):
+    optimizer = torch.optim.SGD(stamped_model().parameters(), lr=0.1, momentum=0.9)
+    sched = B.CyclicLR(optimizer, base_lr=0.01, max_lr=0.1, step_size_up=4, step_size_down=2, server=server)
+    assert sched.cycle_starts(0, 20) == [0, 6, 12, 18]
 
 
 # --------------------------------------------------------------------------
