@@ -44,14 +44,19 @@ def spread(values) -> dict:
 
 
 def percentiles_ns(samples_ns) -> dict:
-    """p50/p99/p99.9/max of single-call times, in µs."""
+    """p50/p99/p99.9/max of single-call times in µs, the mean, and the share of
+    all time spent in calls over 20 µs (how much the rare slow calls weigh)."""
     a = np.asarray(samples_ns, dtype=np.int64)
     p50, p99, p999 = np.percentile(a, [50, 99, 99.9])
+    slow = a[a > 20_000]
     return {
         "p50_us": float(p50) / 1e3,
         "p99_us": float(p99) / 1e3,
         "p999_us": float(p999) / 1e3,
         "max_us": float(a.max()) / 1e3,
+        "mean_us": float(a.mean()) / 1e3,
+        "over_20us": int(slow.size),
+        "over_20us_time_share": float(slow.sum() / a.sum()) if a.sum() else 0.0,
         "n": int(a.size),
     }
 

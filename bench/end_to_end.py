@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
+
+import torch
 
 from common import ROOT, log, median, spread
 
@@ -18,6 +21,7 @@ def load_example():
     path = ROOT / "examples" / "train_digits.py"
     spec = importlib.util.spec_from_file_location("bench_train_digits", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
     spec.loader.exec_module(module)
     return module
 
@@ -32,6 +36,17 @@ def abba(pairs: int) -> list[bool]:
 
 def run(endpoint: str, runs_each: int, epochs: int, schedule: str = "OneCycleLR") -> dict:
     os.environ["LRBRIDGE_ENDPOINT"] = endpoint
+    # One intra-op thread: on 2 shared cores, OpenMP workers spin-waiting against
+    # other processes swing run times by 10x; one thread keeps the ratio readable.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _run(endpoint, runs_each, epochs, schedule)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(endpoint: str, runs_each: int, epochs: int, schedule: str) -> dict:
     example = load_example()
     # One untimed warm-up of each: first-touch costs (data load, torch kernels, server cache).
     for native in (False, True):
@@ -47,6 +62,7 @@ def run(endpoint: str, runs_each: int, epochs: int, schedule: str = "OneCycleLR"
     return {
         "schedule": schedule,
         "epochs": epochs,
+        "torch_threads": torch.get_num_threads(),
         "seconds": {k: spread(v) for k, v in seconds.items()},
         "raw_seconds": seconds,
         "ratio": median(seconds["lrbridge"]) / median(seconds["torch"]),

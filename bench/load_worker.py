@@ -65,7 +65,9 @@ def run(ctx: zmq.Context, cmd: dict, expected: dict) -> dict:
     handle, window = opened["hash"], cmd["window"]
     want_lr, want_mom = expected["lr"], expected["momentum"]
     span = len(want_lr) - window
-    stride = 997 + 31 * cmd["worker"]  # workers walk different start sequences
+    # Like a training run: consecutive windows, each worker from its own offset,
+    # wrapping round at the end of the expected rows.
+    offset = (cmd["worker"] * 7919) % span
     rate, check_every, open_every = cmd["rate"], cmd["check_every"], cmd["open_every"]
     windows = errors = dropped = checked = opens = 0
     first_errors: list[str] = []
@@ -95,7 +97,7 @@ def run(ctx: zmq.Context, cmd: dict, expected: dict) -> dict:
             else:
                 opens += 1
             continue
-        start = (k * stride) % span
+        start = (offset + k * window) % span
         reply, rtt = conn.request({"type": "window", "hash": handle, "start": start, "count": window})
         if reply is None:
             dropped += 1

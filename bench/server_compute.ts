@@ -15,6 +15,9 @@ interface Case {
   name: string;
   spec: unknown;
   groups: GroupInit[];
+  /** "random": each window starts anywhere (a resume, a new reader), not after the last one. */
+  access?: "sequential" | "random";
+  sizes?: number[];
 }
 
 interface Input {
@@ -29,7 +32,17 @@ const START_SPAN = 500_000;
 
 let sink = 0;
 
-function timeBatch(bound: Bound, size: number, minTimeS: number): number {
+/** Deterministic pseudo-random starts (LCG), the same every run. */
+function lcg(seed: number): () => number {
+  let x = seed >>> 0;
+  return () => {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    return x / 2 ** 32;
+  };
+}
+
+function timeBatch(bound: Bound, size: number, minTimeS: number, random: boolean): number {
+  const next = lcg(12345);
   const minNs = BigInt(Math.round(minTimeS * 1e9));
   const t0 = process.hrtime.bigint();
   let calls = 0;
@@ -39,7 +52,7 @@ function timeBatch(bound: Bound, size: number, minTimeS: number): number {
     for (let i = 0; i < 8; i++) {
       const rows = bound.rows(start, size);
       sink += rows.lr[rows.lr.length - 1];
-      start = (start + size + 1) % START_SPAN;
+      start = random ? Math.floor(next() * START_SPAN) : (start + size + 1) % START_SPAN;
       calls++;
     }
     elapsed = process.hrtime.bigint() - t0;
@@ -55,9 +68,10 @@ function median(xs: number[]): number {
 
 function measure(c: Case, size: number, minTimeS: number, batches: number) {
   const bound = bind(c.spec, c.groups);
-  timeBatch(bound, size, Math.min(0.05, minTimeS)); // JIT warm-up
+  const random = c.access === "random";
+  timeBatch(bound, size, Math.min(0.05, minTimeS), random); // JIT warm-up
   const rates: number[] = [];
-  for (let b = 0; b < batches; b++) rates.push(timeBatch(bound, size, minTimeS));
+  for (let b = 0; b < batches; b++) rates.push(timeBatch(bound, size, minTimeS, random));
   const med = median(rates);
   return {
     name: c.name,
@@ -72,7 +86,7 @@ function main(): void {
   const input = JSON.parse(require("fs").readFileSync(0, "utf8")) as Input;
   const results = [];
   for (const c of input.cases) {
-    for (const size of input.sizes) {
+    for (const size of c.sizes ?? input.sizes) {
       const r = measure(c, size, input.minTimeS, input.batches);
       process.stderr.write(`  compute ${c.name.padEnd(26)} window ${String(size).padStart(6)}: ${(r.values_per_s.median / 1e6).toFixed(1)} M values/s\n`);
       results.push(r);

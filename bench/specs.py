@@ -56,6 +56,10 @@ def compute_cases() -> list[dict]:
         {"name": "OneCycleLR x4 groups", "spec": CLOSED_FORM["OneCycleLR"],
          "groups": [{"lr": 0.1 / (g + 1), "momentum": 0.9} for g in range(4)], "closed_form": True}
     )
+    cases.append(
+        {"name": "OneCycleLR random starts", "spec": CLOSED_FORM["OneCycleLR"], "groups": one,
+         "closed_form": False, "access": "random", "sizes": [1024, 65536]}
+    )
     for depth in (1, 2, 4):
         cases.append({"name": f"SequentialLR depth {depth}", "spec": sequential(depth), "groups": one,
                       "closed_form": False})
