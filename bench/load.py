@@ -121,6 +121,7 @@ def summarize(results: list[dict], level: int, transport: str) -> dict:
     }
 
 
+WARMUP_S = 30.0
 SOAK_CACHE = 512  # small, so the LRU is full within seconds and evicts for the rest of the soak
 
 
@@ -141,11 +142,13 @@ def soak(pool: Pool, seconds: float, clients: int, rate_per_client: float, open_
     summary = summarize(results, clients, "tcp")
     t = [s[0] for s in samples]
     rss = [s[1] for s in samples]
-    # Judge growth after a warm-up (JIT, first cache fill): the last 3/4 of the run.
-    cut = len(samples) // 4
+    # Judge growth after a warm-up: JIT, the LRU filling up and V8's heap growing
+    # to its working size take ~25 s at this rate (RSS is flat from there on).
+    warmup = min(WARMUP_S, seconds / 2)
+    cut = next((i for i, x in enumerate(t) if x >= warmup), len(t) - 1)
     tail_t, tail_rss = t[cut:], rss[cut:]
-    quarter = max(1, len(tail_rss) // 3)
-    early, late = float(np.median(tail_rss[:quarter])), float(np.median(tail_rss[-quarter:]))
+    third = max(1, len(tail_rss) // 3)
+    early, late = float(np.median(tail_rss[:third])), float(np.median(tail_rss[-third:]))
     return {
         "seconds": seconds,
         "clients": clients,
@@ -160,6 +163,7 @@ def soak(pool: Pool, seconds: float, clients: int, rate_per_client: float, open_
         "rtt_p50_us": summary["rtt_p50_us"],
         "rtt_p99_us": summary["rtt_p99_us"],
         "server_alive": alive,
+        "warmup_s": warmup,
         "rss_mib": {"start": rss[0], "end": rss[-1], "max": max(rss), "after_warmup": tail_rss[0]},
         "rss_slope_mib_per_min": slope_per_minute(tail_t, tail_rss),
         "rss_growth_mib": late - early,
