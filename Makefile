@@ -46,8 +46,10 @@ examples: setup
 	$(PIP) install -q -e '.[examples]'
 	for name in budget_sweep anytime snapshot_ensemble range_test; do $(PY) examples/$$name.py || exit 1; done
 
+# `make bench BENCH_ARGS=--quick` for a ~2.5 minute version; see docs/benchmarks.md.
+BENCH_ARGS ?=
 bench: setup
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 # Re-run torch 2.13 over every conformance config (writes proto/vectors/torch/*.json).
 vectors: python
