@@ -210,10 +210,11 @@ class TorchBound implements Bound {
     this.specHash = contentHash(canonical);
     this.groups = groupInits.length;
     this.chainable = someNode(canonical, (s) => CHAINABLE_TYPES.has(s.type));
-    const first = this.newSim(""); // constructing it surfaces constructor errors now
+    // Constructing one surfaces constructor errors now; it is not kept, so a
+    // bound spec that is never read costs no simulation (100k cached specs).
+    const first = this.newSim("");
     this.momentumKey = writesMomentum(canonical) ? (first.opt.hasBetas ? "betas" : "momentum") : null;
     this.rowEnd = rowEndOf(first.top);
-    this.pool.push(first);
     this.checkLambdasEarly();
     const starts = torchCycleStarts(canonical);
     if (starts) this.cycles = starts;
