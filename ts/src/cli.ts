@@ -6,6 +6,7 @@ const USAGE = `usage: lrbridge <command> [options]
 commands:
   eval   print a schedule's values as torch would produce them (JSON)
   serve  serve schedules over ZeroMQ (--bind tcp://127.0.0.1:5555 | ipc://PATH)
+  top    live view of the schedules a server is serving (--connect ENDPOINT)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -15,6 +16,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./commands/eval")).run(rest);
     case "serve":
       return (await import("./server/main")).run(rest);
+    case "top":
+      return (await import("./commands/top")).run(rest);
     case undefined:
     case "-h":
     case "--help":

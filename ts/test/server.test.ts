@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Dealer, Request } from "zeromq";
 import { binToFloat64, decodeBody, encodeBody, MAX_REQUEST_BYTES } from "../src/protocol";
+import type { StatsReply } from "../src/protocol";
 import { parseServeArgs } from "../src/server/main";
 import { bind } from "../src/spec/bind";
 
@@ -108,7 +109,7 @@ describe("lrbridge serve", () => {
       type: "hello",
       protocol: 1,
       max_window: 65536,
-      capabilities: ["window", "metric", "rebase", "epoch"],
+      capabilities: ["window", "metric", "rebase", "epoch", "stats"],
     });
   });
 
@@ -136,6 +137,39 @@ describe("lrbridge serve", () => {
     const step = await roundTrip({ v: 1, id: nextId++, type: "open", spec: STEP, groups: GROUPS });
     const plain = await roundTrip({ v: 1, id: nextId++, type: "window", hash: step.hash, start: 0, count: 8 });
     expect(plain).not.toHaveProperty("cycle_starts");
+  });
+
+  it("stats shows each schedule in use, who opened it and how far it was served; lrbridge top renders it", async () => {
+    const spec = { type: "OneCycleLR", max_lr: 0.3, total_steps: 5000 };
+    const opened = await roundTrip({ v: 1, id: nextId++, type: "open", spec, groups: [{ lr: 0.1, momentum: 0.9 }], client: "box:42 train.py" });
+    await roundTrip({ v: 1, id: nextId++, type: "window", hash: opened.hash, start: 0, count: 1024 });
+    await roundTrip({ v: 1, id: nextId++, type: "window", hash: opened.hash, start: 1024, count: 1024 });
+    const stats = (await roundTrip({ v: 1, id: 9, type: "stats" })) as unknown as StatsReply;
+    expect(stats).toMatchObject({ v: 1, id: 9, type: "stats", server: "lrbridge-ts/0.1.0" });
+    expect(stats.requests).toBeGreaterThanOrEqual(4);
+    const mine = stats.schedules.find((s) => s.hash === opened.hash);
+    expect(mine).toMatchObject({
+      type: "OneCycleLR",
+      spec_hash: opened.spec_hash,
+      groups: 1,
+      kind: "deterministic",
+      clients: ["box:42 train.py"],
+      opens: 1,
+      windows: 2,
+      rows_served: 2048,
+      row_end: 5001,
+    });
+    expect(stats.schedules[0].hash).toBe(opened.hash); // most recently active first
+
+    const top = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", join(ROOT, "ts/src/cli.ts"), "top", "--once", "--connect", served.endpoint], {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    top.stdout!.on("data", (chunk) => (out += chunk));
+    expect(await new Promise((done) => top.on("exit", done))).toBe(0);
+    expect(out).toMatch(/^lrbridge-ts\/0\.1\.0 at ipc:\/\//);
+    expect(out).toMatch(new RegExp(`OneCycleLR\\s+${String(opened.spec_hash).slice(0, 12)}\\s+1\\s+2048 / 5001 rows\\s+2\\s+\\d+s ago\\s+box:42 train\\.py`));
   });
 
   it("logs one line per open to stderr", async () => {

@@ -47,7 +47,9 @@ function requestBytes(vector: Vector): Buffer | null {
 describe("wire vectors", () => {
   it("cover every request type and every error code", () => {
     const requestTypes = new Set(vectors.map((v) => (v.request as { type?: string } | null)?.type));
-    for (const type of REQUEST_TYPES) expect(requestTypes, type).toContain(type);
+    // A stats reply carries clock times and live counters, so it has no fixed
+    // bytes to pin: ts/test/server.test.ts checks it against a real server.
+    for (const type of REQUEST_TYPES) if (type !== "stats") expect(requestTypes, type).toContain(type);
     const codes = new Set(vectors.map((v) => v.reply.code));
     for (const code of ERROR_CODES) expect(codes, code).toContain(code);
   });

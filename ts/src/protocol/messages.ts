@@ -11,8 +11,8 @@ export const MAX_WINDOW = 65536;
 export const MAX_VALUES = 1 << 20;
 /** Most param groups an `open` may carry. */
 export const MAX_GROUPS = 4096;
-export const CAPABILITIES = ["window", "metric", "rebase", "epoch"] as const;
-export const REQUEST_TYPES = ["hello", "open", "window", "rebase", "epoch", "metric"] as const;
+export const CAPABILITIES = ["window", "metric", "rebase", "epoch", "stats"] as const;
+export const REQUEST_TYPES = ["hello", "open", "window", "rebase", "epoch", "metric", "stats"] as const;
 export type RequestType = (typeof REQUEST_TYPES)[number];
 
 // ---- requests (after validation) ----
@@ -25,6 +25,8 @@ export interface OpenRequest {
   type: "open";
   spec: Record<string, unknown>;
   groups: GroupInit[];
+  /** Who is opening (e.g. "host:pid script.py"): only shown in `stats`. */
+  client?: string;
 }
 export interface WindowRequest {
   type: "window" | "rebase";
@@ -44,7 +46,10 @@ export interface MetricRequest {
   state: MetricState;
   metric: number;
 }
-export type RequestBody = HelloRequest | OpenRequest | WindowRequest | EpochRequest | MetricRequest;
+export interface StatsRequest {
+  type: "stats";
+}
+export type RequestBody = HelloRequest | OpenRequest | WindowRequest | EpochRequest | MetricRequest | StatsRequest;
 
 // ---- replies (what the handler returns before encoding) ----
 
@@ -98,7 +103,34 @@ export interface ErrorReply extends ReplyHead {
   message: string;
   path?: string;
 }
-export type Reply = HelloReply | OpenedReply | WindowReply | MetricReply | ErrorReply;
+/** One schedule in use, as the server has seen it lately (soft state: a restart clears it). */
+export interface ScheduleActivity {
+  hash: string;
+  spec_hash: string;
+  type: string;
+  groups: number;
+  kind: "deterministic" | "metric";
+  clients: string[];
+  opens: number;
+  windows: number;
+  metric_steps: number;
+  /** Rows served up to (exclusive): the run is at most this far, at least one window behind. */
+  rows_served: number;
+  row_end: number | null;
+  first_seen: number;
+  last_seen: number;
+}
+export interface StatsReply extends ReplyHead {
+  type: "stats";
+  server: string;
+  uptime_s: number;
+  requests: number;
+  errors: number;
+  cache_size: number;
+  cache_capacity: number;
+  schedules: ScheduleActivity[];
+}
+export type Reply = HelloReply | OpenedReply | WindowReply | MetricReply | StatsReply | ErrorReply;
 
 // ---- validation: each reader names the field it refuses ----
 
@@ -183,7 +215,12 @@ function readOpen(body: Record<string, unknown>): OpenRequest {
   const groups = body.groups;
   if (!Array.isArray(groups) || groups.length === 0) bad("groups", "expected a non-empty list of groups");
   if (groups.length > MAX_GROUPS) bad("groups", `more than ${MAX_GROUPS} groups`);
-  return { type: "open", spec, groups: groups.map((g, i) => readGroup(g, `groups[${i}]`)) };
+  const request: OpenRequest = { type: "open", spec, groups: groups.map((g, i) => readGroup(g, `groups[${i}]`)) };
+  if (body.client !== undefined && body.client !== null) {
+    if (typeof body.client !== "string" || body.client.length > 256) bad("client", "expected a string of at most 256 characters");
+    request.client = body.client;
+  }
+  return request;
 }
 
 function readOrigin(value: unknown): Rebase {
@@ -259,5 +296,7 @@ export function readRequest(body: Record<string, unknown>): RequestBody {
       return readEpoch(body);
     case "metric":
       return readMetric(body);
+    case "stats":
+      return { type: "stats" };
   }
 }

@@ -20,6 +20,7 @@ import {
   OpenedReply,
   PROTOCOL_VERSION,
   ProtocolError,
+  StatsReply,
   Reply,
   RequestBody,
   WindowReply,
@@ -32,6 +33,7 @@ import {
   readRequest,
   wireInt,
 } from "../protocol";
+import { Activity } from "./activity";
 import { LruCache } from "./lru";
 
 export type BindFn = (spec: unknown, groups: GroupInit[]) => Bound;
@@ -54,6 +56,11 @@ export interface Handled {
 
 export class Handler {
   private readonly cache: LruCache<string, Bound>;
+  /** Soft, observational state for `stats`: never changes another reply. */
+  private readonly activity = new Activity();
+  private readonly startedAt = Date.now();
+  private requests = 0;
+  private errors = 0;
 
   constructor(private readonly options: HandlerOptions) {
     this.cache = new LruCache(options.cacheSize ?? DEFAULT_CACHE_SIZE);
@@ -84,6 +91,13 @@ export class Handler {
   }
 
   private handleDecoded(body: unknown): Handled {
+    const handled = this.handleCounted(body);
+    this.requests += 1;
+    if (handled.reply.type === "error") this.errors += 1;
+    return handled;
+  }
+
+  private handleCounted(body: unknown): Handled {
     if (!isPlainMap(body)) return { reply: errorReply(null, "BAD_FRAME", "body is not a msgpack map") };
     const id = readId(body);
     let request: RequestBody;
@@ -122,7 +136,24 @@ export class Handler {
         return this.epoch(request, id);
       case "metric":
         return this.metric(request, id);
+      case "stats":
+        return this.stats(id);
     }
+  }
+
+  private stats(id: number): StatsReply {
+    return {
+      v: PROTOCOL_VERSION,
+      id,
+      type: "stats",
+      server: SERVER_NAME,
+      uptime_s: (Date.now() - this.startedAt) / 1000,
+      requests: this.requests,
+      errors: this.errors,
+      cache_size: this.cache.size,
+      cache_capacity: this.cache.capacity,
+      schedules: this.activity.list(),
+    };
   }
 
   private hello(id: number): HelloReply {
@@ -151,6 +182,7 @@ export class Handler {
     const cached = this.cache.get(hash);
     if (cached) bound = cached;
     else this.cache.set(hash, bound);
+    this.activity.opened(hash, bound, request.client);
 
     const reply: OpenedReply = {
       v: PROTOCOL_VERSION,
@@ -193,6 +225,7 @@ export class Handler {
     const rows = callSchedule(() => bound.rows(request.start, request.count, request.origin));
     const reply = windowReply(id, request.hash, request.start, request.count, bound, rows);
     if (bound.cycles) reply.cycle_starts = bound.cycles(request.start, request.count);
+    this.activity.served(request.hash, bound, request.start + request.count);
     return reply;
   }
 
@@ -211,6 +244,7 @@ export class Handler {
     if (bound.kind !== "metric") throw new ProtocolError("WRONG_KIND", "metric on a deterministic schedule: send window", "type");
     const metricStep = requireMethod(bound.metricStep, "metricStep");
     const result = callSchedule(() => metricStep.call(bound, request.state, request.metric));
+    this.activity.stepped(request.hash, bound);
     return { v: PROTOCOL_VERSION, id, type: "metric", state: result.state, lr: result.lr, momentum: result.momentum };
   }
 

@@ -21,6 +21,11 @@ export class LruCache<K, V> {
     return value;
   }
 
+  /** Oldest first. */
+  values(): IterableIterator<V> {
+    return this.entries.values();
+  }
+
   set(key: K, value: V): void {
     this.entries.delete(key);
     this.entries.set(key, value);

@@ -1,0 +1,118 @@
+/**
+ * `lrbridge top --connect ENDPOINT`: a live view of the schedules a server is
+ * serving: which specs (by content hash), who opened them, how far each run
+ * has fetched, when it was last seen.
+ */
+import { Request } from "zeromq";
+import { decodeBody, encodeBody, PROTOCOL_VERSION } from "../protocol";
+import type { ScheduleActivity, StatsReply } from "../protocol";
+
+const USAGE = `usage: lrbridge top --connect ENDPOINT [--once] [--json] [--interval SECONDS]
+
+  --connect ENDPOINT  the server (tcp://HOST:PORT or ipc://PATH)
+  --once              print one snapshot and exit (default: refresh until Ctrl-C)
+  --json              print the raw stats reply as JSON (implies --once)
+  --interval SECONDS  refresh period (default 1)
+`;
+
+interface TopArgs {
+  endpoint: string;
+  once: boolean;
+  json: boolean;
+  intervalMs: number;
+}
+
+function parseArgs(args: string[]): TopArgs | string {
+  const out: TopArgs = { endpoint: "", once: false, json: false, intervalMs: 1000 };
+  for (let i = 0; i < args.length; i++) {
+    const [flag, inline] = args[i].split(/=(.*)/s, 2);
+    const value = () => inline ?? args[++i];
+    if (flag === "--connect") out.endpoint = value() ?? "";
+    else if (flag === "--once") out.once = true;
+    else if (flag === "--json") out.json = out.once = true;
+    else if (flag === "--interval") {
+      const seconds = Number(value());
+      if (!(seconds > 0)) return "--interval needs a number of seconds > 0";
+      out.intervalMs = seconds * 1000;
+    } else return `unknown option ${args[i]}`;
+  }
+  if (!/^(tcp|ipc):\/\/.+/.test(out.endpoint)) return "--connect needs tcp://HOST:PORT or ipc://PATH";
+  return out;
+}
+
+async function fetchStats(endpoint: string): Promise<StatsReply> {
+  // A fresh REQ per poll: a lost reply cannot wedge the next one.
+  const socket = new Request({ linger: 0, receiveTimeout: 2000, sendTimeout: 2000 });
+  socket.connect(endpoint);
+  try {
+    await socket.send(encodeBody({ v: PROTOCOL_VERSION, id: 1, type: "stats" }));
+    const [body] = await socket.receive();
+    const reply = decodeBody(body) as StatsReply | { type: "error"; message: string };
+    if (reply.type !== "stats") throw new Error(`server answered ${JSON.stringify(reply)}`);
+    return reply;
+  } finally {
+    socket.close();
+  }
+}
+
+function ago(seconds: number): string {
+  if (seconds < 60) return `${Math.max(0, Math.round(seconds))}s ago`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)}m ago`;
+  return `${(seconds / 3600).toFixed(1)}h ago`;
+}
+
+function progress(s: ScheduleActivity): string {
+  if (s.kind === "metric") return `${s.metric_steps} metric steps`;
+  const end = s.row_end === null ? "" : ` / ${s.row_end}`;
+  return `${Math.min(s.rows_served, s.row_end ?? Infinity)}${end} rows`;
+}
+
+/** The stats reply as a table (exported for tests). */
+export function renderStats(stats: StatsReply, endpoint: string, nowSeconds = Date.now() / 1000): string {
+  const head =
+    `${stats.server} at ${endpoint}  up ${Math.round(stats.uptime_s)}s  requests ${stats.requests}  ` +
+    `errors ${stats.errors}  cache ${stats.cache_size}/${stats.cache_capacity}`;
+  const rows = stats.schedules.map((s) => [
+    s.type,
+    s.spec_hash.slice(0, 12),
+    String(s.groups),
+    progress(s),
+    String(s.windows),
+    ago(nowSeconds - s.last_seen),
+    s.clients.join(", ") || "-",
+  ]);
+  const header = ["TYPE", "SPEC", "GROUPS", "SERVED", "WINDOWS", "LAST SEEN", "CLIENTS"];
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+  const line = (cells: string[]) => cells.map((cell, c) => cell.padEnd(widths[c])).join("  ").trimEnd();
+  const body = rows.length ? rows.map(line).join("\n") : "(no schedules in use)";
+  return `${head}\n${line(header)}\n${body}\n`;
+}
+
+export async function run(args: string[]): Promise<number> {
+  if (args.includes("-h") || args.includes("--help")) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const parsed = parseArgs(args);
+  if (typeof parsed === "string") {
+    process.stderr.write(`lrbridge top: ${parsed}\n${USAGE}`);
+    return 2;
+  }
+  for (;;) {
+    let stats: StatsReply;
+    try {
+      stats = await fetchStats(parsed.endpoint);
+    } catch (err) {
+      process.stderr.write(`lrbridge top: no answer from ${parsed.endpoint}: ${err instanceof Error ? err.message : String(err)}\n`);
+      return 1;
+    }
+    if (parsed.json) {
+      process.stdout.write(`${JSON.stringify(stats)}\n`);
+      return 0;
+    }
+    const text = renderStats(stats, parsed.endpoint);
+    process.stdout.write(parsed.once ? text : `\x1b[H\x1b[2J${text}`);
+    if (parsed.once) return 0;
+    await new Promise((resolve) => setTimeout(resolve, parsed.intervalMs));
+  }
+}
