@@ -68,8 +68,20 @@ def hello_message() -> dict:
     return {"type": "hello", "client": CLIENT_NAME}
 
 
-def open_message(spec: dict, groups: list[dict]) -> dict:
-    return {"type": "open", "spec": spec, "groups": groups}
+def open_message(spec: dict, groups: list[dict], client: str | None = None) -> dict:
+    msg = {"type": "open", "spec": spec, "groups": groups}
+    if client is not None:
+        msg["client"] = client  # shown by `lrbridge top`; not part of the handle
+    return msg
+
+
+def client_label() -> str:
+    """How this process shows up in the server's live view: host:pid script."""
+    import socket
+    import sys
+
+    script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+    return f"{socket.gethostname()}:{os.getpid()} {script}"[:256]
 
 
 def window_message(handle: str, start: int, count: int, origin: dict | None = None) -> dict:
@@ -380,7 +392,7 @@ class Client:
 
     def open(self, spec: dict, groups: list[dict]) -> Opened:
         """Bind ``spec`` to param groups; ``groups`` = [{lr, momentum?, betas?}, ...]."""
-        reply = self.request(open_message(spec, groups))
+        reply = self.request(open_message(spec, groups, client_label()))
         if reply.get("type") != "opened":
             raise ProtocolError("BAD_REPLY", f"expected an 'opened' reply, got {reply.get('type')!r}")
         opened = opened_from_reply(reply, spec, groups)
