@@ -68,11 +68,39 @@ export abstract class TorchScheduler {
   /** torch's _get_closed_form_lr, used by step(epoch), where the class has one. */
   closedFormLr?(): number[];
 
+  /**
+   * Where getLr/closedFormLr write their result. updateLr copies it into the
+   * groups at once, so one array per scheduler serves every step (no
+   * allocation in the hot loop).
+   */
+  private lrBuffer: number[] | undefined;
+  protected lrOut(): number[] {
+    const n = this.optimizer.groups.length;
+    if (this.lrBuffer === undefined) this.lrBuffer = new Array<number>(n).fill(0);
+    return this.lrBuffer;
+  }
+
   /** Current group lrs (torch's _param_groups_val_list(optimizer, "lr")). */
   protected currentLrs(): number[] {
     const groups = this.optimizer.groups;
-    const out = new Array<number>(groups.length);
+    const out = this.lrOut();
     for (let i = 0; i < groups.length; i++) out[i] = groups[i].lr;
+    return out;
+  }
+
+  /** Every group's current lr times `factor` (the chainable forms' `group["lr"] * f`). */
+  protected currentLrsTimes(factor: number): number[] {
+    const groups = this.optimizer.groups;
+    const out = this.lrOut();
+    for (let i = 0; i < groups.length; i++) out[i] = groups[i].lr * factor;
+    return out;
+  }
+
+  /** base_lr * `factor` for every group (the closed forms' `base_lr * f`). */
+  protected baseLrsTimes(factor: number): number[] {
+    const base = this.baseLrs;
+    const out = this.lrOut();
+    for (let i = 0; i < base.length; i++) out[i] = base[i] * factor;
     return out;
   }
 }

@@ -27,11 +27,11 @@ export class StepLR extends TorchScheduler {
   }
   override getLr(): number[] {
     if (this.lastEpoch === 0 || pyMod(this.lastEpoch, this.stepSize) !== 0) return this.currentLrs();
-    return this.optimizer.groups.map((g) => g.lr * this.gamma);
+    return this.currentLrsTimes(this.gamma);
   }
   override closedFormLr(): number[] {
     const k = pyFloorDiv(this.lastEpoch, this.stepSize);
-    return this.baseLrs.map((b) => b * pyPow(this.gamma, k));
+    return this.baseLrsTimes(pyPow(this.gamma, k));
   }
 }
 
@@ -53,11 +53,11 @@ export class MultiStepLR extends TorchScheduler {
   override getLr(): number[] {
     const n = this.counts.get(this.lastEpoch);
     if (n === undefined) return this.currentLrs();
-    return this.optimizer.groups.map((g) => g.lr * pyPow(this.gamma, n));
+    return this.currentLrsTimes(pyPow(this.gamma, n));
   }
   override closedFormLr(): number[] {
     const k = bisectRight(this.sortedMilestones, this.lastEpoch);
-    return this.baseLrs.map((b) => b * pyPow(this.gamma, k));
+    return this.baseLrsTimes(pyPow(this.gamma, k));
   }
 }
 
@@ -72,14 +72,14 @@ export class ConstantLR extends TorchScheduler {
     this.init();
   }
   override getLr(): number[] {
-    if (this.lastEpoch === 0) return this.optimizer.groups.map((g) => g.lr * this.factor);
+    if (this.lastEpoch === 0) return this.currentLrsTimes(this.factor);
     if (this.lastEpoch !== this.totalIters) return this.currentLrs();
-    return this.optimizer.groups.map((g) => g.lr * pyDiv(1.0, this.factor));
+    return this.currentLrsTimes(pyDiv(1.0, this.factor));
   }
   override closedFormLr(): number[] {
     // (last_epoch >= total_iters) * (1 - factor): a bool times a float.
     const reached = this.lastEpoch >= this.totalIters ? 1 : 0;
-    return this.baseLrs.map((b) => b * (this.factor + reached * (1 - this.factor)));
+    return this.baseLrsTimes(this.factor + reached * (1 - this.factor));
   }
 }
 
@@ -95,19 +95,19 @@ export class LinearLR extends TorchScheduler {
     this.init();
   }
   override getLr(): number[] {
-    if (this.lastEpoch === 0) return this.optimizer.groups.map((g) => g.lr * this.startFactor);
+    if (this.lastEpoch === 0) return this.currentLrsTimes(this.startFactor);
     if (this.isInitial || this.lastEpoch > this.totalIters) return this.currentLrs();
     const sf = this.startFactor;
     const ef = this.endFactor;
     const ratio =
       1.0 + pyDiv(ef - sf, this.totalIters * sf + (this.lastEpoch - 1) * (ef - sf));
-    return this.optimizer.groups.map((g) => g.lr * ratio);
+    return this.currentLrsTimes(ratio);
   }
   override closedFormLr(): number[] {
     const sf = this.startFactor;
     const ef = this.endFactor;
     const t = pyMin(this.totalIters, this.lastEpoch);
-    return this.baseLrs.map((b) => b * (sf + pyDiv((ef - sf) * t, this.totalIters)));
+    return this.baseLrsTimes(sf + pyDiv((ef - sf) * t, this.totalIters));
   }
 }
 
@@ -122,10 +122,10 @@ export class ExponentialLR extends TorchScheduler {
   }
   override getLr(): number[] {
     if (this.isInitial) return this.currentLrs();
-    return this.optimizer.groups.map((g) => g.lr * this.gamma);
+    return this.currentLrsTimes(this.gamma);
   }
   override closedFormLr(): number[] {
-    return this.baseLrs.map((b) => b * pyPow(this.gamma, this.lastEpoch));
+    return this.baseLrsTimes(pyPow(this.gamma, this.lastEpoch));
   }
 }
 
@@ -144,12 +144,12 @@ export class PolynomialLR extends TorchScheduler {
     const t = this.lastEpoch;
     const T = this.totalIters;
     const decay = pyPow(pyDiv(1.0 - pyDiv(t, T), 1.0 - pyDiv(t - 1, T)), this.power);
-    return this.optimizer.groups.map((g) => g.lr * decay);
+    return this.currentLrsTimes(decay);
   }
   override closedFormLr(): number[] {
     const T = this.totalIters;
     const f = pyPow(1.0 - pyDiv(pyMin(T, this.lastEpoch), T), this.power);
-    return this.baseLrs.map((b) => b * f);
+    return this.baseLrsTimes(f);
   }
 }
 
@@ -169,15 +169,22 @@ export class CosineAnnealingLR extends TorchScheduler {
     const eta = this.etaMin;
     if (this.isInitial) return this.currentLrs();
     if (this.stepCount === 1 && t > 0) {
-      return this.baseLrs.map((b) => eta + pyDiv((b - eta) * (1 + Math.cos(pyDiv(t * Math.PI, T))), 2));
+      const out = this.lrOut();
+      for (let i = 0; i < out.length; i++) {
+        out[i] = eta + pyDiv((this.baseLrs[i] - eta) * (1 + Math.cos(pyDiv(t * Math.PI, T))), 2);
+      }
+      return out;
     }
     if (pyMod(t - 1 - T, 2 * T) === 0) {
       const bump = 1 - Math.cos(pyDiv(Math.PI, T));
-      return this.optimizer.groups.map((g, i) => g.lr + ((this.baseLrs[i] - eta) * bump) / 2);
+      const groups = this.optimizer.groups;
+      const out = this.lrOut();
+      for (let i = 0; i < groups.length; i++) out[i] = groups[i].lr + ((this.baseLrs[i] - eta) * bump) / 2;
+      return out;
     }
     const ratio = pyDiv(this.onePlusCos(t), this.onePlusCos(t - 1));
     const groups = this.optimizer.groups;
-    const out = new Array<number>(groups.length);
+    const out = this.lrOut();
     for (let i = 0; i < groups.length; i++) out[i] = ratio * (groups[i].lr - eta) + eta;
     return out;
   }
@@ -195,7 +202,9 @@ export class CosineAnnealingLR extends TorchScheduler {
   }
   override closedFormLr(): number[] {
     const c = 1 + Math.cos(pyDiv(Math.PI * this.lastEpoch, this.tMax));
-    return this.baseLrs.map((b) => this.etaMin + ((b - this.etaMin) * c) / 2);
+    const out = this.lrOut();
+    for (let i = 0; i < out.length; i++) out[i] = this.etaMin + ((this.baseLrs[i] - this.etaMin) * c) / 2;
+    return out;
   }
 }
 
@@ -209,7 +218,9 @@ export class LambdaLR extends TorchScheduler {
     this.init();
   }
   override getLr(): number[] {
-    return this.baseLrs.map((b, i) => b * this.lambdas[i](this.lastEpoch));
+    const out = this.lrOut();
+    for (let i = 0; i < out.length; i++) out[i] = this.baseLrs[i] * this.lambdas[i](this.lastEpoch);
+    return out;
   }
 }
 
@@ -224,6 +235,9 @@ export class MultiplicativeLR extends TorchScheduler {
   }
   override getLr(): number[] {
     if (this.isInitial) return this.currentLrs();
-    return this.optimizer.groups.map((g, i) => g.lr * this.lambdas[i](this.lastEpoch));
+    const groups = this.optimizer.groups;
+    const out = this.lrOut();
+    for (let i = 0; i < groups.length; i++) out[i] = groups[i].lr * this.lambdas[i](this.lastEpoch);
+    return out;
   }
 }

@@ -22,7 +22,9 @@ export class CosineAnnealingWarmRestarts extends TorchScheduler {
 
   override getLr(): number[] {
     const c = 1 + Math.cos(pyDiv(Math.PI * this.tCur, this.tI));
-    return this.baseLrs.map((b) => this.etaMin + ((b - this.etaMin) * c) / 2);
+    const out = this.lrOut();
+    for (let i = 0; i < out.length; i++) out[i] = this.etaMin + ((this.baseLrs[i] - this.etaMin) * c) / 2;
+    return out;
   }
 
   /** torch's own step(): no _step_count, and the epoch form recomputes T_cur/T_i. */
@@ -53,8 +55,7 @@ export class CosineAnnealingWarmRestarts extends TorchScheduler {
     }
     this.lastEpoch = Math.floor(epoch);
     const lrs = this.getLr();
-    this.optimizer.groups.forEach((g, i) => {
-      g.lr = lrs[i];
-    });
+    const groups = this.optimizer.groups;
+    for (let i = 0; i < groups.length; i++) groups[i].lr = lrs[i];
   }
 }
