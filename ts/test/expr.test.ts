@@ -139,3 +139,40 @@ describe.skipIf(!existsSync(PY))("agreement with Python", () => {
     console.log(`expr vs Python: ${EXPRESSIONS.length * EPOCHS.length} values, worst relative difference ${worst}`);
   });
 });
+
+describe("compiled closures agree with the tree walk", () => {
+  const sources = [
+    "0.9999 ** epoch",
+    "-epoch ** 2 + 3 * epoch - 1 // (epoch + 1) % 7",
+    "min(1, (epoch + 1) / 10, 0.5 + epoch / 100)",
+    "max(epoch - 3, 0) and 1 / (epoch - 3) or 7",
+    "0.1 if 2 < epoch <= 8 != 5 else (not epoch) + floor(epoch / 3) - ceil(-epoch / 4)",
+    "sqrt(epoch) + exp(-epoch) + log(epoch + 1) + log(epoch + 2, 3) + log10(epoch + 1) + log2(epoch + 1)",
+    "cos(epoch) * sin(epoch) + tan(epoch / 10) + tanh(epoch) + abs(3 - epoch) + pi * e",
+    "1 / (epoch - 4)",
+    "(epoch - 6) ** 0.5",
+    "log(epoch - 2)",
+    "10.0 ** (epoch * 100)",
+  ];
+  const outcome = (f: () => number): unknown => {
+    try {
+      return f();
+    } catch (err) {
+      return err instanceof PyError ? `${err.pyType}: ${err.message}` : err;
+    }
+  };
+  it("on every expression and epoch: same bits, same Python errors", () => {
+    let errors = 0;
+    for (const src of sources) {
+      const compiled = compileFunction(src, "epoch", "lr_lambda");
+      const ast = parseExpr(src, ["epoch"], "lr_lambda");
+      for (let epoch = 0; epoch < 12; epoch++) {
+        const want = outcome(() => evaluate(ast, { epoch }));
+        if (typeof want === "string") errors++;
+        const got = outcome(() => compiled(epoch));
+        expect(Object.is(got, want), `${src} at ${epoch}: ${String(got)} vs ${String(want)}`).toBe(true);
+      }
+    }
+    expect(errors).toBeGreaterThan(5);
+  });
+});

@@ -275,45 +275,69 @@ function finiteOrOverflow(v: number): number {
   return v;
 }
 
-function callFunction(fn: string, a: number[]): number {
-  const x = a[0];
+/** A one-argument builtin with Python's error rules (math domain, range). */
+function unaryBuiltin(fn: string): (x: number) => number {
   switch (fn) {
-    case "min":
-      return a.reduce((m, v) => (v < m ? v : m));
-    case "max":
-      return a.reduce((m, v) => (v > m ? v : m));
     case "abs":
-      return Math.abs(x);
+      return Math.abs;
     case "floor":
-      return pyFloor(x);
+      return pyFloor;
     case "ceil":
-      return -pyFloor(-x) || 0;
+      return (x) => -pyFloor(-x) || 0;
     case "sqrt":
-      mathDomain(!(x < 0));
-      return Math.sqrt(x);
+      return (x) => {
+        mathDomain(!(x < 0));
+        return Math.sqrt(x);
+      };
     case "exp":
-      return Number.isFinite(x) ? finiteOrOverflow(Math.exp(x)) : Math.exp(x);
+      return (x) => (Number.isFinite(x) ? finiteOrOverflow(Math.exp(x)) : Math.exp(x));
     case "log":
-      return pyLog(x, a[1]);
+      return (x) => pyLog(x);
     case "log10":
-      mathDomain(!(x <= 0));
-      return Math.log10(x);
+      return (x) => {
+        mathDomain(!(x <= 0));
+        return Math.log10(x);
+      };
     case "log2":
-      mathDomain(!(x <= 0));
-      return Math.log2(x);
+      return (x) => {
+        mathDomain(!(x <= 0));
+        return Math.log2(x);
+      };
     case "cos":
-      mathDomain(Number.isFinite(x) || Number.isNaN(x));
-      return Math.cos(x);
+      return (x) => {
+        mathDomain(Number.isFinite(x) || Number.isNaN(x));
+        return Math.cos(x);
+      };
     case "sin":
-      mathDomain(Number.isFinite(x) || Number.isNaN(x));
-      return Math.sin(x);
+      return (x) => {
+        mathDomain(Number.isFinite(x) || Number.isNaN(x));
+        return Math.sin(x);
+      };
     case "tan":
-      mathDomain(Number.isFinite(x) || Number.isNaN(x));
-      return Math.tan(x);
+      return (x) => {
+        mathDomain(Number.isFinite(x) || Number.isNaN(x));
+        return Math.tan(x);
+      };
     case "tanh":
-      return Math.tanh(x);
+      return Math.tanh;
   }
   throw new Error(`unknown function ${fn}`);
+}
+
+/** Python's min/max over already evaluated arguments: the first extreme wins. */
+const pickMin = (m: number, v: number): number => (v < m ? v : m);
+const pickMax = (m: number, v: number): number => (v > m ? v : m);
+
+function callFunction(fn: string, a: number[]): number {
+  switch (fn) {
+    case "min":
+      return a.reduce(pickMin);
+    case "max":
+      return a.reduce(pickMax);
+    case "log":
+      return pyLog(a[0], a[1]);
+  }
+  return unaryBuiltin(fn)(a[0]);
 }
 
 function compare(op: CompareOp, a: number, b: number): boolean {
@@ -394,11 +418,118 @@ export function evaluate(e: Expr, vars: Readonly<Record<string, number>>): numbe
   throw new Error("unreachable");
 }
 
+type Compiled = (v: number) => number;
+
+/**
+ * The tree turned into nested closures once, so a call does no tree walk,
+ * no switch and no allocation. Same operations in the same order as
+ * `evaluate`, so the same bits and the same Python errors.
+ */
+function compileExpr(e: Expr, variable: string): Compiled {
+  switch (e.kind) {
+    case "num": {
+      const value = e.value;
+      return () => value;
+    }
+    case "var":
+      if (e.name !== variable) throw new Error(`unbound variable ${e.name}`);
+      return (v) => v;
+    case "unary": {
+      const arg = compileExpr(e.arg, variable);
+      if (e.op === "not") return (v) => (truthy(arg(v)) ? 0 : 1);
+      return e.op === "-" ? (v) => -arg(v) : arg;
+    }
+    case "binary":
+      return compileBinary(e.op, compileExpr(e.left, variable), compileExpr(e.right, variable));
+    case "compare": {
+      const ops = e.ops;
+      const operands = e.operands.map((o) => compileExpr(o, variable));
+      return (v) => {
+        let left = operands[0](v);
+        for (let i = 0; i < ops.length; i++) {
+          const right = operands[i + 1](v);
+          if (!compare(ops[i], left, right)) return 0;
+          left = right;
+        }
+        return 1;
+      };
+    }
+    case "and": {
+      const left = compileExpr(e.left, variable);
+      const right = compileExpr(e.right, variable);
+      return (v) => {
+        const l = left(v);
+        return truthy(l) ? right(v) : l;
+      };
+    }
+    case "or": {
+      const left = compileExpr(e.left, variable);
+      const right = compileExpr(e.right, variable);
+      return (v) => {
+        const l = left(v);
+        return truthy(l) ? l : right(v);
+      };
+    }
+    case "cond": {
+      const test = compileExpr(e.test, variable);
+      const then = compileExpr(e.then, variable);
+      const otherwise = compileExpr(e.otherwise, variable);
+      return (v) => (truthy(test(v)) ? then(v) : otherwise(v));
+    }
+    case "call":
+      return compileCall(
+        e.fn,
+        e.args.map((a) => compileExpr(a, variable)),
+      );
+  }
+}
+
+function compileBinary(op: string, a: Compiled, b: Compiled): Compiled {
+  switch (op) {
+    case "+":
+      return (v) => a(v) + b(v);
+    case "-":
+      return (v) => a(v) - b(v);
+    case "*":
+      return (v) => a(v) * b(v);
+    case "/":
+      return (v) => pyDiv(a(v), b(v));
+    case "//":
+      return (v) => pyFloorDiv(a(v), b(v));
+    case "%":
+      return (v) => pyMod(a(v), b(v));
+    case "**":
+      return (v) => pyPow(a(v), b(v));
+  }
+  throw new Error(`unknown operator ${op}`);
+}
+
+function compileCall(fn: string, args: Compiled[]): Compiled {
+  if (fn === "min" || fn === "max") {
+    // Every argument is evaluated, in order, as Python does before the call.
+    const pick = fn === "min" ? pickMin : pickMax;
+    return (v) => {
+      let m = args[0](v);
+      for (let i = 1; i < args.length; i++) m = pick(m, args[i](v));
+      return m;
+    };
+  }
+  if (fn === "log" && args.length === 2) {
+    const [x, base] = args;
+    return (v) => {
+      const xv = x(v);
+      return pyLog(xv, base(v));
+    };
+  }
+  const f = unaryBuiltin(fn);
+  const x = args[0];
+  return (v) => f(x(v));
+}
+
 /**
  * A one-variable function from an expression string, e.g. lr_lambda:
  * `compileFunction("0.95 ** epoch", "epoch", "lr_lambda")(3)`.
  */
 export function compileFunction(source: string, variable: string, path: string): (v: number) => number {
-  const ast = parseExpr(source, [variable], path);
-  return (v: number) => evaluate(ast, { [variable]: v });
+  return compileExpr(parseExpr(source, [variable], path), variable);
 }
