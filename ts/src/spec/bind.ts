@@ -27,9 +27,12 @@ import {
   PolynomialLR,
   PyError,
   SequentialLR,
+  StepFailure,
   type SimOptimizer,
   StepLR,
+  type DirectRows,
   type TorchScheduler,
+  hasDirectRows,
   makeOptimizer,
   plateauInitial,
   plateauStep,
@@ -76,9 +79,13 @@ const perGroup = (v: unknown, n: number): number[] =>
   Array.isArray(v) ? (v as number[]) : new Array<number>(n).fill(v as number);
 
 function lambdas(spec: CanonicalSpec, n: number, path: string): ((epoch: number) => number)[] {
-  const sources = perGroup(spec.lr_lambda, n) as unknown as string[];
-  return sources.map((src, i) => {
-    const p = Array.isArray(spec.lr_lambda) ? joinPath(joinPath(path, "lr_lambda"), i) : joinPath(path, "lr_lambda");
+  if (!Array.isArray(spec.lr_lambda)) {
+    // One function for every group: one call target keeps the hot loop monomorphic.
+    const p = joinPath(path, "lr_lambda");
+    return new Array<(epoch: number) => number>(n).fill(located(compileFunction(spec.lr_lambda as string, "epoch", p), p, "epoch"));
+  }
+  return (spec.lr_lambda as string[]).map((src, i) => {
+    const p = joinPath(joinPath(path, "lr_lambda"), i);
     return located(compileFunction(src, "epoch", p), p, "epoch");
   });
 }
@@ -202,6 +209,12 @@ class TorchBound implements Bound {
   readonly rowEnd: number | null;
   /** Live simulations, most recently used last: sequential windows continue one. */
   private pool: Sim[] = [];
+  /**
+   * A lone scheduler whose rows depend on the step count only (OneCycleLR,
+   * CyclicLR, LambdaLR): made on the first rows() call, then rows are
+   * computed directly instead of replayed.
+   */
+  private direct: { top: DirectRows; checkedTo: number } | null | undefined;
 
   constructor(
     readonly canonical: CanonicalSpec,
@@ -296,6 +309,13 @@ class TorchBound implements Bound {
       momentum: this.momentumKey ? new Float64Array(count * n) : null,
     };
     if (count === 0) return out;
+    if (!origin) {
+      const direct = this.directRows();
+      if (direct) {
+        this.fillDirect(direct, start, count, out);
+        return out;
+      }
+    }
     const key = originKeyOf(origin);
     const sim = this.takeSim(start, key);
     if (origin && origin.step === 0 && sim.row === 0) this.applyOrigin(sim, origin);
@@ -307,6 +327,40 @@ class TorchBound implements Bound {
     }
     this.putBack(sim);
     return out;
+  }
+
+  private directRows(): { top: DirectRows; checkedTo: number } | null {
+    if (this.direct === undefined) {
+      const top = this.newSim("").top;
+      // Its construction took step 0; rows past it are checked as they are filled.
+      this.direct = hasDirectRows(top) ? { top, checkedTo: 1 } : null;
+    }
+    return this.direct;
+  }
+
+  /**
+   * Rows start..start+count-1 without replaying. A replay would raise at the
+   * first failing step even before `start` (a lr_lambda that fails at epoch 5
+   * fails every later window too): rows not yet checked are computed first.
+   */
+  private fillDirect(direct: { top: DirectRows; checkedTo: number }, start: number, count: number, out: Rows): void {
+    const n = this.groups;
+    const chunk = 4096;
+    try {
+      if (direct.checkedTo < start) {
+        const scratch = { lr: new Float64Array(chunk * n), momentum: out.momentum ? new Float64Array(chunk * n) : null };
+        for (let t = direct.checkedTo; t < start; t += chunk) {
+          direct.top.fillRows(t, Math.min(chunk, start - t), scratch.lr, scratch.momentum);
+          direct.checkedTo = Math.min(start, t + chunk);
+        }
+      }
+      direct.top.fillRows(start, count, out.lr, out.momentum);
+      direct.checkedTo = Math.max(direct.checkedTo, start + count);
+    } catch (err) {
+      if (!(err instanceof StepFailure)) throw err;
+      if (err.error instanceof PyError) throw new SpecError("", `torch raises ${err.error.message} at step ${err.row}`);
+      throw err.error;
+    }
   }
 
   epochRows(epochs: number[]): Rows {

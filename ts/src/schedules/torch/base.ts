@@ -104,3 +104,32 @@ export abstract class TorchScheduler {
     return out;
   }
 }
+
+/**
+ * A scheduler whose get_lr() reads only the step count and constants (never
+ * the current lr): while it drives the optimizer alone, row t (what the t-th
+ * step() leaves in the groups) can be computed directly, by the same
+ * expressions as getLr, so with the same bits, and without replaying steps.
+ */
+export interface DirectRows {
+  /**
+   * Rows first..first+count-1 into lr (and momentum, when given), row-major
+   * by group. Throws StepFailure at the first row whose step would raise.
+   */
+  fillRows(first: number, count: number, lr: Float64Array, momentum: Float64Array | null): void;
+}
+
+export function hasDirectRows(s: TorchScheduler): s is TorchScheduler & DirectRows {
+  return typeof (s as Partial<DirectRows>).fillRows === "function";
+}
+
+/** The step at which fillRows stopped, and what get_lr raised there. */
+export class StepFailure extends Error {
+  constructor(
+    readonly row: number,
+    readonly error: unknown,
+  ) {
+    super(`step ${row} raised: ${error instanceof Error ? error.message : String(error)}`);
+    this.name = "StepFailure";
+  }
+}

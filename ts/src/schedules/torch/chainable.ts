@@ -3,7 +3,7 @@
  * plus LambdaLR. Every expression keeps torch's operation order so rounding
  * matches bit for bit where the math library does.
  */
-import { TorchScheduler } from "./base";
+import { StepFailure, TorchScheduler } from "./base";
 import type { SimOptimizer } from "./optimizer";
 import { bisectRight, pyDiv, pyFloorDiv, pyMod, pyPow } from "./pymath";
 
@@ -221,6 +221,26 @@ export class LambdaLR extends TorchScheduler {
     const out = this.lrOut();
     for (let i = 0; i < out.length; i++) out[i] = this.baseLrs[i] * this.lambdas[i](this.lastEpoch);
     return out;
+  }
+
+  /** Row t is base_lr * lr_lambda(t): no state but the step count. */
+  fillRows(first: number, count: number, lr: Float64Array): void {
+    const n = this.baseLrs.length;
+    const { baseLrs, lambdas } = this;
+    let t = first;
+    try {
+      for (let k = 0; k < count; k++, t++) {
+        // Groups sharing one lr_lambda share its value: a pure function of t.
+        let factor = lambdas[0](t);
+        lr[k * n] = baseLrs[0] * factor;
+        for (let i = 1; i < n; i++) {
+          if (lambdas[i] !== lambdas[i - 1]) factor = lambdas[i](t);
+          lr[k * n + i] = baseLrs[i] * factor;
+        }
+      }
+    } catch (err) {
+      throw new StepFailure(t, err);
+    }
   }
 }
 

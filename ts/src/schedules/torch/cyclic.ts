@@ -1,5 +1,5 @@
 /** CyclicLR and OneCycleLR: closed forms over group keys, writing momentum too. */
-import { TorchScheduler } from "./base";
+import { StepFailure, TorchScheduler } from "./base";
 import { groupValue, type GroupKey, type SimOptimizer, writeMomentum } from "./optimizer";
 import { PyError, pyDiv, pyFloor, pyPow } from "./pymath";
 
@@ -95,23 +95,65 @@ export class CyclicLR extends TorchScheduler {
     this.baseLrs = o.baseLrs;
   }
 
-  override getLr(): number[] {
-    const t = this.lastEpoch;
+  /** getLr's per-step factors, the same for every group (set by stepFactors). */
+  private scaleFactor = 0;
+  private scaleValue = 0;
+
+  private stepFactors(t: number): void {
     const cycle = pyFloor(1 + pyDiv(t, this.totalSize));
     const x = 1.0 + pyDiv(t, this.totalSize) - cycle;
-    const scaleFactor =
+    this.scaleFactor =
       x <= this.stepRatio ? pyDiv(x, this.stepRatio) : pyDiv(x - 1, this.stepRatio - 1);
-    const s = this.scale(this.scaleMode === "cycle" ? cycle : t);
-    const lrs = this.baseLrs.map((base, i) => base + (this.maxLrs[i] - base) * scaleFactor * s);
-    if (this.o.cycleMomentum) {
-      this.optimizer.groups.forEach((g, i) => {
-        const maxM = this.o.maxMomentums[i];
-        const height = (maxM - this.o.baseMomentums[i]) * scaleFactor;
-        writeMomentum(g, this.useBeta1, maxM - height * s);
-      });
-    }
-    return lrs;
+    this.scaleValue = this.scale(this.scaleMode === "cycle" ? cycle : t);
   }
+
+  override getLr(): number[] {
+    this.stepFactors(this.lastEpoch);
+    const scaleFactor = this.scaleFactor;
+    const s = this.scaleValue;
+    const out = this.lrOut();
+    for (let i = 0; i < out.length; i++) out[i] = cyclicValue(this.baseLrs[i], this.maxLrs[i], scaleFactor, s);
+    if (this.o.cycleMomentum) {
+      const groups = this.optimizer.groups;
+      for (let i = 0; i < groups.length; i++) {
+        const m = cyclicMomentum(this.o.baseMomentums[i], this.o.maxMomentums[i], scaleFactor, s);
+        writeMomentum(groups[i], this.useBeta1, m);
+      }
+    }
+    return out;
+  }
+
+  fillRows(first: number, count: number, lr: Float64Array, momentum: Float64Array | null): void {
+    const n = this.optimizer.groups.length;
+    const { baseLrs, maxLrs } = this;
+    const { baseMomentums, maxMomentums } = this.o;
+    let t = first;
+    try {
+      for (let k = 0; k < count; k++, t++) {
+        this.stepFactors(t);
+        const scaleFactor = this.scaleFactor;
+        const s = this.scaleValue;
+        const at = k * n;
+        for (let i = 0; i < n; i++) lr[at + i] = cyclicValue(baseLrs[i], maxLrs[i], scaleFactor, s);
+        if (momentum) {
+          for (let i = 0; i < n; i++) momentum[at + i] = cyclicMomentum(baseMomentums[i], maxMomentums[i], scaleFactor, s);
+        }
+      }
+    } catch (err) {
+      throw new StepFailure(t, err);
+    }
+  }
+}
+
+/** torch: base_lr + (max_lr - base_lr) * scale_factor * scale_fn(...). */
+function cyclicValue(base: number, max: number, scaleFactor: number, s: number): number {
+  return base + (max - base) * scaleFactor * s;
+}
+
+/** torch: max_momentum - (max_momentum - base_momentum) * scale_factor * scale_fn(...). */
+function cyclicMomentum(baseM: number, maxM: number, scaleFactor: number, s: number): number {
+  const height = (maxM - baseM) * scaleFactor;
+  return maxM - height * s;
 }
 
 interface Phase {
@@ -175,9 +217,15 @@ export function oneCyclePhases(totalSteps: number, pctStart: number, threePhase:
   ];
 }
 
-function annealCos(start: number, end: number, pct: number): number {
-  const cosOut = Math.cos(Math.PI * pct) + 1;
+/** torch's _annealing_cos, split so lr and momentum can share one cos. */
+function cosOutOf(pct: number): number {
+  return Math.cos(Math.PI * pct) + 1;
+}
+function annealCosWith(start: number, end: number, cosOut: number): number {
   return end + ((start - end) / 2.0) * cosOut;
+}
+function annealCos(start: number, end: number, pct: number): number {
+  return annealCosWith(start, end, cosOutOf(pct));
 }
 
 function annealLinear(start: number, end: number, pct: number): number {
@@ -209,36 +257,80 @@ export class OneCycleLR extends TorchScheduler {
     this.init();
   }
 
-  override getLr(): number[] {
-    const stepNum = this.lastEpoch;
+  /** get_lr's refusal past total_steps. */
+  private checkStep(stepNum: number): void {
     if (stepNum > this.o.totalSteps) {
       throw new PyError(
         "ValueError",
         `Tried to step ${stepNum} times. The specified number of total steps is ${this.o.totalSteps}`,
       );
     }
+  }
+
+  /** The phase get_lr's loop picks for `stepNum` (the same for every group). */
+  private phaseIndex(stepNum: number): number {
     const last = this.phases.length - 1;
-    return this.optimizer.groups.map((g) => {
-      let startStep = 0.0;
-      for (let i = 0; i <= last; i++) {
-        const phase = this.phases[i];
-        const endStep = phase.endStep;
-        if (stepNum <= endStep || i === last) {
-          const pct = pyDiv(stepNum - startStep, endStep - startStep);
-          const lr = this.anneal(groupValue(g, phase.startLr), groupValue(g, phase.endLr), pct);
-          if (this.o.cycleMomentum) {
-            const m = this.anneal(
-              groupValue(g, phase.startMomentum),
-              groupValue(g, phase.endMomentum),
-              pct,
-            );
-            writeMomentum(g, this.useBeta1, m);
-          }
-          return lr;
-        }
-        startStep = phase.endStep;
+    for (let i = 0; i < last; i++) if (stepNum <= this.phases[i].endStep) return i;
+    return last;
+  }
+
+  /** How far along phase `i` step `stepNum` is: (step_num - start_step) / (end_step - start_step). */
+  private phasePct(i: number, stepNum: number): number {
+    const startStep = i === 0 ? 0.0 : this.phases[i - 1].endStep;
+    return pyDiv(stepNum - startStep, this.phases[i].endStep - startStep);
+  }
+
+  override getLr(): number[] {
+    const stepNum = this.lastEpoch;
+    this.checkStep(stepNum);
+    const p = this.phaseIndex(stepNum);
+    const phase = this.phases[p];
+    const pct = this.phasePct(p, stepNum);
+    const groups = this.optimizer.groups;
+    const out = this.lrOut();
+    for (let i = 0; i < groups.length; i++) {
+      const g = groups[i];
+      out[i] = this.anneal(groupValue(g, phase.startLr), groupValue(g, phase.endLr), pct);
+      if (this.o.cycleMomentum) {
+        const m = this.anneal(groupValue(g, phase.startMomentum), groupValue(g, phase.endMomentum), pct);
+        writeMomentum(g, this.useBeta1, m);
       }
-      throw new Error("unreachable: the last phase always matches");
-    });
+    }
+    return out;
+  }
+
+  /**
+   * The group keys getLr reads never change while OneCycleLR drives the
+   * optimizer alone: read them once per phase, then anneal per row.
+   */
+  fillRows(first: number, count: number, lr: Float64Array, momentum: Float64Array | null): void {
+    const groups = this.optimizer.groups;
+    const n = groups.length;
+    const ends = (key: (p: Phase) => GroupKey, on: boolean) =>
+      this.phases.map((p) => (on ? groups.map((g) => groupValue(g, key(p))) : []));
+    const lrStart = ends((p) => p.startLr, true);
+    const lrEnd = ends((p) => p.endLr, true);
+    const mStart = ends((p) => p.startMomentum, momentum !== null);
+    const mEnd = ends((p) => p.endMomentum, momentum !== null);
+    const cos = this.anneal === annealCos;
+    let t = first;
+    try {
+      for (let k = 0; k < count; k++, t++) {
+        this.checkStep(t);
+        const p = this.phaseIndex(t);
+        const pct = this.phasePct(p, t);
+        const at = k * n;
+        if (cos) {
+          const cosOut = cosOutOf(pct);
+          for (let i = 0; i < n; i++) lr[at + i] = annealCosWith(lrStart[p][i], lrEnd[p][i], cosOut);
+          if (momentum) for (let i = 0; i < n; i++) momentum[at + i] = annealCosWith(mStart[p][i], mEnd[p][i], cosOut);
+        } else {
+          for (let i = 0; i < n; i++) lr[at + i] = annealLinear(lrStart[p][i], lrEnd[p][i], pct);
+          if (momentum) for (let i = 0; i < n; i++) momentum[at + i] = annealLinear(mStart[p][i], mEnd[p][i], pct);
+        }
+      }
+    } catch (err) {
+      throw new StepFailure(t, err);
+    }
   }
 }

@@ -1,5 +1,5 @@
 /** torch 2.13 lr_scheduler semantics, simulated step for step (math only, no I/O). */
-export { TorchScheduler } from "./base";
+export { type DirectRows, StepFailure, TorchScheduler, hasDirectRows } from "./base";
 export * from "./chainable";
 export * from "./cyclic";
 export * from "./warm_restarts";
