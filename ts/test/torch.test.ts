@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SpecError, type GroupInit, type Rebase } from "../src/spec/api";
 import { bind } from "../src/spec/bind";
-import { pyFloorDiv, pyMod, pyPow } from "../src/schedules/torch/pymath";
+import { PyError, pyFloorDiv, pyMod, pyModIsZero, pyPow } from "../src/schedules/torch/pymath";
 
 const SGD: GroupInit[] = [{ lr: 0.1, momentum: 0.9 }];
 const SGD2: GroupInit[] = [
@@ -51,6 +51,22 @@ describe("hand-computed values from torch's source", () => {
     expect(pyMod(1, 0.1)).toBeCloseTo(0.09999999999999995, 17);
     expect(Object.is(pyMod(-0, 3), 0)).toBe(true);
     expect(pyPow(-1, Infinity)).toBe(1);
+  });
+  it("pyModIsZero decides a % b == 0 exactly as pyMod does (ints, floats, signs, zero divisor)", () => {
+    const values = [0, -0, 1, -1, 2, -2, 3, 6, -6, 7, 12, 2 ** 31 - 1, -(2 ** 31), 2 ** 31, 2 ** 40, 0.5, 1.5, -2.5, 0.1, 1e300, Infinity, NaN];
+    let zeros = 0;
+    for (const a of values) {
+      for (const b of values) {
+        if (b === 0) {
+          expect(() => pyModIsZero(a, b)).toThrow(PyError);
+          continue;
+        }
+        const want = pyMod(a, b) === 0;
+        if (want) zeros++;
+        expect(pyModIsZero(a, b), `${a} % ${b}`).toBe(want);
+      }
+    }
+    expect(zeros).toBeGreaterThan(30);
   });
 });
 

@@ -5,7 +5,7 @@
  */
 import { StepFailure, TorchScheduler } from "./base";
 import type { SimOptimizer } from "./optimizer";
-import { bisectRight, pyDiv, pyFloorDiv, pyMod, pyPow } from "./pymath";
+import { bisectRight, pyDiv, pyFloorDiv, pyModIsZero, pyPow } from "./pymath";
 
 /** A Python callable of the epoch (lr_lambda). */
 export type EpochFn = (epoch: number) => number;
@@ -26,7 +26,7 @@ export class StepLR extends TorchScheduler {
     this.init();
   }
   override getLr(): number[] {
-    if (this.lastEpoch === 0 || pyMod(this.lastEpoch, this.stepSize) !== 0) return this.currentLrs();
+    if (this.lastEpoch === 0 || !pyModIsZero(this.lastEpoch, this.stepSize)) return this.currentLrs();
     return this.currentLrsTimes(this.gamma);
   }
   override closedFormLr(): number[] {
@@ -175,7 +175,7 @@ export class CosineAnnealingLR extends TorchScheduler {
       }
       return out;
     }
-    if (pyMod(t - 1 - T, 2 * T) === 0) {
+    if (pyModIsZero(t - 1 - T, 2 * T)) {
       const bump = 1 - Math.cos(pyDiv(Math.PI, T));
       const groups = this.optimizer.groups;
       const out = this.lrOut();

@@ -33,6 +33,16 @@ export function pyMod(a: number, b: number): number {
   return mod;
 }
 
+/**
+ * `a % b == 0`, as pyMod decides it (its sign fix-up only touches nonzero
+ * results). Small integers take the int32 remainder, which V8 does in a
+ * machine instruction where a float `%` calls fmod: same answer, exactly.
+ */
+export function pyModIsZero(a: number, b: number): boolean {
+  if ((a | 0) === a && (b | 0) === b && b !== 0 && b !== -1) return (a | 0) % (b | 0) === 0;
+  return pyMod(a, b) === 0;
+}
+
 /** `a // b`: CPython's float_floor_div (via _float_div_mod). */
 export function pyFloorDiv(a: number, b: number): number {
   if (b === 0) throw new PyError("ZeroDivisionError", "float floor division by zero");
