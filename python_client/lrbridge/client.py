@@ -7,8 +7,9 @@ every request from its fields alone, so a retried request is harmless and any
 server on the endpoint, including a restarted one, gives the same values.
 
 A ``Client`` is not meant to be shared by threads that use it at the same time;
-a lock makes such use safe but serial. Background prefetch uses its own
-clients (see ``prefetch.py``).
+a lock makes such use safe but serial. Prefetch (``prefetch.py``) uses a
+``PrefetchChannel``: its own DEALER socket, so a request can be in flight
+while the caller goes on, with no thread of ours involved.
 """
 
 from __future__ import annotations
@@ -450,6 +451,73 @@ class Client:
         """One ReduceLROnPlateau-style step: returns ``{state, lr, momentum}``."""
         msg = metric_message(opened.hash, state, metric)
         return self._with_reopen(opened, lambda: metric_from_reply(self.request(msg)))
+
+
+# --------------------------------------------------------------------------
+# Requests answered later
+
+
+class PrefetchChannel:
+    """Requests whose replies are picked up later, on one DEALER socket.
+
+    ``send`` hands the request to ZeroMQ's I/O thread and returns at once;
+    ``receive`` takes the reply when it is wanted. Neither needs a Python
+    thread, so nothing waits for the GIL behind a busy training loop. Replies
+    to requests nobody waits for any more (dropped by a seek) are skipped by
+    id. There are no retries here: a request that got no reply, or an error
+    reply, is the caller's cue to ask again through a ``Client`` (Lazy Pirate
+    retries, re-open after a server restart). One user, one thread at a time.
+    """
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self._socket: zmq.Socket | None = None
+        self._pid = os.getpid()
+        self._ids = itertools.count()
+
+    def send(self, msg: dict) -> int | None:
+        """Queue one request; its id, or None when it could not even be queued."""
+        if self._pid != os.getpid():
+            # A forked child must not touch the parent's socket.
+            self._socket, self._pid = None, os.getpid()
+        if self._socket is None:
+            self._socket = zmq.Context.instance().socket(zmq.DEALER)
+            self._socket.setsockopt(zmq.LINGER, 0)
+            self._socket.connect(self.endpoint)
+        request_id = next(self._ids)
+        try:
+            self._socket.send(request_body(msg, request_id), zmq.NOBLOCK)
+        except zmq.ZMQError:
+            self.close()
+            return None
+        return request_id
+
+    def receive(self, request_id: int, timeout_s: float) -> dict | None:
+        """The reply map to ``request_id`` (error replies too), or None if none came within ``timeout_s``.
+
+        A timeout closes the socket, so requests queued for a dead server go
+        with it.
+        """
+        sock = self._socket
+        if sock is None or self._pid != os.getpid():
+            return None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            wait_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            if not sock.poll(wait_ms, zmq.POLLIN):
+                self.close()
+                return None
+            try:
+                reply = decode(sock.recv())
+            except ProtocolError:
+                continue  # garbage: the caller asks again if its own reply never comes
+            if reply.get("id") == request_id:
+                return reply
+
+    def close(self) -> None:
+        if self._socket is not None and self._pid == os.getpid():
+            self._socket.close(linger=0)
+        self._socket = None
 
 
 # --------------------------------------------------------------------------
