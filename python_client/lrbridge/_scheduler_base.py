@@ -8,11 +8,14 @@ schedule math happens here; this module only knows *which* row to write and
 how torch writes it (``fill_`` for tensor lrs, ``betas`` rebuilt as a tuple,
 the order and deprecation warnings, ``last_epoch``/``_step_count``).
 
-Hot path: ``step()`` reads the current window through mirrors of the
-WindowStream's buffers (``_lo``, ``_hi``, ``_lr_rows``, ``_mom_rows``).
-``_hi`` is 0 whenever a step needs the general path (first step: warnings;
-tensor lrs; after a resume or ``step(epoch)``), so the fast path is a bounds
-check, one list index and the group writes.
+Hot path: ``step()`` reads the stream's current window through mirrors
+(``_lo``, ``_hi``, ``_lr_flat``, ``_mom_flat``: flat ``array('d')``, value
+``(k - _lo) * groups + g``). ``_hi`` is 0 whenever a step needs the general
+path (first step: warnings; after a resume or ``step(epoch)``), so
+the fast path is a bounds check, one array index (one slice with several
+groups) and the group writes. It allocates nothing the GC tracks beyond the
+new ``_last_lr`` list, which frees the old one: training loops that allocate
+little themselves then see no extra garbage collections.
 """
 
 from __future__ import annotations
@@ -42,13 +45,17 @@ TRANSIENT = frozenset(
         "_hi",
         "_lr_rows",
         "_mom_rows",
+        "_lr_flat",
+        "_mom_flat",
+        "_groups",
+        "_betas",
+        "_tensor_lrs",
         "_schedulers",
         "_row_end",
     }
 )
-# Rows per window. A training step releases the GIL for ms, so the background
-# prefetch is always ready; a tight loop of step() calls starves the prefetch
-# thread (5 ms GIL switch interval), so the fewer window changes the better.
+# Rows per window: one request per 8192 steps, asked for a whole window ahead
+# (fewer rows with many groups: the stream caps a window at WINDOW_VALUES values).
 STREAM_WINDOW = 8192
 
 ORDER_WARNING = (
@@ -170,7 +177,12 @@ class Bridged(LRScheduler):
     # Fast-path mirrors; `_hi = 0` sends every step to the general path.
     _lo = 0
     _hi = 0
-    _lr_rows: Any = ()
+    _groups = 1
+    _lr_flat: Any = ()
+    _mom_flat: Any = None
+    _tensor_lrs = False  # some group's lr is a Tensor: written with fill_
+    _betas = False  # momentum goes to betas[0] (Adam) rather than "momentum" (SGD)
+    _lr_rows: Any = ()  # the window as rows (RowView): CosineAnnealingWarmRestarts' own fast path
     _mom_rows: Any = None
     _inert = False
     _chainable = False
@@ -233,20 +245,59 @@ class Bridged(LRScheduler):
         if epoch is None and self._lo <= k < self._hi:
             i = k - self._lo
             groups = self.optimizer.param_groups
-            if self._chainable:
-                for g, was in zip(groups, self._last_lr):
-                    if g["lr"] != was:  # edited by hand: rebase in the general path
-                        return self._general_step(None)
-            row = self._lr_rows[i]
-            for g, v in zip(groups, row):
-                g["lr"] = v
-            if self._mom_rows is not None:
-                self._write_momentum(groups, self._mom_rows[i])
+            moms = self._mom_flat
+            if self._tensor_lrs:
+                return self._tensor_step(k, i)
+            if self._groups == 1:
+                g = groups[0]
+                if self._chainable and g["lr"] != self._last_lr[0]:
+                    return self._general_step(None)  # edited by hand: rebase there
+                lr = self._lr_flat[i]
+                g["lr"] = lr
+                if moms is not None:
+                    if self._betas:
+                        g["betas"] = (moms[i], *g["betas"][1:])
+                    else:
+                        g["momentum"] = moms[i]
+                self._last_lr = [lr]
+            else:
+                if self._chainable:
+                    for g, was in zip(groups, self._last_lr):
+                        if g["lr"] != was:
+                            return self._general_step(None)
+                j = i * self._groups
+                row = self._lr_flat[j : j + self._groups].tolist()
+                for g, v in zip(groups, row):
+                    g["lr"] = v
+                if moms is not None:
+                    self._write_momentum(groups, moms[j : j + self._groups])
+                self._last_lr = row
             self.last_epoch = k
             self._step_count += 1
-            self._last_lr = list(row)
             return None
         return self._general_step(epoch)
+
+    def _tensor_step(self, k: int, i: int) -> None:
+        """The fast path with tensor lrs: torch's ``fill_`` and cloned ``_last_lr``."""
+        groups = self.optimizer.param_groups
+        if self._chainable:
+            for g, was in zip(groups, self._last_lr):
+                if group_value(g["lr"]) != group_value(was):
+                    return self._general_step(None)
+        n = self._groups
+        j = i * n
+        for g, v in zip(groups, self._lr_flat[j : j + n]):
+            lr = g["lr"]
+            if isinstance(lr, Tensor):
+                lr.fill_(v)
+            else:
+                g["lr"] = v
+        if self._mom_flat is not None:
+            self._write_momentum(groups, self._mom_flat[j : j + n])
+        self._last_lr = current_lrs(self.optimizer)
+        self.last_epoch = k
+        self._step_count += 1
+        return None
 
     def _general_step(self, epoch: Any) -> None:
         if self._inert:
@@ -331,7 +382,7 @@ class Bridged(LRScheduler):
             self._write_momentum(groups, mom)
         self._last_lr = current_lrs(self.optimizer)
 
-    def _write_momentum(self, groups: list, mom: tuple) -> None:
+    def _write_momentum(self, groups: list, mom: "tuple | list") -> None:
         if self._momentum_key == "betas":
             for g, m in zip(groups, mom):
                 g["betas"] = (m, *g["betas"][1:])
@@ -342,10 +393,17 @@ class Bridged(LRScheduler):
     def _mirror(self) -> None:
         """Point the fast path at the stream's buffer, or switch it off."""
         s = self._stream
-        if self._inert or any(isinstance(g["lr"], Tensor) for g in self.optimizer.param_groups):
+        if self._inert:
             self._hi = 0
             return
-        self._lo, self._lr_rows, self._mom_rows = s.lo, s.lr_rows, s.mom_rows
+        self._tensor_lrs = any(isinstance(g["lr"], Tensor) for g in self.optimizer.param_groups)
+        if self._tensor_lrs and type(self).step is not Bridged.step:
+            # A subclass's own step() fast path (CosineAnnealingWarmRestarts) writes floats.
+            self._hi = 0
+            return
+        self._lo, self._groups, self._lr_flat, self._mom_flat = s.lo, s.groups, s.lr_flat, s.mom_flat
+        self._betas = self._momentum_key == "betas"
+        self._lr_rows, self._mom_rows = s.lr_rows, s.mom_rows
         self._hi = s.hi  # never past the schedule's end: the stream holds no rows there
 
     # -- torch API -------------------------------------------------------------

@@ -71,7 +71,7 @@ def test_a_client_that_never_opened_the_handle_can_reopen_it(fresh_server):
     expected = Client(first.endpoint).window(opened, 0, 8)
     first.kill()
     fresh_server(first.endpoint)
-    stranger = Client(first.endpoint, timeout=1.0, retries=3)  # like the prefetch thread's client
+    stranger = Client(first.endpoint, timeout=1.0, retries=3)  # like a client that never saw the open
     np.testing.assert_array_equal(stranger.window(opened, 0, 8).lr, expected.lr)
 
 
@@ -81,8 +81,8 @@ def test_stream_survives_a_server_kill_and_restart(fresh_server):
     opened = client.open(COSINE, GROUPS)
     expected = [tuple(r) for r in client.window(opened, 0, 300).lr.tolist()]
     stream = WindowStream(client, opened, window=64)
-    got = [stream.row(k)[0] for k in range(40)]  # past half-way: rows 64..127 requested
-    stream._next.result()  # let the prefetch land before the crash
+    got = [stream.row(k)[0] for k in range(40)]  # rows 64..127 were requested with the first window
+    assert stream.settle()  # let the prefetch land before the crash
     first.kill()
     got += [stream.row(k)[0] for k in range(40, 128)]  # served from memory, no server
     fresh_server(first.endpoint)
@@ -97,7 +97,7 @@ def test_stream_raises_in_the_caller_when_the_server_stays_dead(fresh_server):
     stream = WindowStream(client, opened, window=32)
     for k in range(20):
         stream.row(k)
-    stream._next.result()
+    assert stream.settle()
     first.kill()
     values = [stream.row(k)[0] for k in range(20, 64)]  # the prefetched window still serves
     assert len(values) == 44
