@@ -21,13 +21,14 @@ export type Expr =
   | { kind: "num"; value: number }
   | { kind: "var"; name: string }
   | { kind: "unary"; op: "-" | "+" | "not"; arg: Expr }
-  | { kind: "binary"; op: "+" | "-" | "*" | "/" | "//" | "%" | "**"; left: Expr; right: Expr }
+  | { kind: "binary"; op: BinaryOp; left: Expr; right: Expr }
   | { kind: "compare"; ops: CompareOp[]; operands: Expr[] }
   | { kind: "and" | "or"; left: Expr; right: Expr }
   | { kind: "cond"; test: Expr; then: Expr; otherwise: Expr }
   | { kind: "call"; fn: string; args: Expr[] };
 
 type CompareOp = "<" | "<=" | ">" | ">=" | "==" | "!=";
+type BinaryOp = "+" | "-" | "*" | "/" | "//" | "%" | "**";
 
 interface Token {
   type: "num" | "name" | "op" | "end";
@@ -440,7 +441,7 @@ function compileExpr(e: Expr, variable: string): Compiled {
       return e.op === "-" ? (v) => -arg(v) : arg;
     }
     case "binary":
-      return compileBinary(e.op, compileExpr(e.left, variable), compileExpr(e.right, variable));
+      return compileBinary(e, variable);
     case "compare": {
       const ops = e.ops;
       const operands = e.operands.map((o) => compileExpr(o, variable));
@@ -484,8 +485,17 @@ function compileExpr(e: Expr, variable: string): Compiled {
   }
 }
 
-function compileBinary(op: string, a: Compiled, b: Compiled): Compiled {
-  switch (op) {
+/**
+ * A constant operand is captured, not called: in a server holding many
+ * specs every call site here sees many closures (no inlining), so each call
+ * saved counts. `c ** epoch` and `epoch * c` are the common lr_lambda shapes.
+ */
+function compileBinary(e: Extract<Expr, { kind: "binary" }>, variable: string): Compiled {
+  if (e.left.kind === "num") return withConstantLeft(e.op, e.left.value, compileExpr(e.right, variable));
+  if (e.right.kind === "num") return withConstantRight(e.op, compileExpr(e.left, variable), e.right.value);
+  const a = compileExpr(e.left, variable);
+  const b = compileExpr(e.right, variable);
+  switch (e.op) {
     case "+":
       return (v) => a(v) + b(v);
     case "-":
@@ -501,7 +511,44 @@ function compileBinary(op: string, a: Compiled, b: Compiled): Compiled {
     case "**":
       return (v) => pyPow(a(v), b(v));
   }
-  throw new Error(`unknown operator ${op}`);
+}
+
+function withConstantLeft(op: BinaryOp, c: number, b: Compiled): Compiled {
+  switch (op) {
+    case "+":
+      return (v) => c + b(v);
+    case "-":
+      return (v) => c - b(v);
+    case "*":
+      return (v) => c * b(v);
+    case "/":
+      return (v) => pyDiv(c, b(v));
+    case "//":
+      return (v) => pyFloorDiv(c, b(v));
+    case "%":
+      return (v) => pyMod(c, b(v));
+    case "**":
+      return (v) => pyPow(c, b(v));
+  }
+}
+
+function withConstantRight(op: BinaryOp, a: Compiled, c: number): Compiled {
+  switch (op) {
+    case "+":
+      return (v) => a(v) + c;
+    case "-":
+      return (v) => a(v) - c;
+    case "*":
+      return (v) => a(v) * c;
+    case "/":
+      return (v) => pyDiv(a(v), c);
+    case "//":
+      return (v) => pyFloorDiv(a(v), c);
+    case "%":
+      return (v) => pyMod(a(v), c);
+    case "**":
+      return (v) => pyPow(a(v), c);
+  }
 }
 
 function compileCall(fn: string, args: Compiled[]): Compiled {
