@@ -331,9 +331,11 @@ class TorchBound implements Bound {
 
   private directRows(): { top: DirectRows; checkedTo: number } | null {
     if (this.direct === undefined) {
-      const top = this.newSim("").top;
+      const sim = this.newSim("");
+      const top = sim.top;
       // Its construction took step 0; rows past it are checked as they are filled.
       this.direct = hasDirectRows(top) ? { top, checkedTo: 1 } : null;
+      if (!this.direct) this.putBack(sim); // the replay starts from it instead
     }
     return this.direct;
   }
