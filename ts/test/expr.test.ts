@@ -153,6 +153,8 @@ describe("compiled closures agree with the tree walk", () => {
     "(epoch - 6) ** 0.5",
     "log(epoch - 2)",
     "10.0 ** (epoch * 100)",
+    "1e300 ** epoch",
+    "1 ** epoch + 0.5 ** epoch + 0 ** epoch",
   ];
   const outcome = (f: () => number): unknown => {
     try {

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SpecError, type GroupInit, type Rebase } from "../src/spec/api";
 import { bind } from "../src/spec/bind";
-import { PyError, pyFloorDiv, pyMod, pyModIsZero, pyPow } from "../src/schedules/torch/pymath";
+import { PyError, powOfBase, pyFloorDiv, pyMod, pyModIsZero, pyPow } from "../src/schedules/torch/pymath";
 
 const SGD: GroupInit[] = [{ lr: 0.1, momentum: 0.9 }];
 const SGD2: GroupInit[] = [
@@ -51,6 +51,27 @@ describe("hand-computed values from torch's source", () => {
     expect(pyMod(1, 0.1)).toBeCloseTo(0.09999999999999995, 17);
     expect(Object.is(pyMod(-0, 3), 0)).toBe(true);
     expect(pyPow(-1, Infinity)).toBe(1);
+  });
+  it("powOfBase(c)(b) is pyPow(c, b): same bits, same errors", () => {
+    const outcome = (f: () => number): unknown => {
+      try {
+        return f();
+      } catch (err) {
+        return (err as Error).message;
+      }
+    };
+    const bases = [0.9999, 0.5, 1, 1.0000001, 2, 10, 1e300, 5e-324, 0, -0, -2, -0.5, Infinity, -Infinity, NaN];
+    const exponents = [0, -0, 1, 2, 0.5, -1, -0.5, 3, 1e3, 1e6, -1e6, 2 ** 53, Infinity, -Infinity, NaN];
+    let errors = 0;
+    for (const c of bases) {
+      const pow = powOfBase(c);
+      for (const b of exponents) {
+        const want = outcome(() => pyPow(c, b));
+        if (typeof want === "string") errors++;
+        expect(Object.is(outcome(() => pow(b)), want), `${c} ** ${b}`).toBe(true);
+      }
+    }
+    expect(errors).toBeGreaterThan(5);
   });
   it("pyModIsZero decides a % b == 0 exactly as pyMod does (ints, floats, signs, zero divisor)", () => {
     const values = [0, -0, 1, -1, 2, -2, 3, 6, -6, 7, 12, 2 ** 31 - 1, -(2 ** 31), 2 ** 31, 2 ** 40, 0.5, 1.5, -2.5, 0.1, 1e300, Infinity, NaN];

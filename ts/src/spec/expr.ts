@@ -15,7 +15,7 @@
  * `False` and comparisons give 1/0 as Python bools do in arithmetic.
  */
 import { SpecError } from "./api";
-import { PyError, pyDiv, pyFloor, pyFloorDiv, pyLog, pyMod, pyPow } from "../schedules/torch/pymath";
+import { PyError, powOfBase, pyDiv, pyFloor, pyFloorDiv, pyLog, pyMod, pyPow } from "../schedules/torch/pymath";
 
 export type Expr =
   | { kind: "num"; value: number }
@@ -491,6 +491,8 @@ function compileExpr(e: Expr, variable: string): Compiled {
  * saved counts. `c ** epoch` and `epoch * c` are the common lr_lambda shapes.
  */
 function compileBinary(e: Extract<Expr, { kind: "binary" }>, variable: string): Compiled {
+  // `c ** epoch`, the usual exponential decay, is one call.
+  if (e.op === "**" && e.left.kind === "num" && e.right.kind === "var") return powOfBase(e.left.value);
   if (e.left.kind === "num") return withConstantLeft(e.op, e.left.value, compileExpr(e.right, variable));
   if (e.right.kind === "num") return withConstantRight(e.op, compileExpr(e.left, variable), e.right.value);
   const a = compileExpr(e.left, variable);

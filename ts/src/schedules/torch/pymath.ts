@@ -88,6 +88,19 @@ export function pyPow(a: number, b: number): number {
   return r;
 }
 
+/**
+ * `c ** b` for a fixed base, as pyPow computes it. For a finite c > 0,
+ * pyPow's answer is Math.pow's whenever that is finite (its special cases
+ * only decide NaN, infinite and error results), so only those take pyPow.
+ */
+export function powOfBase(c: number): (b: number) => number {
+  if (!(Number.isFinite(c) && c > 0)) return (b) => pyPow(c, b);
+  return (b) => {
+    const r = Math.pow(c, b);
+    return Number.isFinite(r) ? r : pyPow(c, b);
+  };
+}
+
 /** bisect.bisect_right on a list (need not be sorted: same probing as CPython). */
 export function bisectRight(list: readonly number[], x: number): number {
   let lo = 0;
