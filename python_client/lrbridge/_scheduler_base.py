@@ -261,10 +261,8 @@ class Bridged(LRScheduler):
                         g["momentum"] = moms[i]
                 self._last_lr = [lr]
             else:
-                if self._chainable:
-                    for g, was in zip(groups, self._last_lr):
-                        if g["lr"] != was:
-                            return self._general_step(None)
+                if self._chainable and [g["lr"] for g in groups] != self._last_lr:
+                    return self._general_step(None)  # edited by hand: rebase there
                 j = i * self._groups
                 row = self._lr_flat[j : j + self._groups].tolist()
                 for g, v in zip(groups, row):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import subprocess
@@ -205,6 +206,27 @@ def test_stream_fast_range_is_exposed_for_inlining(client):
     assert stream.lr_rows[0] == lr
     for k in range(stream.lo, stream.hi):
         assert stream.lr_rows[k - stream.lo] == stream.row(k)[0]
+
+
+def test_stream_asks_for_the_next_window_as_soon_as_it_installs_one(client):
+    """The next window travels while the caller steps through this one, not when it runs out."""
+    opened = client.open(COSINE, TWO_GROUPS)
+    stream = WindowStream(Client(client.endpoint), opened, window=16)
+    stream.row(0)
+    assert stream.settle()  # rows 16..31 are in memory before row 1 was asked for
+    whole = client.window(opened, 0, 40)
+    assert [stream.row(k)[0] for k in range(40)] == [tuple(r) for r in whole.lr.tolist()]
+
+
+def test_stream_windows_are_flat_float64_buffers_the_gc_does_not_track(client):
+    """A window adds no GC-tracked object per row (row tuples used to trigger full collections)."""
+    opened = client.open(ONECYCLE, SGD_MOMENTUM)
+    stream = WindowStream(Client(client.endpoint), opened, window=64)
+    stream.row(0)
+    assert not gc.is_tracked(stream.lr_flat) and not gc.is_tracked(stream.mom_flat)
+    window = client.window(opened, 0, 64)
+    assert list(stream.lr_flat) == window.lr.ravel().tolist()
+    assert list(stream.mom_flat) == window.momentum.ravel().tolist()
 
 
 def test_stream_momentum_rows(client):
