@@ -255,12 +255,12 @@ class CosineAnnealingWarmRestarts(Bridged, _torch.CosineAnnealingWarmRestarts):
     def step(self, epoch=None) -> None:
         k = self.last_epoch + 1
         if epoch is None and self._lo <= k < self._hi:
-            i = k - self._lo
-            row = self._lr_rows[i]
+            j = (k - self._lo) * self._groups
+            row = self._lr_flat[j : j + self._groups].tolist()
             for g, v in zip(self.optimizer.param_groups, row):
                 g["lr"] = v
             self.last_epoch = k
-            self._last_lr = list(row)
+            self._last_lr = row
             return
         if self._inert:
             super()._general_step(None)  # raises: the composite steps it
