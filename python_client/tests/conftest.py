@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import zmq
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # LRBRIDGE_NODE_CLI tests another build of the server (an installed package) instead of this checkout's.
@@ -117,3 +118,14 @@ def short_tmp():
     path = tempfile.mkdtemp(prefix="lrbt-")
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def dealer(server):
+    """A raw DEALER on the session server: frames exactly as given, no client logic."""
+    socket = zmq.Context.instance().socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.setsockopt(zmq.RCVTIMEO, 10_000)
+    socket.connect(server)
+    yield socket
+    socket.close()

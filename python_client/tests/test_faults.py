@@ -164,15 +164,6 @@ def test_unknown_hash_with_no_way_to_reopen_is_reported(client):
 # Garbage on the wire
 
 
-@pytest.fixture
-def dealer(server):
-    socket = zmq.Context.instance().socket(zmq.DEALER)
-    socket.setsockopt(zmq.LINGER, 0)
-    socket.setsockopt(zmq.RCVTIMEO, 10_000)
-    socket.connect(server)
-    yield socket
-    socket.close()
-
 
 def _reply(socket: zmq.Socket) -> dict:
     return msgpack.unpackb(socket.recv_multipart()[-1], raw=False)

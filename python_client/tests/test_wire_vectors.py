@@ -178,15 +178,6 @@ def test_replies_parse(vector):
 # The real server gives the vectors' bytes
 
 
-@pytest.fixture
-def dealer(server):
-    socket = zmq.Context.instance().socket(zmq.DEALER)
-    socket.setsockopt(zmq.LINGER, 0)
-    socket.setsockopt(zmq.RCVTIMEO, 10_000)
-    socket.connect(server)
-    yield socket
-    socket.close()
-
 
 def _exchange(dealer: zmq.Socket, body: bytes) -> bytes:
     dealer.send(body)
