@@ -4,14 +4,11 @@
  * (milestones before/after its end, duplicate and zero milestones, nesting,
  * chains), and against the simulator's own refusal.
  */
-import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { GroupInit } from "../src/spec/api";
 import { bind } from "../src/spec/bind";
+import { hasTorch, runTorch } from "./torch_oracle";
 
-const PY = join(__dirname, "..", "..", ".venv", "bin", "python");
 const SGD: GroupInit[] = [{ lr: 0.1, momentum: 0.9 }];
 /** Steps tried in torch before calling a schedule unbounded (every case ends well before). */
 const PROBE_STEPS = 300;
@@ -60,36 +57,23 @@ describe("rowEnd without torch", () => {
   });
 });
 
-describe.skipIf(!existsSync(PY))("rowEnd against real torch", () => {
+describe.skipIf(!hasTorch)("rowEnd against real torch", () => {
   it("is the row at which torch's step() raises", () => {
-    const script = `
-import json, sys, warnings
-warnings.simplefilter("ignore")
-sys.path.insert(0, "proto/vectors")
-from generate import build_optimizer, build_scheduler
-out = []
-for c in json.loads(sys.stdin.read()):
-    opt = build_optimizer(c["groups"])
-    sched = build_scheduler(c["spec"], opt)
-    end = None
-    for k in range(1, ${PROBE_STEPS}):
-        opt.step()
-        try:
-            sched.step()
-        except ValueError as exc:
-            assert "Tried to step" in str(exc), exc
-            end = k
-            break
-    out.append(end)
-print(json.dumps(out))
-`;
-    const res = spawnSync(PY, ["-c", script], {
-      cwd: join(__dirname, "..", ".."),
-      input: JSON.stringify(CASES.map((c) => ({ spec: c.spec, groups: SGD }))),
-      encoding: "utf8",
-    });
-    expect(res.status, res.stderr).toBe(0);
-    const torchEnds = JSON.parse(res.stdout) as (number | null)[];
+    const torchEnds = runTorch<number | null>(
+      CASES.map((c) => ({ spec: c.spec, groups: SGD })),
+      `
+end = None
+for k in range(1, ${PROBE_STEPS}):
+    opt.step()
+    try:
+        sched.step()
+    except ValueError as exc:
+        assert "Tried to step" in str(exc), exc
+        end = k
+        break
+out.append(end)
+`,
+    );
     const ours = CASES.map((c) => bind(c.spec, SGD).rowEnd);
     expect(Object.fromEntries(CASES.map((c, i) => [c.name, ours[i]]))).toEqual(
       Object.fromEntries(CASES.map((c, i) => [c.name, torchEnds[i]])),

@@ -3,12 +3,10 @@
  * against real torch, the window memo, errors past OneCycleLR's end,
  * ReduceLROnPlateau as a pure function, and hand-computed values.
  */
-import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SpecError, type GroupInit, type Rebase } from "../src/spec/api";
 import { bind } from "../src/spec/bind";
+import { hasTorch, runTorch } from "./torch_oracle";
 import { PyError, powOfBase, pyFloorDiv, pyMod, pyModIsZero, pyPow } from "../src/schedules/torch/pymath";
 
 const SGD: GroupInit[] = [{ lr: 0.1, momentum: 0.9 }];
@@ -160,7 +158,6 @@ describe("ReduceLROnPlateau as a pure function", () => {
 });
 
 /** Hand-edited lrs, as torch continues from them. */
-const PY = join(__dirname, "..", "..", ".venv", "bin", "python");
 const REBASE_CASES: { name: string; spec: unknown; groups: GroupInit[]; steps: number; origin: Rebase }[] = [
   { name: "exponential", spec: { type: "ExponentialLR", gamma: 0.9 }, groups: SGD, steps: 12, origin: { step: 5, lr: [0.5] } },
   { name: "cosine", spec: { type: "CosineAnnealingLR", T_max: 10, eta_min: 0.001 }, groups: SGD2, steps: 25, origin: { step: 3, lr: [0.02, 0.3] } },
@@ -175,40 +172,27 @@ const REBASE_CASES: { name: string; spec: unknown; groups: GroupInit[]; steps: n
   { name: "lambda_not_chainable", spec: { type: "LambdaLR", lr_lambda: "0.9 ** epoch" }, groups: SGD, steps: 6, origin: { step: 3, lr: [9.0] } },
 ];
 
-describe.skipIf(!existsSync(PY))("rebase against real torch", () => {
+describe.skipIf(!hasTorch)("rebase against real torch", () => {
   it("continues from hand-edited lrs exactly as torch does", () => {
-    const script = `
-import json, sys, warnings
-warnings.simplefilter("ignore")
-sys.path.insert(0, "proto/vectors")
-from generate import build_optimizer, build_scheduler
-out = []
-for c in json.loads(sys.stdin.read()):
-    opt = build_optimizer(c["groups"])
-    sched = build_scheduler(c["spec"], opt)
-    o = c["origin"]
-    def edit():
-        for g, v in zip(opt.param_groups, o["lr"]):
-            g["lr"] = v
-    if o["step"] == 0:
+    const torchRows = runTorch<number[][]>(
+      REBASE_CASES,
+      `
+o = c["origin"]
+def edit():
+    for g, v in zip(opt.param_groups, o["lr"]):
+        g["lr"] = v
+if o["step"] == 0:
+    edit()
+rows = [[g["lr"] for g in opt.param_groups]]
+for k in range(1, c["steps"] + 1):
+    opt.step()
+    sched.step()
+    if k == o["step"]:
         edit()
-    rows = [[g["lr"] for g in opt.param_groups]]
-    for k in range(1, c["steps"] + 1):
-        opt.step()
-        sched.step()
-        if k == o["step"]:
-            edit()
-        rows.append([g["lr"] for g in opt.param_groups])
-    out.append(rows)
-print(json.dumps(out))
-`;
-    const res = spawnSync(PY, ["-c", script], {
-      cwd: join(__dirname, "..", ".."),
-      input: JSON.stringify(REBASE_CASES),
-      encoding: "utf8",
-    });
-    expect(res.status, res.stderr).toBe(0);
-    const torchRows = JSON.parse(res.stdout) as number[][][];
+    rows.append([g["lr"] for g in opt.param_groups])
+out.append(rows)
+`,
+    );
     REBASE_CASES.forEach((c, i) => {
       const b = bind(c.spec, c.groups);
       const n = c.groups.length;
