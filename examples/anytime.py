@@ -2,7 +2,7 @@
 
     python examples/anytime.py [--seeds 5] [--epochs 30]
 
-The seed survey's claim: cyclical schedules and SGDR have good "anytime"
+The claim (Smith 2017; Loshchilov & Hutter 2017): cyclical schedules and SGDR have good "anytime"
 performance: stop training at the end of any cycle and the model is good,
 because every cycle ends at a low lr. Step decay (and any schedule fitted to
 one budget) is only good at the end it was planned for; before its drops the

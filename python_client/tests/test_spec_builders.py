@@ -1,4 +1,4 @@
-"""lrbridge.spec builders: the dicts E's grammar (ts/src/spec/generic) expects, accepted
+"""lrbridge.spec builders: the dicts the spec grammar (ts/src/spec/generic) expects, accepted
 by the real server, and a few values checked against the published formulas."""
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def test_server_names_the_bad_field(client: Client):
 
 
 def test_rex_multipliers_are_the_papers(client: Client):
-    """REFERENCE §2: REX (w = 0.5) at p = .25/.5/.75/.9 is .857/.667/.400/.182."""
+    """The REX paper: REX (w = 0.5) at p = .25/.5/.75/.9 is .857/.667/.400/.182."""
     opened = client.open(S.rex(100), [{"lr": 1.0}])
     lr = client.window(opened, 0, 101).lr[:, 0]
     np.testing.assert_allclose(lr[[25, 50, 75, 90]], [0.75 / 0.875, 0.5 / 0.75, 0.25 / 0.625, 0.1 / 0.55], rtol=1e-12)

@@ -30,8 +30,8 @@ export function polynomialAnneal(power: number): Anneal {
 
 /**
  * REX (Chen, Wolfe, Kyrillidis 2022): `end + (start - end)·(1 - p)/(1 - w·p)`.
- * w = 0.5 is the paper's profile `(1-p)/(1-p/2)`; w = 0.9 is the seed
- * author's companion code. w = 0 is linear decay.
+ * w = 0.5 is the paper's profile `(1-p)/(1-p/2)`; w = 0.9 is the authors'
+ * companion code. w = 0 is linear decay.
  */
 export function rexAnneal(w = 0.5): Anneal {
   return (start, end, p) => end + (start - end) * ((1 - p) / (1 - w * p));
