@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: setup node python test test-ts test-py demo examples bench vectors clean
+.PHONY: setup node python test test-ts test-py demo examples plots bench vectors clean
 
 setup: node python
 
@@ -45,6 +45,19 @@ demo: setup
 examples: setup
 	$(PIP) install -q -e '.[examples]'
 	for name in budget_sweep anytime snapshot_ensemble range_test; do $(PY) examples/$$name.py || exit 1; done
+
+# The classic shapes side by side (the README's figure), drawn by `lrbridge plot`.
+plots: node
+	node dist/cli.js plot --steps 1000 --lr 0.1 --momentum 0.9 --columns 3 \
+	  --label "step (StepLR)" '{"type":"StepLR","step_size":300,"gamma":0.3}' \
+	  --label "cosine (CosineAnnealingLR)" '{"type":"CosineAnnealingLR","T_max":1000}' \
+	  --label "cyclical (CyclicLR)" '{"type":"CyclicLR","base_lr":0.01,"max_lr":0.1,"step_size_up":125,"cycle_momentum":false}' \
+	  --label "SGDR (CosineAnnealingWarmRestarts)" '{"type":"CosineAnnealingWarmRestarts","T_0":100,"T_mult":2}' \
+	  --label "1cycle (OneCycleLR)" '{"type":"OneCycleLR","max_lr":0.1,"total_steps":1001}' \
+	  --label "REX" '{"type":"rex","total_steps":1000}' \
+	  --label "REX sampled every 100 steps" '{"type":"sample","schedule":{"type":"rex","total_steps":1000},"every":100}' \
+	  --label "REX sampled 4 times" '{"type":"sample","schedule":{"type":"rex","total_steps":1000},"times":4,"total_steps":1000}' \
+	  -o docs/schedules.svg
 
 # `make bench BENCH_ARGS=--quick` for a ~2.5 minute version; see docs/benchmarks.md.
 BENCH_ARGS ?=

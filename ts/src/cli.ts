@@ -5,6 +5,7 @@ const USAGE = `usage: lrbridge <command> [options]
 
 commands:
   eval   print a schedule's values as torch would produce them (JSON)
+  plot   draw schedules' lr and momentum curves (-o FILE.svg|FILE.png)
   serve  serve schedules over ZeroMQ (--bind tcp://127.0.0.1:5555 | ipc://PATH)
   top    live view of the schedules a server is serving (--connect ENDPOINT)
 `;
@@ -14,6 +15,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "eval":
       return (await import("./commands/eval")).run(rest);
+    case "plot":
+      return (await import("./commands/plot")).run(rest);
     case "serve":
       return (await import("./server/main")).run(rest);
     case "top":

@@ -24,9 +24,9 @@ export interface EvalArgs {
   epochs?: number[];
 }
 
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
-function numbers(flag: string, text: string | undefined): number[] {
+export function numbers(flag: string, text: string | undefined): number[] {
   if (text === undefined || text === "") throw new UsageError(`${flag} needs a value`);
   return text.split(",").map((part) => {
     const v = Number(part.trim());
@@ -35,7 +35,7 @@ function numbers(flag: string, text: string | undefined): number[] {
   });
 }
 
-function readSpec(text: string | undefined): unknown {
+export function readSpec(text: string | undefined): unknown {
   if (text === undefined || text === "") throw new UsageError("--spec needs JSON or @FILE");
   const json = text.startsWith("@") ? readFileSync(text.slice(1), "utf8") : text;
   try {
@@ -45,18 +45,8 @@ function readSpec(text: string | undefined): unknown {
   }
 }
 
-/** Parses eval's flags (`--flag value` or `--flag=value`). */
-export function parseEvalArgs(args: string[]): EvalArgs | { help: true } {
-  const raw: Record<string, string | undefined> = {};
-  for (let i = 0; i < args.length; i++) {
-    const [flag, inline] = args[i].split(/=(.*)/s, 2);
-    if (flag === "-h" || flag === "--help") return { help: true };
-    if (!["--spec", "--steps", "--lr", "--momentum", "--betas", "--metrics", "--epochs"].includes(flag)) {
-      throw new UsageError(`unknown option '${args[i]}'`);
-    }
-    raw[flag] = inline ?? args[++i];
-  }
-  const spec = readSpec(raw["--spec"]);
+/** One param group per --lr value, with --momentum (one, or one per group) or --betas. */
+export function groupsFromFlags(raw: Record<string, string | undefined>): GroupInit[] {
   const lrs = numbers("--lr", raw["--lr"]);
   if (raw["--momentum"] !== undefined && raw["--betas"] !== undefined) {
     throw new UsageError("give --momentum or --betas, not both");
@@ -72,6 +62,22 @@ export function parseEvalArgs(args: string[]): EvalArgs | { help: true } {
     ...(momentum ? { momentum: momentum.length === 1 ? momentum[0] : momentum[i] } : {}),
     ...(betas ? { betas: [betas[0], betas[1]] as [number, number] } : {}),
   }));
+  return groups;
+}
+
+/** Parses eval's flags (`--flag value` or `--flag=value`). */
+export function parseEvalArgs(args: string[]): EvalArgs | { help: true } {
+  const raw: Record<string, string | undefined> = {};
+  for (let i = 0; i < args.length; i++) {
+    const [flag, inline] = args[i].split(/=(.*)/s, 2);
+    if (flag === "-h" || flag === "--help") return { help: true };
+    if (!["--spec", "--steps", "--lr", "--momentum", "--betas", "--metrics", "--epochs"].includes(flag)) {
+      throw new UsageError(`unknown option '${args[i]}'`);
+    }
+    raw[flag] = inline ?? args[++i];
+  }
+  const spec = readSpec(raw["--spec"]);
+  const groups = groupsFromFlags(raw);
   const metrics = raw["--metrics"] !== undefined ? numbers("--metrics", raw["--metrics"]) : undefined;
   const epochs = raw["--epochs"] !== undefined ? numbers("--epochs", raw["--epochs"]) : undefined;
   if (metrics && epochs) throw new UsageError("give --metrics or --epochs, not both");
@@ -141,18 +147,23 @@ export async function run(args: string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify(evaluateSchedule(parsed))}\n`);
     return 0;
   } catch (err) {
-    if (err instanceof SpecError) {
-      process.stderr.write(`lrbridge eval: invalid spec: ${err.message}\n`);
-      return 2;
-    }
-    if (err instanceof UsageError) {
-      process.stderr.write(`lrbridge eval: ${err.message}\n${USAGE}`);
-      return 2;
-    }
-    if (err instanceof Error && "code" in err && (err as NodeJS.ErrnoException).code === "ENOENT") {
-      process.stderr.write(`lrbridge eval: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
+    return reportCliError("eval", USAGE, err);
   }
+}
+
+/** Exit 2 with one clear line for what a user got wrong; anything else is a bug and is rethrown. */
+export function reportCliError(command: string, usage: string, err: unknown): number {
+  if (err instanceof SpecError) {
+    process.stderr.write(`lrbridge ${command}: invalid spec: ${err.message}\n`);
+    return 2;
+  }
+  if (err instanceof UsageError) {
+    process.stderr.write(`lrbridge ${command}: ${err.message}\n${usage}`);
+    return 2;
+  }
+  if (err instanceof Error && "code" in err && (err as NodeJS.ErrnoException).code === "ENOENT") {
+    process.stderr.write(`lrbridge ${command}: ${err.message}\n`);
+    return 2;
+  }
+  throw err;
 }

@@ -1,0 +1,132 @@
+/**
+ * `lrbridge plot`: draw schedules' lr (and momentum) curves to SVG or PNG,
+ * with the values `lrbridge eval` prints. One panel per schedule, side by side.
+ */
+import { writeFileSync } from "node:fs";
+import { extname } from "node:path";
+import { type Panel, chartSvg } from "../plot/chart";
+import { type EvalArgs, UsageError, evaluateSchedule, groupsFromFlags, numbers, readSpec, reportCliError } from "./eval";
+
+const USAGE = `usage: lrbridge plot SPEC [SPEC ...] --steps N -o FILE.svg|FILE.png
+                     [--label NAME ...] [--lr LR[,LR...]]
+                     [--momentum M[,M...] | --betas B1,B2] [--metrics V,V,...]
+                     [--log] [--columns C]
+
+SPEC is a JSON spec or @FILE (also --spec SPEC). Each spec gets a panel of its
+lr per param group, and a second panel of its momentum (or beta1) when it
+writes one. --label names the panels in order (default: the spec's type).
+--lr defaults to 0.1 (one group). --log draws lr on a log scale.
+`;
+
+export interface PlotArgs {
+  specs: { spec: unknown; label: string }[];
+  base: Omit<EvalArgs, "spec">;
+  out: string;
+  log: boolean;
+  columns?: number;
+}
+
+const FLAGS = ["--spec", "--label", "--steps", "--lr", "--momentum", "--betas", "--metrics", "--columns", "-o", "--out"];
+
+export function parsePlotArgs(args: string[]): PlotArgs | { help: true } {
+  const raw: Record<string, string | undefined> = {};
+  const specs: string[] = [];
+  const labels: string[] = [];
+  let log = false;
+  for (let i = 0; i < args.length; i++) {
+    const [flag, inline] = args[i].split(/=(.*)/s, 2);
+    if (flag === "-h" || flag === "--help") return { help: true };
+    if (flag === "--log") {
+      log = true;
+      continue;
+    }
+    if (!flag.startsWith("-") || flag === "-") {
+      specs.push(args[i]);
+      continue;
+    }
+    if (!FLAGS.includes(flag)) throw new UsageError(`unknown option '${args[i]}'`);
+    const value = inline ?? args[++i];
+    if (value === undefined) throw new UsageError(`${flag} needs a value`);
+    if (flag === "--spec") specs.push(value);
+    else if (flag === "--label") labels.push(value);
+    else raw[flag === "--out" ? "-o" : flag] = value;
+  }
+  if (specs.length === 0) throw new UsageError("give at least one spec");
+  if (labels.length > specs.length) throw new UsageError(`${labels.length} labels for ${specs.length} specs`);
+  const out = raw["-o"];
+  if (!out) throw new UsageError("-o FILE.svg|FILE.png is required");
+  if (![".svg", ".png"].includes(extname(out).toLowerCase())) throw new UsageError(`-o must end in .svg or .png, got '${out}'`);
+  const steps = Number(raw["--steps"]);
+  if (raw["--steps"] === undefined || !Number.isInteger(steps) || steps < 1 || steps > 1_000_000) {
+    throw new UsageError(`--steps must be an integer in [1, 1000000], got '${raw["--steps"] ?? ""}'`);
+  }
+  const columns = raw["--columns"] !== undefined ? Number(raw["--columns"]) : undefined;
+  if (columns !== undefined && !(Number.isInteger(columns) && columns >= 1)) throw new UsageError("--columns must be an integer >= 1");
+  const groups = groupsFromFlags({ ...raw, "--lr": raw["--lr"] ?? "0.1" });
+  const metrics = raw["--metrics"] !== undefined ? numbers("--metrics", raw["--metrics"]) : undefined;
+  return {
+    specs: specs.map((text, i) => {
+      const spec = readSpec(text.startsWith("{") || text.startsWith("@") ? text : `@${text}`);
+      const type = spec !== null && typeof spec === "object" ? String((spec as { type?: unknown }).type) : "spec";
+      return { spec, label: labels[i] ?? type };
+    }),
+    base: { groups, steps: metrics ? Math.min(steps, metrics.length) : steps, metrics },
+    out,
+    log,
+    columns,
+  };
+}
+
+/** The panels for each spec: lr per group, then momentum per group when the schedule writes it. */
+export function plotPanels(a: PlotArgs): Panel[] {
+  const panels: Panel[] = [];
+  for (const { spec, label } of a.specs) {
+    const values = evaluateSchedule({ ...a.base, spec });
+    const n = values.lr[0]?.length ?? 0;
+    const column = (rows: number[][], g: number) => Float64Array.from(rows, (r) => r[g]);
+    const names = (kind: string) => (g: number) => (n > 1 ? `${kind} group ${g}` : kind);
+    panels.push({
+      title: label,
+      yLabel: "lr",
+      log: a.log,
+      series: Array.from({ length: n }, (_, g) => ({ label: names("lr")(g), values: column(values.lr, g) })),
+    });
+    if (values.momentum) {
+      const m = values.momentum;
+      panels.push({
+        title: `${label}: momentum`,
+        yLabel: "momentum",
+        series: Array.from({ length: n }, (_, g) => ({ label: names("momentum")(g), values: column(m, g), dashed: true })),
+      });
+    }
+  }
+  return panels;
+}
+
+/** SVG as PNG through resvg (an optional dependency: SVG needs nothing). */
+function toPng(svg: string): Buffer {
+  let resvg: typeof import("@resvg/resvg-js");
+  try {
+    resvg = require("@resvg/resvg-js");
+  } catch {
+    throw new UsageError("PNG output needs the optional package @resvg/resvg-js (npm install @resvg/resvg-js); -o FILE.svg needs nothing");
+  }
+  const r = new resvg.Resvg(svg, { fitTo: { mode: "zoom", value: 2 }, font: { loadSystemFonts: true, defaultFontFamily: "DejaVu Sans" } });
+  return r.render().asPng();
+}
+
+export async function run(args: string[]): Promise<number> {
+  try {
+    const parsed = parsePlotArgs(args);
+    if ("help" in parsed) {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    const svg = chartSvg(plotPanels(parsed), { columns: parsed.columns });
+    writeFileSync(parsed.out, extname(parsed.out).toLowerCase() === ".png" ? toPng(svg) : svg);
+    process.stdout.write(`${parsed.out}\n`);
+    return 0;
+  } catch (err) {
+    return reportCliError("plot", USAGE, err);
+  }
+}
