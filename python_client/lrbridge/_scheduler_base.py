@@ -342,8 +342,25 @@ class Bridged(LRScheduler):
         self.last_epoch = k
         lr, mom = self._stream.row(k)
         self._write(lr, mom)
-        for name, value in self._stream.row_attrs(k).items():
-            setattr(self, name, int(value) if value.is_integer() else value)
+        self._apply_attrs(self._stream.row_attrs(k))
+
+    def _apply_attrs(self, attrs: dict) -> None:
+        """Attributes torch updates each step, as the server's row says: T_cur/T_i,
+        and a composite's children's last_epoch and get_last_lr()."""
+        for name, value in attrs.items():
+            if name.startswith("schedulers["):
+                index, field = name[len("schedulers[") :].split("].", 1)
+                child = self._schedulers[int(index)]
+                if field == "last_epoch" and value == value:  # NaN: a child without last_epoch
+                    child.last_epoch = int(value)
+                elif field == "last_lr":
+                    value = value if isinstance(value, list) else [value]
+                    child._last_lr = [
+                        g["lr"].new_tensor(v) if isinstance(g["lr"], Tensor) else v
+                        for g, v in zip(self.optimizer.param_groups, value)
+                    ]
+            else:
+                setattr(self, name, int(value) if value.is_integer() else value)
 
     def _step_to_epoch(self, epoch: Any) -> None:
         """torch's deprecated step(epoch): closed form (or get_lr) at last_epoch = epoch."""
@@ -386,7 +403,8 @@ class Bridged(LRScheduler):
     def _mirror(self) -> None:
         """Point the fast path at the stream's buffer, or switch it off."""
         s = self._stream
-        if self._inert:
+        if self._inert or "_schedulers" in self.__dict__:
+            # Children (inert) never step; a composite updates its children every step.
             self._hi = 0
             return
         self._tensor_lrs = any(isinstance(g["lr"], Tensor) for g in self.optimizer.param_groups)

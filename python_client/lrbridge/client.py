@@ -254,8 +254,15 @@ def window_from_reply(reply: dict) -> Window:
     starts = reply.get("cycle_starts")
     cycle_starts = None if starts is None else [int(s) for s in starts]
     raw_attrs = reply.get("attrs")
-    attrs = None if raw_attrs is None else {k: _matrix(v, count, 1, k)[:, 0] for k, v in raw_attrs.items()}
+    attrs = None if raw_attrs is None else {k: _attr_rows(v, count, k) for k, v in raw_attrs.items()}
     return Window(start, count, lr, momentum, cycle_starts, attrs, reply.get("stop"))
+
+
+def _attr_rows(blob: Any, count: int, name: str) -> np.ndarray:
+    """A per-row attribute: one value per row (1-d), or several (one row each)."""
+    width = len(blob) // (8 * count) if count and isinstance(blob, (bytes, bytearray, memoryview)) else 1
+    rows = _matrix(blob, count, max(1, width), name)
+    return rows[:, 0] if width == 1 else rows
 
 
 def metric_from_reply(reply: dict) -> dict:

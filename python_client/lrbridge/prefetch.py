@@ -120,7 +120,7 @@ class WindowStream:
         if not attrs:
             return {}
         i = k - self.lo
-        return {name: float(values[i]) for name, values in attrs.items()}
+        return {name: (float(v[i]) if v.ndim == 1 else v[i].tolist()) for name, v in attrs.items()}
 
     @property
     def lr_rows(self) -> "RowView":

@@ -261,6 +261,8 @@ class TorchBound implements Bound {
   readonly firstRow: number;
   /** CosineAnnealingWarmRestarts at the top: rows carry T_cur and T_i. */
   private readonly warmRestarts: boolean;
+  /** A composite at the top: rows carry each child's last_epoch and last lrs. */
+  private readonly childCount: number;
   readonly kind = "deterministic" as const;
   readonly momentumKey: MomentumKey;
   readonly groups: number;
@@ -285,6 +287,7 @@ class TorchBound implements Bound {
     this.chainable = someNode(canonical, (s) => CHAINABLE_TYPES.has(s.type));
     this.firstRow = lastEpoch + 1;
     this.warmRestarts = canonical.type === "CosineAnnealingWarmRestarts";
+    this.childCount = Array.isArray(canonical.schedulers) ? canonical.schedulers.length : 0;
     // Constructing one surfaces constructor errors now; it is not kept, so a
     // bound spec that is never read costs no simulation (100k cached specs).
     const first = this.newSim("");
@@ -318,6 +321,21 @@ class TorchBound implements Bound {
     const opt = makeOptimizer(this.groupInits);
     const top = build(this.canonical, opt, "", this.lastEpoch);
     return { row: this.firstRow, opt, top, originKey };
+  }
+
+  /**
+   * Per-row attributes torch updates each step: CosineAnnealingWarmRestarts'
+   * T_cur/T_i; a composite's children's last_epoch and get_last_lr().
+   */
+  private newAttrs(count: number): Record<string, Float64Array> | undefined {
+    if (this.warmRestarts) return { T_cur: new Float64Array(count), T_i: new Float64Array(count) };
+    if (this.childCount === 0) return undefined;
+    const attrs: Record<string, Float64Array> = {};
+    for (let c = 0; c < this.childCount; c++) {
+      attrs[`schedulers[${c}].last_epoch`] = new Float64Array(count);
+      attrs[`schedulers[${c}].last_lr`] = new Float64Array(count * this.groups);
+    }
+    return attrs;
   }
 
   /** The pooled simulation furthest along but not past `start`, or a new one. */
@@ -362,9 +380,17 @@ class TorchBound implements Bound {
       for (let i = 0; i < groups.length; i++) out.momentum[base + i] = readMomentum(groups[i], useBeta1);
     }
     if (out.attrs) {
-      const top = sim.top as CosineAnnealingWarmRestarts;
-      out.attrs.T_cur[k] = top.tCur;
-      out.attrs.T_i[k] = top.tI;
+      const attrs = out.attrs;
+      if (this.warmRestarts) {
+        const top = sim.top as CosineAnnealingWarmRestarts;
+        attrs.T_cur[k] = top.tCur;
+        attrs.T_i[k] = top.tI;
+      }
+      sim.top.children?.forEach((child, c) => {
+        attrs[`schedulers[${c}].last_epoch`][k] = child.hasLastEpoch ? child.lastEpoch : NaN;
+        const lastLr = attrs[`schedulers[${c}].last_lr`];
+        for (let i = 0; i < groups.length; i++) lastLr[base + i] = child.lastLr[i];
+      });
     }
   }
 
@@ -378,7 +404,7 @@ class TorchBound implements Bound {
       lr: new Float64Array(count * n),
       momentum: this.momentumKey ? new Float64Array(count * n) : null,
     };
-    if (this.warmRestarts) out.attrs = { T_cur: new Float64Array(count), T_i: new Float64Array(count) };
+    out.attrs = this.newAttrs(count);
     if (count === 0) return out;
     try {
       if (!origin) {
@@ -455,7 +481,7 @@ class TorchBound implements Bound {
       lr: new Float64Array(epochs.length * n),
       momentum: this.momentumKey ? new Float64Array(epochs.length * n) : null,
     };
-    if (this.warmRestarts) out.attrs = { T_cur: new Float64Array(epochs.length), T_i: new Float64Array(epochs.length) };
+    out.attrs = this.newAttrs(epochs.length);
     epochs.forEach((epoch, k) => {
       if (typeof epoch !== "number" || !Number.isFinite(epoch)) {
         throw new SpecError(joinPath("epochs", k), `must be a number, got ${String(epoch)}`);
@@ -517,7 +543,10 @@ function stopAt(out: Rows, start: number, row: number, py: PyException, n: numbe
   const count = Math.max(0, row - start);
   const cut = (a: Float64Array, per: number) => a.slice(0, count * per);
   const stopped: Rows = { lr: cut(out.lr, n), momentum: out.momentum ? cut(out.momentum, n) : null, stop: { row, py } };
-  if (out.attrs) stopped.attrs = Object.fromEntries(Object.entries(out.attrs).map(([k, v]) => [k, cut(v, 1)]));
+  if (out.attrs) {
+    const rows = out.lr.length / n;
+    stopped.attrs = Object.fromEntries(Object.entries(out.attrs).map(([k, v]) => [k, cut(v, rows ? v.length / rows : 1)]));
+  }
   return stopped;
 }
 

@@ -77,6 +77,18 @@ export abstract class TorchScheduler {
       values = this.closedFormLr ? this.closedFormLr() : this.getLr();
     }
     writeLrs(this.optimizer.groups, values);
+    this.keepLastLr();
+  }
+
+  /**
+   * torch's `_last_lr`: the group lrs right after this scheduler's last
+   * update (a composite's children report theirs). One reused array.
+   */
+  lastLr: number[] = [];
+  protected keepLastLr(): void {
+    const groups = this.optimizer.groups;
+    if (this.lastLr.length !== groups.length) this.lastLr = new Array<number>(groups.length).fill(0);
+    for (let i = 0; i < groups.length; i++) this.lastLr[i] = groups[i].lr;
   }
 
   /** The chainable (recursive) form: torch's get_lr(). */

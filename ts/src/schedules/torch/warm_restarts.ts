@@ -58,5 +58,6 @@ export class CosineAnnealingWarmRestarts extends TorchScheduler {
     }
     this.lastEpoch = Math.floor(epoch);
     writeLrs(this.optimizer.groups, this.getLr());
+    this.keepLastLr();
   }
 }
