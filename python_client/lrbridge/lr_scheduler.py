@@ -70,13 +70,8 @@ _SERVER_MATH = "lrbridge computes schedule values on the server; this torch meth
 
 
 def _format_param(name: str, optimizer: Any, param: Any) -> list:
-    """torch's _format_param: one value per group (a list must match the group count)."""
+    """torch's _format_param: one value per group (the server checks a list's length)."""
     if isinstance(param, (list, tuple)):
-        if len(param) != len(optimizer.param_groups):
-            raise ValueError(
-                f"{name} must have the same length as optimizer.param_groups. "
-                f"{name} has {len(param)} values, param_groups has {len(optimizer.param_groups)}."
-            )
         return [p.clone() if isinstance(p, Tensor) else p for p in param]
     return [param.clone() if isinstance(param, Tensor) else param] * len(optimizer.param_groups)
 
@@ -85,8 +80,6 @@ def _lambdas(optimizer: Any, lr_lambda: Any) -> list[str]:
     """One expression per group, as torch builds lr_lambdas."""
     if not isinstance(lr_lambda, (list, tuple)):
         return [expression("lr_lambda", lr_lambda, "epoch", "0.95 ** epoch")] * len(optimizer.param_groups)
-    if len(lr_lambda) != len(optimizer.param_groups):
-        raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}")
     return [expression("lr_lambda", fn, "epoch", "0.95 ** epoch") for fn in lr_lambda]
 
 
@@ -201,14 +194,14 @@ class CosineAnnealingWarmRestarts(Bridged, _torch.CosineAnnealingWarmRestarts):
     """
 
     def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1, *, server=None) -> None:
+        # torch compares them first (TypeError for a non-number); int vs float
+        # (T_0=5.0) does not survive the wire; the ranges are the server's.
         check_number("T_0", T_0)
-        if T_0 <= 0 or not isinstance(T_0, int):
-            raise ValueError(f"Expected positive integer T_0, but got {T_0}")
         check_number("T_mult", T_mult)
-        if T_mult < 1 or not isinstance(T_mult, int):
+        if not isinstance(T_0, int) or isinstance(T_0, bool):
+            raise ValueError(f"Expected positive integer T_0, but got {T_0}")
+        if not isinstance(T_mult, int) or isinstance(T_mult, bool):
             raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult}")
-        if not isinstance(eta_min, (float, int)):
-            raise ValueError(f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}")
         check_optimizer(optimizer)
         self.T_0 = T_0
         self.T_i = T_0
@@ -357,18 +350,17 @@ class OneCycleLR(Bridged, _torch.OneCycleLR):
         check_optimizer(optimizer)
         self.optimizer = optimizer
         # int/float distinctions the server cannot see once numbers are on the wire.
+        # int vs float (total_steps=10.0, pct_start=1) does not survive the wire;
+        # the ranges and the total_steps/epochs rule are the server's.
         if total_steps is not None:
-            check_number("total_steps", total_steps)
-            if total_steps <= 0 or not isinstance(total_steps, int):
+            if not isinstance(total_steps, int):
                 raise ValueError(f"Expected positive integer total_steps, but got {total_steps}")
         elif epochs is not None and steps_per_epoch is not None:
-            if not isinstance(epochs, int) or epochs <= 0:
+            if not isinstance(epochs, int):
                 raise ValueError(f"Expected positive integer epochs, but got {epochs}")
-            if not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
+            if not isinstance(steps_per_epoch, int):
                 raise ValueError(f"Expected positive integer steps_per_epoch, but got {steps_per_epoch}")
-        else:
-            raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
-        if not isinstance(pct_start, float) or pct_start < 0 or pct_start > 1:
+        if not isinstance(pct_start, float):
             raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
         self._anneal_func_type = anneal_strategy
         self.cycle_momentum = cycle_momentum
@@ -437,13 +429,7 @@ class SequentialLR(Bridged, _torch.SequentialLR):
         if len(schedulers) < 1:
             raise ValueError(f"{self.__class__.__name__} expects at least one scheduler, but got no scheduler.")
         schedulers = _check_children(self.__class__.__name__, optimizer, schedulers)
-        milestones = list(milestones)
-        if len(milestones) != len(schedulers) - 1:
-            raise ValueError(
-                "Sequential Schedulers expects number of schedulers provided to be one more "
-                f"than the number of milestone points, but got number of schedulers {len(schedulers)} and the "
-                f"number of milestones to be equal to {len(milestones)}"
-            )
+        milestones = list(milestones)  # their count is checked by the server
         self._schedulers = schedulers
         self._milestones = milestones
         spec = make_spec("SequentialLR", schedulers=[s._spec for s in schedulers], milestones=milestones)
@@ -508,14 +494,10 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
         server=None,
     ) -> None:
         check_number("factor", factor)
-        if factor >= 1.0:
-            raise ValueError("Factor should be < 1.0.")
         check_optimizer(optimizer)
         self.factor = factor
         self.optimizer = optimizer
         if isinstance(min_lr, (list, tuple)):
-            if len(min_lr) != len(optimizer.param_groups):
-                raise ValueError(f"expected {len(optimizer.param_groups)} min_lrs, got {len(min_lr)}")
             self.default_min_lr = None
             self.min_lrs = list(min_lr)
         else:

@@ -29,10 +29,12 @@ SCENARIO_DIR = ROOT / "proto" / "vectors" / "scenarios"
 REL = 1e-12
 
 
-def _cases():
+def _cases() -> list:
+    out = []
     for path in sorted(SCENARIO_DIR.glob("*.json")):
         for case in json.loads(path.read_text())["cases"]:
-            yield pytest.param(case, id=f"{path.stem}:{case['name']}")
+            out.append(pytest.param(case, id=f"{path.stem}:{case['name']}"))
+    return out
 
 
 def _close(got, want, exact: bool, where: str) -> None:

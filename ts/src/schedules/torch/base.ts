@@ -93,7 +93,7 @@ export abstract class TorchScheduler {
 
   /** The chainable (recursive) form: torch's get_lr(). */
   getLr(): number[] {
-    throw new PyError("NotImplementedError", `${this.constructor.name}.get_lr is not implemented`);
+    throw new PyError("NotImplementedError", ""); // LRScheduler.get_lr: `raise NotImplementedError`
   }
 
   /** torch's _get_closed_form_lr, used by step(epoch), where the class has one. */

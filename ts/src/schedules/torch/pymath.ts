@@ -60,6 +60,8 @@ export function pyMod(a: number, b: number): number {
  */
 export function pyModIsZero(a: number, b: number): boolean {
   if ((a | 0) === a && (b | 0) === b && b !== 0 && b !== -1) return (a | 0) % (b | 0) === 0;
+  // The step counters are Python ints: int % 0 says so.
+  if (b === 0 && Number.isInteger(a)) throw new PyError("ZeroDivisionError", "integer modulo by zero");
   return pyMod(a, b) === 0;
 }
 
