@@ -171,12 +171,12 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 def build_optimizer(groups: list[dict], dtype: str | None = None) -> torch.optim.Optimizer:
     """One tiny parameter per group; Adam when the groups carry betas, else SGD.
-    With `dtype`, every group's lr is a 0-dim tensor of that dtype."""
+    With `dtype` (or a group's own "dtype"), the lr is a 0-dim tensor of that dtype."""
 
-    def lr(value: float) -> Any:
-        return float(value) if dtype is None else torch.tensor(float(value), dtype=DTYPES[dtype])
+    def lr(value: float, kind: str | None) -> Any:
+        return float(value) if kind is None else torch.tensor(float(value), dtype=DTYPES[kind])
 
-    params = [{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr(g["lr"])} for g in groups]
+    params = [{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr(g["lr"], g.get("dtype", dtype))} for g in groups]
     if any("betas" in g for g in groups):
         for p, g in zip(params, groups):
             p["betas"] = tuple(float(b) for b in g["betas"])
@@ -1037,6 +1037,11 @@ def dtype_scenarios() -> list[dict]:
                     "dtype": dtype, "actions": [["build", 0]] + [["step", 0]] * 5 + [["set_lr", 0.0123]] + [["step", 0]] * 10})
         out.append({"name": f"ReduceLROnPlateau_{dtype}", "specs": [PLATEAU], "groups": SGDM2, "dtype": dtype,
                     "actions": [["build", 0]] + [["metric", 0, m] for m in PLATEAU_METRICS]})
+    # One float group and one float32 tensor (torch's default dtype), as torch's own tests build them.
+    mixed = [{"lr": 0.05, "momentum": 0.9}, {"lr": 0.5, "momentum": 0.9, "dtype": "float32"}]
+    for name, spec in PER_CLASS.items():
+        out.append({"name": f"{name}_float_and_float32", "specs": [spec], "groups": mixed, "momentum": True,
+                    "actions": [["build", 0]] + [["step", 0]] * 30})
     return out
 
 

@@ -16,7 +16,7 @@ const DIR = join(__dirname, "..", "..", "proto", "vectors", "scenarios");
 interface Scenario {
   name: string;
   specs: unknown[];
-  groups: { lr: number; momentum?: number; betas?: [number, number] }[];
+  groups: { lr: number; momentum?: number; betas?: [number, number]; dtype?: "float32" | "float64" }[];
   dtype?: "float32" | "float64";
   actions: unknown[][];
   expect: { lr: number[]; attrs?: Record<string, number> }[];
@@ -29,12 +29,15 @@ const plainSteps = (c: Scenario): boolean =>
   c.actions[0][0] === "build" && c.actions.slice(1).every((a) => a[0] === "step" && a.length === 2);
 
 function groupsOf(c: Scenario): GroupInit[] {
-  return c.groups.map((g) => ({ lr: g.lr, momentum: g.momentum ?? 0, ...(c.dtype ? { lr_dtype: c.dtype } : {}) }));
+  return c.groups.map((g) => {
+    const dtype = g.dtype ?? c.dtype;
+    return { lr: g.lr, momentum: g.momentum ?? 0, ...(dtype ? { lr_dtype: dtype } : {}) };
+  });
 }
 
 describe("tensor lrs, as torch computes on them", () => {
   const cases = load("dtype").filter(plainSteps);
-  it("covers every deterministic class in both dtypes", () => expect(cases.length).toBeGreaterThanOrEqual(28));
+  it("covers every deterministic class in both dtypes, and mixed with a float group", () => expect(cases.length).toBeGreaterThanOrEqual(42));
   for (const c of cases) {
     it(c.name, () => {
       const bound = bind(c.specs[0], groupsOf(c));
@@ -44,7 +47,7 @@ describe("tensor lrs, as torch computes on them", () => {
         record.lr.forEach((want, g) => {
           const got = rows.lr[k * n + g];
           // float32 rounds away the last-bit differences of libm's pow/cos; float64 keeps them (1e-12).
-          if (c.dtype === "float32") expect(got, `row ${k} group ${g}`).toBe(want);
+          if ((c.groups[g].dtype ?? c.dtype) === "float32") expect(got, `row ${k} group ${g}`).toBe(want);
           else expect(Math.abs(got - want), `row ${k} group ${g}`).toBeLessThanOrEqual(1e-12 * Math.abs(want));
         });
       });
