@@ -238,14 +238,9 @@ function readFields(type: TorchType, f: Fields, groups: number): Record<string, 
       };
     case "ExponentialLR":
       return { gamma: f.number("gamma") };
-    case "PolynomialLR": {
-      const total_iters = f.int("total_iters", 5);
-      const power = f.number("power", 1.0);
-      if (power < 0 && total_iters >= 1) {
-        f.fail("power", `must be >= 0: torch computes 0.0 ** power at step total_iters (ZeroDivisionError), got ${power}`);
-      }
-      return { total_iters, power };
-    }
+    case "PolynomialLR":
+      // power < 0: torch computes 0.0 ** power at step total_iters (ZeroDivisionError): the rows stop there.
+      return { total_iters: f.int("total_iters", 5), power: f.number("power", 1.0) };
     case "CosineAnnealingLR":
       return {
         // T_max 0: torch raises at step 1 (modulo by zero): the rows stop there.
