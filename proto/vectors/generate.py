@@ -994,6 +994,11 @@ def stacked_scenarios() -> list[dict]:
         both = [["step", 0], ["step", 1]]
         out.append({"name": name, "specs": [a, b], "groups": [{"lr": 0.05}, {"lr": 0.2}],
                     "actions": [["build", 0], ["build", 1]] + both * 12})
+    # A metric-driven schedule stacked with a per-step one: each reduces from what the other left.
+    plateau = {"type": "ReduceLROnPlateau", "threshold_mode": "abs", "threshold": 0.1, "patience": 2}
+    for other in (step, lin, cos):
+        out.append({"name": f"ReduceLROnPlateau_then_{other['type']}", "specs": [plateau, other], "groups": [{"lr": 0.5}, {"lr": 0.05}],
+                    "actions": [["build", 0], ["build", 1]] + [a for k in range(16) for a in (["metric", 0, 10 - k * 0.0165], ["step", 1])]})
     out.append({"name": "issue_example_chained", "specs": [lin, exp, {"type": "ChainedScheduler", "schedulers": [lin, exp]}],
                 "groups": [{"lr": 0.05}], "actions": [["build", 2]] + [["step", 2]] * 10})
     return out
