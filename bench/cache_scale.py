@@ -32,7 +32,7 @@ class Dealer:
 
     def send(self, msg: dict) -> int:
         self.ids += 1
-        self.sock.send(msgpack.packb({"v": 1, "id": self.ids, **msg}, use_bin_type=True))
+        self.sock.send(msgpack.packb({"v": 2, "id": self.ids, **msg}, use_bin_type=True))
         return self.ids
 
     def recv(self) -> dict:

@@ -1,4 +1,4 @@
-"""One load-test client process (spawned by bench/load.py; talks raw protocol v1 over REQ).
+"""One load-test client process (spawned by bench/load.py; talks raw protocol v2 over REQ).
 
 argv: <expected.npz>. Prints "ready", then reads one JSON command per line on stdin:
   {"cmd": "run", "endpoint", "spec", "groups", "window", "t_start", "duration",
@@ -42,7 +42,7 @@ class Conn:
     def request(self, msg: dict):
         """(reply map or None when dropped, round trip ns)."""
         self.ids += 1
-        msg = {"v": 1, "id": self.ids, **msg}
+        msg = {"v": 2, "id": self.ids, **msg}
         body = msgpack.packb(msg, use_bin_type=True)
         t0 = time.perf_counter_ns()
         self.sock.send(body)

@@ -166,11 +166,17 @@ def compile_expression(source: str, variable: str) -> Callable[[float], Any]:
 COMPOSITES = {"SequentialLR", "ChainedScheduler"}
 
 
-def build_optimizer(groups: list[dict]) -> torch.optim.Optimizer:
-    """One tiny parameter per group; Adam when the groups carry betas, else SGD."""
-    params = [
-        {"params": [torch.nn.Parameter(torch.zeros(1))], "lr": float(g["lr"])} for g in groups
-    ]
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def build_optimizer(groups: list[dict], dtype: str | None = None) -> torch.optim.Optimizer:
+    """One tiny parameter per group; Adam when the groups carry betas, else SGD.
+    With `dtype` (or a group's own "dtype"), the lr is a 0-dim tensor of that dtype."""
+
+    def lr(value: float, kind: str | None) -> Any:
+        return float(value) if kind is None else torch.tensor(float(value), dtype=DTYPES[kind])
+
+    params = [{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr(g["lr"], g.get("dtype", dtype))} for g in groups]
     if any("betas" in g for g in groups):
         for p, g in zip(params, groups):
             p["betas"] = tuple(float(b) for b in g["betas"])
@@ -186,21 +192,26 @@ def _callables(value: str | list[str], variable: str) -> Any:
     return compile_expression(value, variable)
 
 
-def build_scheduler(spec: dict, optimizer: torch.optim.Optimizer) -> Any:
-    """Construct torch's scheduler for a spec, children first, as a user would."""
+def build_scheduler(spec: dict, optimizer: torch.optim.Optimizer, module: Any = sched, **extra: Any) -> Any:
+    """Construct a scheduler for a spec, children first, as a user would.
+
+    `module` is torch's lr_scheduler, or a drop-in with the same classes
+    taking expression strings (then `extra` holds e.g. its `server=`).
+    """
     kwargs = {k: v for k, v in spec.items() if k != "type"}
     kind = spec["type"]
     if kind == "SequentialLR":
-        children = [build_scheduler(s, optimizer) for s in kwargs.pop("schedulers")]
-        return sched.SequentialLR(optimizer, schedulers=children, **kwargs)
+        children = [build_scheduler(s, optimizer, module, **extra) for s in kwargs.pop("schedulers")]
+        return module.SequentialLR(optimizer, schedulers=children, **kwargs, **extra)
     if kind == "ChainedScheduler":
-        children = [build_scheduler(s, optimizer) for s in kwargs.pop("schedulers")]
-        return sched.ChainedScheduler(children, optimizer=optimizer, **kwargs)
-    if kind in ("LambdaLR", "MultiplicativeLR") and "lr_lambda" in kwargs:
-        kwargs["lr_lambda"] = _callables(kwargs["lr_lambda"], "epoch")
-    if kind == "CyclicLR" and kwargs.get("scale_fn") is not None:
-        kwargs["scale_fn"] = compile_expression(kwargs["scale_fn"], "x")
-    return getattr(sched, kind)(optimizer, **kwargs)
+        children = [build_scheduler(s, optimizer, module, **extra) for s in kwargs.pop("schedulers")]
+        return module.ChainedScheduler(children, optimizer=optimizer, **kwargs, **extra)
+    if module is sched:
+        if kind in ("LambdaLR", "MultiplicativeLR") and "lr_lambda" in kwargs:
+            kwargs["lr_lambda"] = _callables(kwargs["lr_lambda"], "epoch")
+        if kind == "CyclicLR" and kwargs.get("scale_fn") is not None:
+            kwargs["scale_fn"] = compile_expression(kwargs["scale_fn"], "x")
+    return getattr(module, kind)(optimizer, **kwargs, **extra)
 
 
 def writes_momentum(spec: dict) -> bool:
@@ -817,6 +828,276 @@ FAMILIES: dict[str, Callable[[], list[dict]]] = {
 
 
 # ---------------------------------------------------------------------------
+# Scenarios: what real scripts do around a scheduler (scenarios/<kind>.json)
+# ---------------------------------------------------------------------------
+#
+# Each scenario is data (specs, groups, a list of actions) that
+# `play_scenario` runs on torch's classes here, and the drop-in's tests run
+# on lrbridge's classes. The recorded values are what a script reads after
+# each action.
+
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
+
+
+def _lrs(optimizer: torch.optim.Optimizer) -> list[float]:
+    return [float(g["lr"]) for g in optimizer.param_groups]
+
+
+def _momenta(optimizer: torch.optim.Optimizer) -> list[float] | None:
+    groups = optimizer.param_groups
+    if "betas" in optimizer.defaults:
+        return [float(g["betas"][0]) for g in groups]
+    if "momentum" in optimizer.defaults:
+        return [float(g["momentum"]) for g in groups]
+    return None
+
+
+def _attr_values(scheduler: Any, names: list[str]) -> dict:
+    return {n: (float(getattr(scheduler, n)) if getattr(scheduler, n) is not None else None) for n in names}
+
+
+def play_scenario(case: dict, module: Any = sched, **extra: Any) -> list[dict]:
+    """Run a scenario's actions; one record per action (what a script would read).
+
+    Actions: ["build", i] builds case["specs"][i] (kept as scheduler i);
+    ["step", i] / ["step", i, epoch] / ["metric", i, value]; ["save", i] keeps
+    the optimizer's and scheduler i's state_dicts; ["fresh"] replaces the
+    optimizer by a fresh one from `groups`; ["load_optimizer"];
+    ["load", i] loads the saved scheduler state into scheduler i;
+    ["add_group", lr]; ["set_lr", lr] writes every group's lr by hand.
+    Every record has the group lrs (and momentum/beta1), scheduler i's
+    get_last_lr() and last_epoch, the attributes named in case["attrs"] and,
+    for composites, each child's last_epoch and get_last_lr().
+    """
+    groups, dtype = case["groups"], case.get("dtype")
+    optimizer = build_optimizer(groups, dtype)
+    schedulers: dict[int, Any] = {}
+    saved: dict[str, Any] = {}
+    records: list[dict] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for action in case["actions"]:
+            op, args = action[0], action[1:]
+            i = args[0] if args and op in ("build", "step", "metric", "save", "load") else None
+            if op == "build":
+                schedulers[i] = build_scheduler(case["specs"][i], optimizer, module, **extra)
+            elif op == "step":
+                schedulers[i].step(*args[1:])
+            elif op == "metric":
+                schedulers[i].step(args[1])
+            elif op == "save":
+                saved = {"optimizer": optimizer.state_dict(), "scheduler": schedulers[i].state_dict()}
+            elif op == "fresh":
+                optimizer = build_optimizer(groups, dtype)
+                schedulers = {}
+            elif op == "load_optimizer":
+                optimizer.load_state_dict(saved["optimizer"])
+            elif op == "load":
+                schedulers[i].load_state_dict(saved["scheduler"])
+            elif op == "add_group":
+                lr = float(args[0]) if dtype is None else torch.tensor(float(args[0]), dtype=DTYPES[dtype])
+                optimizer.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr})
+            elif op == "set_lr":
+                for g in optimizer.param_groups:
+                    if isinstance(g["lr"], torch.Tensor):
+                        g["lr"].fill_(float(args[0]))
+                    else:
+                        g["lr"] = float(args[0])
+            else:
+                raise ValueError(f"unknown action {op!r}")
+            record: dict[str, Any] = {"lr": _lrs(optimizer)}
+            if case.get("momentum"):
+                record["momentum"] = _momenta(optimizer)
+            if i is not None and i in schedulers:
+                s = schedulers[i]
+                record["last_lr"] = [float(v) for v in s.get_last_lr()]
+                if hasattr(s, "last_epoch"):
+                    record["last_epoch"] = s.last_epoch
+                if case.get("attrs"):
+                    record["attrs"] = _attr_values(s, case["attrs"])
+                if case.get("children"):
+                    record["children"] = [
+                        {"last_epoch": c.last_epoch, "last_lr": [float(v) for v in c.get_last_lr()]}
+                        for c in s._schedulers
+                    ]
+            records.append(record)
+    return records
+
+
+def _resume_actions(before: int, after: int, order: str) -> list[list]:
+    """Train `before` steps, save, then resume in a fresh process."""
+    run = [["build", 0]] + [["step", 0]] * before + [["save", 0], ["fresh"]]
+    if order == "usual":  # optimizer state first, then the scheduler is built
+        run += [["load_optimizer"], ["build", 0], ["load", 0]]
+    else:  # the scheduler is built on the fresh optimizer, then both states are loaded
+        run += [["build", 0], ["load_optimizer"], ["load", 0]]
+    return run + [["step", 0]] * after
+
+
+# One deterministic spec per class (lambdas as expressions, as the drop-in takes them).
+PER_CLASS = {
+    "LambdaLR": {"type": "LambdaLR", "lr_lambda": "0.95 ** epoch"},
+    "MultiplicativeLR": {"type": "MultiplicativeLR", "lr_lambda": "0.95"},
+    "StepLR": {"type": "StepLR", "step_size": 2, "gamma": 0.1},
+    "MultiStepLR": {"type": "MultiStepLR", "milestones": [2, 5, 9], "gamma": 0.5},
+    "ConstantLR": {"type": "ConstantLR", "factor": 0.5, "total_iters": 4},
+    "LinearLR": {"type": "LinearLR", "start_factor": 0.25, "end_factor": 0.9, "total_iters": 8},
+    "ExponentialLR": {"type": "ExponentialLR", "gamma": 0.9},
+    "PolynomialLR": {"type": "PolynomialLR", "total_iters": 12, "power": 2.0},
+    "CosineAnnealingLR": {"type": "CosineAnnealingLR", "T_max": 7, "eta_min": 0.001},
+    "CosineAnnealingWarmRestarts": {"type": "CosineAnnealingWarmRestarts", "T_0": 3, "T_mult": 2, "eta_min": 0.0005},
+    "CyclicLR": {"type": "CyclicLR", "base_lr": 0.01, "max_lr": 0.1, "step_size_up": 4, "mode": "triangular2"},
+    "OneCycleLR": {"type": "OneCycleLR", "max_lr": 0.1, "total_steps": 40},
+    "SequentialLR": {
+        "type": "SequentialLR",
+        "schedulers": [{"type": "LinearLR", "start_factor": 0.1, "total_iters": 4}, {"type": "ExponentialLR", "gamma": 0.9}],
+        "milestones": [4],
+    },
+    "ChainedScheduler": {
+        "type": "ChainedScheduler",
+        "schedulers": [{"type": "ConstantLR", "factor": 0.5, "total_iters": 5}, {"type": "ExponentialLR", "gamma": 0.95}],
+    },
+}
+ALL_CLASSES = [*PER_CLASS, "ReduceLROnPlateau"]
+PLATEAU = {"type": "ReduceLROnPlateau", "patience": 0, "factor": 0.5}
+PLATEAU_METRICS = [1.0, 0.9, 0.9, 0.95, 0.9, 0.8, 0.8, 0.8, 0.85, 0.7]
+
+
+def resume_scenarios() -> list[dict]:
+    out = []
+    for name, spec in PER_CLASS.items():
+        for order in ("usual", "other"):
+            out.append(
+                {"name": f"{name}_{order}_order", "specs": [spec], "groups": SGDM2, "momentum": True,
+                 "actions": _resume_actions(7, 12, order)}
+            )
+    out.append({"name": "StepLR_issue_example", "specs": [{"type": "StepLR", "step_size": 2, "gamma": 0.1}],
+                "groups": [{"lr": 0.05}], "actions": _resume_actions(7, 6, "usual")})
+    for order in ("usual", "other"):
+        run = [["build", 0]] + [["metric", 0, m] for m in PLATEAU_METRICS[:5]] + [["save", 0], ["fresh"]]
+        run += [["load_optimizer"], ["build", 0], ["load", 0]] if order == "usual" else [["build", 0], ["load_optimizer"], ["load", 0]]
+        run += [["metric", 0, m] for m in PLATEAU_METRICS[5:]]
+        out.append({"name": f"ReduceLROnPlateau_{order}_order", "specs": [PLATEAU], "groups": SGDM2, "actions": run})
+    return out
+
+
+def stacked_scenarios() -> list[dict]:
+    lin = {"type": "LinearLR", "start_factor": 0.4, "end_factor": 0.9, "total_iters": 4}
+    exp = {"type": "ExponentialLR", "gamma": 0.9}
+    step = {"type": "StepLR", "step_size": 3, "gamma": 0.5}
+    cos = {"type": "CosineAnnealingLR", "T_max": 6}
+    lam = {"type": "LambdaLR", "lr_lambda": "1 / (epoch + 1)"}
+    const = {"type": "ConstantLR", "factor": 0.5, "total_iters": 3}
+    out = []
+    for a, b in ((lin, exp), (exp, lin), (step, cos), (const, exp), (lin, lam), (lam, exp)):
+        name = f"{a['type']}_then_{b['type']}"
+        both = [["step", 0], ["step", 1]]
+        out.append({"name": name, "specs": [a, b], "groups": [{"lr": 0.05}, {"lr": 0.2}],
+                    "actions": [["build", 0], ["build", 1]] + both * 12})
+    # A metric-driven schedule stacked with a per-step one: each reduces from what the other left.
+    plateau = {"type": "ReduceLROnPlateau", "threshold_mode": "abs", "threshold": 0.1, "patience": 2}
+    for other in (step, lin, cos):
+        out.append({"name": f"ReduceLROnPlateau_then_{other['type']}", "specs": [plateau, other], "groups": [{"lr": 0.5}, {"lr": 0.05}],
+                    "actions": [["build", 0], ["build", 1]] + [a for k in range(16) for a in (["metric", 0, 10 - k * 0.0165], ["step", 1])]})
+    out.append({"name": "issue_example_chained", "specs": [lin, exp, {"type": "ChainedScheduler", "schedulers": [lin, exp]}],
+                "groups": [{"lr": 0.05}], "actions": [["build", 2]] + [["step", 2]] * 10})
+    return out
+
+
+def children_scenarios() -> list[dict]:
+    seq = PER_CLASS["SequentialLR"]
+    chain = PER_CLASS["ChainedScheduler"]
+    return [
+        {"name": "SequentialLR_children", "specs": [seq], "groups": G2, "children": True,
+         "actions": [["build", 0]] + [["step", 0]] * 10},
+        {"name": "ChainedScheduler_children", "specs": [chain], "groups": G2, "children": True,
+         "actions": [["build", 0]] + [["step", 0]] * 10},
+    ]
+
+
+def add_group_scenarios() -> list[dict]:
+    run = [["build", 0]] + [["metric", 0, m] for m in PLATEAU_METRICS[:3]] + [["add_group", 0.3]]
+    run += [["metric", 0, m] for m in PLATEAU_METRICS[3:]]
+    return [
+        {"name": "plateau_scalar_min_lr", "specs": [{**PLATEAU, "min_lr": 0.001}], "groups": G2, "actions": run},
+        {"name": "plateau_list_min_lr_raises", "specs": [{**PLATEAU, "min_lr": [0.001, 0.002]}], "groups": G2, "actions": run},
+    ]
+
+
+def step_zero_scenarios() -> list[dict]:
+    mult = {"type": "MultiplicativeLR", "lr_lambda": "0.9 if epoch == 0 else 0.5"}
+    return [
+        {"name": "MultiplicativeLR_step_0", "specs": [mult], "groups": G2,
+         "actions": [["build", 0], ["step", 0], ["step", 0], ["step", 0, 0], ["step", 0], ["step", 0, 0]]},
+    ]
+
+
+def dtype_scenarios() -> list[dict]:
+    out = []
+    for dtype in ("float32", "float64"):
+        for name, spec in PER_CLASS.items():
+            out.append({"name": f"{name}_{dtype}", "specs": [spec], "groups": SGDM2, "dtype": dtype, "momentum": True,
+                        "actions": [["build", 0]] + [["step", 0]] * 30})
+        out.append({"name": f"ExponentialLR_hand_edit_{dtype}", "specs": [PER_CLASS["ExponentialLR"]], "groups": G2,
+                    "dtype": dtype, "actions": [["build", 0]] + [["step", 0]] * 5 + [["set_lr", 0.0123]] + [["step", 0]] * 10})
+        out.append({"name": f"ReduceLROnPlateau_{dtype}", "specs": [PLATEAU], "groups": SGDM2, "dtype": dtype,
+                    "actions": [["build", 0]] + [["metric", 0, m] for m in PLATEAU_METRICS]})
+    # One float group and one float32 tensor (torch's default dtype), as torch's own tests build them.
+    mixed = [{"lr": 0.05, "momentum": 0.9}, {"lr": 0.5, "momentum": 0.9, "dtype": "float32"}]
+    for name, spec in PER_CLASS.items():
+        out.append({"name": f"{name}_float_and_float32", "specs": [spec], "groups": mixed, "momentum": True,
+                    "actions": [["build", 0]] + [["step", 0]] * 30})
+    return out
+
+
+def warm_restarts_scenarios() -> list[dict]:
+    cawr = {"type": "CosineAnnealingWarmRestarts", "T_0": 2, "T_mult": 2}
+    return [
+        {"name": "T_cur_T_i_steps", "specs": [cawr], "groups": G1, "attrs": ["T_cur", "T_i"],
+         "actions": [["build", 0]] + [["step", 0]] * 16},
+        {"name": "T_cur_T_i_epochs", "specs": [cawr], "groups": G1, "attrs": ["T_cur", "T_i"],
+         "actions": [["build", 0], ["step", 0, 0.5], ["step", 0, 3.25], ["step", 0], ["step", 0], ["step", 0, 7]]},
+    ]
+
+
+SCENARIOS: dict[str, Callable[[], list[dict]]] = {
+    "resume": resume_scenarios,
+    "stacked": stacked_scenarios,
+    "children": children_scenarios,
+    "add_param_group": add_group_scenarios,
+    "step_zero": step_zero_scenarios,
+    "dtype": dtype_scenarios,
+    "warm_restarts": warm_restarts_scenarios,
+}
+
+
+def run_scenario(case: dict) -> dict:
+    """The case with torch's records, or torch's exception and the action it raised at."""
+    out = dict(case)
+    try:
+        out["expect"] = play_scenario(case)
+    except Exception as exc:  # what torch raises is the expected answer
+        partial = dict(case)
+        partial["actions"] = []
+        out["error"] = error_record(exc, "action")
+        # the records up to the failing action
+        for k in range(len(case["actions"]), 0, -1):
+            try:
+                partial["actions"] = case["actions"][:k]
+                out["expect"] = play_scenario(partial)
+                out["error"]["at_action"] = k
+                break
+            except Exception:
+                continue
+    return out
+
+
+def render_scenarios(kind: str) -> str:
+    lines = [json.dumps(run_scenario(c), sort_keys=True) for c in SCENARIOS[kind]()]
+    return f'{{"cases": [\n' + ",\n".join(lines) + f'\n], "torch": {json.dumps(torch_version())}}}\n'
+
+
+# ---------------------------------------------------------------------------
 # Output
 # ---------------------------------------------------------------------------
 
@@ -838,7 +1119,13 @@ def main(argv: list[str]) -> int:
     if not torch_version().startswith(TORCH_SERIES + "."):
         print(f"expected torch {TORCH_SERIES}.x, found {torch.__version__}", file=sys.stderr)
         return 1
-    families = argv or list(FAMILIES)
+    families = [a for a in argv if a in FAMILIES] or (list(FAMILIES) if not argv else [])
+    kinds = [a for a in argv if a in SCENARIOS] or (list(SCENARIOS) if not argv else [])
+    SCENARIO_DIR.mkdir(parents=True, exist_ok=True)
+    for kind in kinds:
+        text = render_scenarios(kind)
+        (SCENARIO_DIR / f"{kind}.json").write_text(text)
+        print(f"scenarios/{kind}: {len(json.loads(text)['cases'])} cases")
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     for family in families:
         text = render_family(family)

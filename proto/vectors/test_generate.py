@@ -209,3 +209,22 @@ def test_committed_expressions_compile() -> None:
     assert len(found) > 20
     for src, var in found:
         generate.compile_expression(src, var)
+
+
+# --- scenarios ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", sorted(generate.SCENARIOS))
+def test_regenerating_scenarios_equals_committed_file(kind: str) -> None:
+    assert generate.render_scenarios(kind) == (generate.SCENARIO_DIR / f"{kind}.json").read_text()
+
+
+def test_scenarios_cover_every_class_in_both_resume_orders_and_both_dtypes() -> None:
+    names = {kind: {c["name"] for c in json.loads((generate.SCENARIO_DIR / f"{kind}.json").read_text())["cases"]}
+             for kind in generate.SCENARIOS}
+    assert {p.stem for p in generate.SCENARIO_DIR.glob("*.json")} == set(generate.SCENARIOS)
+    for cls in generate.ALL_CLASSES:
+        for order in ("usual", "other"):
+            assert f"{cls}_{order}_order" in names["resume"], (cls, order)
+        for dtype in ("float32", "float64"):
+            assert f"{cls}_{dtype}" in names["dtype"], (cls, dtype)

@@ -20,7 +20,6 @@ little themselves then see no extra garbage collections.
 
 from __future__ import annotations
 
-import re
 import warnings
 from typing import Any
 
@@ -29,7 +28,6 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import EPOCH_DEPRECATION_WARNING, LRScheduler
 
 from .client import Client, Opened, resolve_client
-from .errors import ProtocolError
 from .prefetch import WindowStream
 
 # Per-process objects that must not go into state_dict (not picklable, or the optimizer).
@@ -52,6 +50,9 @@ TRANSIENT = frozenset(
         "_tensor_lrs",
         "_schedulers",
         "_row_end",
+        "_snapshot",
+        "_tcur_flat",
+        "_ti_flat",
     }
 )
 # Rows per window: one request per 8192 steps, asked for a whole window ahead
@@ -130,18 +131,46 @@ def current_lrs(optimizer: Optimizer) -> list:
     return [g["lr"].clone() if isinstance(g["lr"], Tensor) else g["lr"] for g in optimizer.param_groups]
 
 
-def group_inits(optimizer: Optimizer, lr_key: str = "initial_lr") -> list[dict]:
-    """What `open` sends per group: the initial lr and the momentum the optimizer has."""
+_DTYPES = {"torch.float32": "float32", "torch.float64": "float64"}
+
+
+def group_inits(optimizer: Optimizer) -> list[dict]:
+    """What `open` sends per group: what torch's constructor reads from it (the
+    lr now, initial_lr when set, momentum or betas, and a tensor lr's dtype)."""
     defaults = optimizer.defaults
     inits = []
     for group in optimizer.param_groups:
-        init: dict[str, Any] = {"lr": group_value(group[lr_key])}
+        lr = group["lr"]
+        init: dict[str, Any] = {"lr": group_value(lr)}
+        if "initial_lr" in group:
+            init["initial_lr"] = group_value(group["initial_lr"])
         if "betas" in defaults and "betas" in group:
             init["betas"] = [group_value(b) for b in group["betas"][:2]]
         elif "momentum" in defaults and "momentum" in group:
             init["momentum"] = group_value(group["momentum"])
+        if isinstance(lr, Tensor):
+            init["lr_dtype"] = _DTYPES.get(str(lr.dtype), "float64")
         inits.append(init)
     return inits
+
+
+def write_group_keys(optimizer: Optimizer, keys: list | None) -> None:
+    """The keys torch's constructor writes besides lr (initial_lr, max_lr, min_lr,
+    base/max_momentum, momentum or betas[0]), as the server's simulation left them.
+    A key that already holds that value is left alone (a tensor stays a tensor)."""
+    if not keys:
+        return
+    for group, written in zip(optimizer.param_groups, keys):
+        for key, value in written.items():
+            if key == "lr":
+                continue
+            if key == "betas":
+                if "betas" in group and group_value(group["betas"][0]) != float(value[0]):
+                    group["betas"] = (float(value[0]), *group["betas"][1:])
+                continue
+            if key in group and group_value(group[key]) == float(value):
+                continue
+            group[key] = float(value)
 
 
 def warn_step_order(optimizer: Optimizer, stacklevel: int) -> None:
@@ -152,16 +181,6 @@ def warn_step_order(optimizer: Optimizer, stacklevel: int) -> None:
         warnings.warn(ORDER_WARNING, UserWarning, stacklevel=stacklevel + 1)
 
 
-def torch_error(exc: ProtocolError) -> ValueError:
-    """A row torch would refuse (OneCycleLR past total_steps) comes back as BAD_REQUEST."""
-    text = str(exc)
-    at = text.find("Tried to step")
-    if at < 0:
-        return ValueError(text)
-    # The server may add where it happened (" at step N"); torch's message ends before that.
-    return ValueError(re.sub(r" at step \d+$", "", text[at:]))
-
-
 # --------------------------------------------------------------------------
 # The bridged scheduler
 
@@ -169,11 +188,6 @@ def torch_error(exc: ProtocolError) -> ValueError:
 class Bridged(LRScheduler):
     """torch's LRScheduler protocol over server rows. Subclasses build the spec."""
 
-    # torch's `_is_initial` special case: on a resumed construction (last_epoch >= 0)
-    # these chainable classes keep the current lr for the initial step.
-    _KEEPS_LR_WHEN_RESUMED = False
-    # step(epoch) has a closed/epoch form on the server (all but MultiplicativeLR).
-    _HAS_EPOCH_FORM = True
     # Fast-path mirrors; `_hi = 0` sends every step to the general path.
     _lo = 0
     _hi = 0
@@ -190,11 +204,16 @@ class Bridged(LRScheduler):
 
     # -- construction ------------------------------------------------------
 
-    def _bridge_init(self, optimizer: Optimizer, spec: dict, last_epoch: int, server: Any) -> None:
+    def _bridge_init(
+        self, optimizer: Optimizer, spec: dict, last_epoch: int, server: Any, inits: list | None = None
+    ) -> None:
         self._spec = spec
         self._spec_hash: str | None = None
         self._origin: dict | None = None
         self._client_arg = server
+        # The optimizer as torch's constructor finds it: the server simulates the
+        # constructor on exactly this (before LRScheduler.__init__ adds initial_lr).
+        self._snapshot = (group_inits(optimizer) if inits is None else inits, last_epoch)
         # LRScheduler.__init__: type check, initial_lr, base_lrs, optimizer.step
         # patch for the order warning, then _initial_step (ours, below).
         LRScheduler.__init__(self, optimizer, last_epoch)
@@ -206,9 +225,10 @@ class Bridged(LRScheduler):
         return client
 
     def _open(self) -> Opened:
-        """Open the spec against the groups as they are now (initial_lr, momentum/betas)."""
+        """Open the spec against the optimizer state the constructor found."""
         client = self._client_for()
-        self._opened = opened = client.open(self._spec, group_inits(self.optimizer))
+        inits, last_epoch = self.__dict__.get("_snapshot") or (group_inits(self.optimizer), -1)
+        self._opened = opened = client.open(self._spec, inits, last_epoch)
         self._spec_hash = opened.spec_hash
         self._momentum_key = opened.momentum_key
         self._chainable = opened.chainable
@@ -217,22 +237,14 @@ class Bridged(LRScheduler):
         return opened
 
     def _initial_step(self) -> None:
-        """torch's constructor step: row last_epoch + 1 (row 0 on a fresh run)."""
+        """torch's constructor step: row last_epoch + 1, as the server simulated it."""
         self._step_count = 0
         opened = self._open()
-        start = self.last_epoch + 1
-        if start > 0 and opened.chainable:
-            # Resumed construction: torch's recursive form continues from the lrs as they are.
-            lrs = [group_value(g["lr"]) for g in self.optimizer.param_groups]
-            if self._KEEPS_LR_WHEN_RESUMED:
-                self._origin = {"step": start, "lr": lrs}
-                self._stream.seek(start + 1, self._origin)
-                self._step_count = 1
-                self.last_epoch = start
-                self._last_lr = current_lrs(self.optimizer)
-                self._hi = 0
-                return
-            self._origin = {"step": start - 1, "lr": lrs}
+        write_group_keys(self.optimizer, opened.group_keys)
+        for name, value in opened.attrs.items():
+            setattr(self, name, value)
+        self.base_lrs = [g["initial_lr"] for g in self.optimizer.param_groups]
+        start = opened.first_row
         self._stream.seek(start, self._origin)
         self._step_count = 1
         self._advance_to(start)
@@ -325,38 +337,38 @@ class Bridged(LRScheduler):
             self._stream.seek(k, self._origin)
 
     def _advance_to(self, k: int) -> None:
-        """Write row k (torch increments last_epoch before computing, even when it then raises)."""
+        """Write row k (torch increments last_epoch before computing, even when it then raises:
+        the stream raises torch's exception where the server's window stops)."""
         self.last_epoch = k
-        end = self._opened.row_end
-        if end is not None and k >= end:
-            self._refused_row(k)
         lr, mom = self._stream.row(k)
         self._write(lr, mom)
+        self._apply_attrs(self._stream.row_attrs(k))
 
-    def _refused_row(self, k: int) -> None:
-        try:
-            self._client_for().window(self._opened, k, 1, self._origin)
-        except ProtocolError as exc:
-            raise torch_error(exc) from None
-        raise ValueError(f"lrbridge: row {k} is past the end of this schedule")
+    def _apply_attrs(self, attrs: dict) -> None:
+        """Attributes torch updates each step, as the server's row says: T_cur/T_i,
+        and a composite's children's last_epoch and get_last_lr()."""
+        for name, value in attrs.items():
+            if name.startswith("schedulers["):
+                index, field = name[len("schedulers[") :].split("].", 1)
+                child = self._schedulers[int(index)]
+                if field == "last_epoch" and value == value:  # NaN: a child without last_epoch
+                    child.last_epoch = int(value)
+                elif field == "last_lr":
+                    value = value if isinstance(value, list) else [value]
+                    child._last_lr = [
+                        g["lr"].new_tensor(v) if isinstance(g["lr"], Tensor) else v
+                        for g, v in zip(self.optimizer.param_groups, value)
+                    ]
+            else:
+                setattr(self, name, int(value) if value.is_integer() else value)
 
     def _step_to_epoch(self, epoch: Any) -> None:
         """torch's deprecated step(epoch): closed form (or get_lr) at last_epoch = epoch."""
         groups = self.optimizer.param_groups
         self.last_epoch = epoch
-        if not self._HAS_EPOCH_FORM:
-            # MultiplicativeLR: current lr × λ(epoch), i.e. one recursive row from here.
-            self._origin = {"step": int(epoch) - 1, "lr": [group_value(g["lr"]) for g in groups]}
-            self._stream.seek(int(epoch), self._origin)
-            lr, mom = self._stream.row(int(epoch))
-            self._write(lr, mom)
-            return
-        try:
-            window = self._client_for().epoch(self._opened, [epoch])
-        except ProtocolError as exc:
-            if exc.code == "BAD_REQUEST":
-                raise torch_error(exc) from None
-            raise
+        # A recursive get_lr (MultiplicativeLR has no closed form) starts from the lrs as they are.
+        now = [group_value(g["lr"]) for g in groups] if self._chainable else None
+        window = self._client_for().epoch(self._opened, [epoch], now)
         lr = tuple(window.lr[0].tolist())
         mom = None if window.momentum is None else tuple(window.momentum[0].tolist())
         self._write(lr, mom)
@@ -391,7 +403,8 @@ class Bridged(LRScheduler):
     def _mirror(self) -> None:
         """Point the fast path at the stream's buffer, or switch it off."""
         s = self._stream
-        if self._inert:
+        if self._inert or "_schedulers" in self.__dict__:
+            # Children (inert) never step; a composite updates its children every step.
             self._hi = 0
             return
         self._tensor_lrs = any(isinstance(g["lr"], Tensor) for g in self.optimizer.param_groups)
@@ -402,6 +415,8 @@ class Bridged(LRScheduler):
         self._lo, self._groups, self._lr_flat, self._mom_flat = s.lo, s.groups, s.lr_flat, s.mom_flat
         self._betas = self._momentum_key == "betas"
         self._lr_rows, self._mom_rows = s.lr_rows, s.mom_rows
+        attrs = s.attrs or {}
+        self._tcur_flat, self._ti_flat = attrs.get("T_cur"), attrs.get("T_i")
         self._hi = s.hi  # never past the schedule's end: the stream holds no rows there
 
     # -- torch API -------------------------------------------------------------
@@ -432,7 +447,10 @@ class Bridged(LRScheduler):
         """``__dict__.update`` like torch, then position the stream at ``last_epoch + 1``.
 
         Like torch, the checkpoint's hyper-parameters win: a different spec in
-        the checkpoint is re-opened (with a warning naming both hashes).
+        the checkpoint is re-opened (with a warning naming both hashes). A
+        chainable schedule continues from the group lrs as they are now, as
+        torch's recursive form does (whichever order optimizer and scheduler
+        state were loaded in).
         """
         saved = {k: v for k, v in state_dict.items() if k not in TRANSIENT}
         saved_spec, saved_hash = saved.get("_spec"), saved.get("_spec_hash")
@@ -448,6 +466,8 @@ class Bridged(LRScheduler):
         self._reposition()
 
     def _reposition(self) -> None:
+        if self._chainable and not self._inert:
+            self._origin = {"step": self.last_epoch, "lr": [group_value(g["lr"]) for g in self.optimizer.param_groups]}
         self._stream.seek(self.last_epoch + 1, self._origin)
         self._hi = 0
 

@@ -1,4 +1,4 @@
-"""Client of the lrbridge schedule server (wire protocol v1, proto/PROTOCOL.md).
+"""Client of the lrbridge schedule server (wire protocol v2, proto/PROTOCOL.md).
 
 One ``Client`` owns one ZeroMQ REQ socket and talks in lock-step with the
 Lazy Pirate pattern (zguide ch. 4): send, poll with a timeout, and on timeout
@@ -18,16 +18,16 @@ import itertools
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, TypeVar
 
 import msgpack
 import numpy as np
 import zmq
 
-from .errors import BadRequest, LRBridgeError, ProtocolError, ServerUnavailable, SpecError, UnknownHash
+from .errors import BadRequest, LRBridgeError, ProtocolError, ServerUnavailable, UnknownHash, py_exception, spec_error_class
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 DEFAULT_TIMEOUT_S = 2.0
 DEFAULT_RETRIES = 3
 # Announced by the server in `hello`; the client splits larger windows.
@@ -69,8 +69,10 @@ def hello_message() -> dict:
     return {"type": "hello", "client": CLIENT_NAME}
 
 
-def open_message(spec: dict, groups: list[dict], client: str | None = None) -> dict:
-    msg = {"type": "open", "spec": spec, "groups": groups}
+def open_message(spec: dict, groups: list[dict], client: str | None = None, last_epoch: int = -1) -> dict:
+    msg: dict[str, Any] = {"type": "open", "spec": spec, "groups": groups}
+    if last_epoch != -1:
+        msg["last_epoch"] = int(last_epoch)
     if client is not None:
         msg["client"] = client  # shown by `lrbridge top`; not part of the handle
     return msg
@@ -98,8 +100,11 @@ def window_message(handle: str, start: int, count: int, origin: dict | None = No
     }
 
 
-def epoch_message(handle: str, epochs: list[float]) -> dict:
-    return {"type": "epoch", "hash": handle, "epochs": [float(e) for e in epochs]}
+def epoch_message(handle: str, epochs: list[float], lr: list[float] | None = None) -> dict:
+    msg: dict[str, Any] = {"type": "epoch", "hash": handle, "epochs": [float(e) for e in epochs]}
+    if lr is not None:
+        msg["lr"] = [float(v) for v in lr]
+    return msg
 
 
 def metric_message(handle: str, state: dict, metric: float) -> dict:
@@ -140,13 +145,17 @@ def error_from_reply(reply: dict) -> LRBridgeError:
     code = str(reply.get("code") or "UNKNOWN")
     message = str(reply.get("message") or "")
     path = reply.get("path")
+    py = reply.get("py") if isinstance(reply.get("py"), dict) else None
     if code == "SPEC_INVALID":
         path = str(path or "")
-        rule = reply.get("rule")
-        if rule is None:
-            # The server's message is "<path>: <rule>" (SpecError in ts/src/spec/api.ts).
-            rule = message[len(path) + 2 :] if path and message.startswith(path + ": ") else message
-        return SpecError(message or rule, path=path, rule=str(rule))
+        # torch's own text when torch rejects it; the server's rule otherwise.
+        text = str(py["message"]) if py else message
+        cls = spec_error_class(str(py["type"]) if py else "ValueError")
+        return cls(text, path=path, rule=message)
+    if code == "REFUSED" and py:
+        exc = py_exception(py)
+        exc.path = path  # type: ignore[attr-defined]
+        return exc  # type: ignore[return-value]
     if code == "UNKNOWN_HASH":
         return UnknownHash(code, message, path=path)
     if code == "BAD_REQUEST":
@@ -175,6 +184,12 @@ class Opened:
     groups: int
     # first row the schedule refuses (OneCycleLR: total_steps + 1); None: every row exists
     row_end: int | None = None
+    # deterministic torch schedules: the row construction leaves, the group keys it
+    # leaves (lr = that row) and the scheduler attributes it sets
+    first_row: int = 0
+    group_keys: list | None = None
+    attrs: dict = field(default_factory=dict)
+    last_epoch: int = -1
     # metric kind only: the values right after construction
     state: dict | None = None
     lr: list[float] | None = None
@@ -193,6 +208,10 @@ class Window:
     momentum: np.ndarray | None
     # cyclic schedules: the steps in [start, start+count) where a cycle starts; None: no cycles
     cycle_starts: list[int] | None = None
+    # per-row scheduler attributes (CosineAnnealingWarmRestarts: T_cur, T_i)
+    attrs: dict | None = None
+    # the rows end early: torch raises `py` at `row` ({row, py})
+    stop: dict | None = None
 
     @property
     def groups(self) -> int:
@@ -211,6 +230,9 @@ def opened_from_reply(reply: dict, spec: dict, groups: list) -> Opened:
             chainable=bool(reply.get("chainable", False)),
             groups=int(reply["groups"]),
             row_end=None if reply.get("row_end") is None else int(reply["row_end"]),
+            first_row=int(reply.get("first_row") or 0),
+            group_keys=reply.get("group_keys"),
+            attrs=dict(reply.get("attrs") or {}),
             state=reply.get("state") if kind == "metric" else None,
             lr=_floats(reply.get("lr")) if kind == "metric" else None,
             momentum=_floats(reply.get("momentum")) if kind == "metric" else None,
@@ -231,7 +253,16 @@ def window_from_reply(reply: dict) -> Window:
     momentum = None if blob is None else _matrix(blob, count, groups, "momentum")
     starts = reply.get("cycle_starts")
     cycle_starts = None if starts is None else [int(s) for s in starts]
-    return Window(start, count, lr, momentum, cycle_starts)
+    raw_attrs = reply.get("attrs")
+    attrs = None if raw_attrs is None else {k: _attr_rows(v, count, k) for k, v in raw_attrs.items()}
+    return Window(start, count, lr, momentum, cycle_starts, attrs, reply.get("stop"))
+
+
+def _attr_rows(blob: Any, count: int, name: str) -> np.ndarray:
+    """A per-row attribute: one value per row (1-d), or several (one row each)."""
+    width = len(blob) // (8 * count) if count and isinstance(blob, (bytes, bytearray, memoryview)) else 1
+    rows = _matrix(blob, count, max(1, width), name)
+    return rows[:, 0] if width == 1 else rows
 
 
 def metric_from_reply(reply: dict) -> dict:
@@ -247,8 +278,15 @@ def _concat(parts: list[Window]) -> Window:
         return parts[0]
     momentum = None if parts[0].momentum is None else np.concatenate([p.momentum for p in parts])
     cycle_starts = None if parts[0].cycle_starts is None else [s for p in parts for s in p.cycle_starts or ()]
+    attrs = None if parts[0].attrs is None else {k: np.concatenate([p.attrs[k] for p in parts]) for k in parts[0].attrs}
     return Window(
-        parts[0].start, sum(p.count for p in parts), np.concatenate([p.lr for p in parts]), momentum, cycle_starts
+        parts[0].start,
+        sum(p.count for p in parts),
+        np.concatenate([p.lr for p in parts]),
+        momentum,
+        cycle_starts,
+        attrs,
+        parts[-1].stop,
     )
 
 
@@ -372,10 +410,12 @@ class Client:
             return call()
 
     def _reopen(self, opened: Opened) -> None:
-        spec, groups = self._opened.get(opened.hash, (opened.spec, opened.group_inits))
+        spec, groups, last_epoch = self._opened.get(
+            opened.hash, (opened.spec, opened.group_inits, opened.last_epoch)
+        )
         if not spec:
             raise UnknownHash("UNKNOWN_HASH", f"the server forgot {opened.hash} and its spec is not known here")
-        again = self.open(spec, groups)
+        again = self.open(spec, groups, last_epoch)
         if again.hash != opened.hash:
             raise ProtocolError(
                 "BAD_REPLY", f"re-opening gave hash {again.hash}, expected {opened.hash}: server version changed?"
@@ -391,13 +431,14 @@ class Client:
             self.max_values = int(reply["max_values"])
         return reply
 
-    def open(self, spec: dict, groups: list[dict]) -> Opened:
-        """Bind ``spec`` to param groups; ``groups`` = [{lr, momentum?, betas?}, ...]."""
-        reply = self.request(open_message(spec, groups, client_label()))
+    def open(self, spec: dict, groups: list[dict], last_epoch: int = -1) -> Opened:
+        """Bind ``spec`` to param groups as the constructor finds them:
+        ``groups`` = [{lr, initial_lr?, momentum?, betas?, lr_dtype?}, ...], and its ``last_epoch``."""
+        reply = self.request(open_message(spec, groups, client_label(), last_epoch))
         if reply.get("type") != "opened":
             raise ProtocolError("BAD_REPLY", f"expected an 'opened' reply, got {reply.get('type')!r}")
-        opened = opened_from_reply(reply, spec, groups)
-        self._opened[opened.hash] = (spec, groups)
+        opened = replace(opened_from_reply(reply, spec, groups), last_epoch=last_epoch)
+        self._opened[opened.hash] = (spec, groups, last_epoch)
         return opened
 
     def window(self, opened: Opened, start: int, count: int, origin: dict | None = None) -> Window:
@@ -413,11 +454,15 @@ class Client:
         for piece_start in range(start, start + count, piece_rows):
             piece_count = min(piece_rows, start + count - piece_start)
             parts.append(self._window_piece(opened, piece_start, piece_count, origin))
+            if parts[-1].stop is not None:
+                break
         return _concat(parts)
 
     def _window_piece(self, opened: Opened, start: int, count: int, origin: dict | None) -> Window:
         msg = window_message(opened.hash, start, count, origin)
         window = self._with_reopen(opened, lambda: window_from_reply(self.request(msg)))
+        if window.stop is not None and window.start == start and window.count < count:
+            return window  # torch raises at window.stop["row"]: the caller decides when
         if window.start != start or window.count != count:
             raise ProtocolError(
                 "BAD_REPLY", f"asked rows [{start}, {start + count}), got [{window.start}, {window.start + window.count})"
@@ -442,9 +487,10 @@ class Client:
             )
         return window.cycle_starts
 
-    def epoch(self, opened: Opened, epochs: list[float]) -> Window:
-        """torch's deprecated ``step(epoch)``: row k = state after ``step(epochs[k])``."""
-        msg = epoch_message(opened.hash, epochs)
+    def epoch(self, opened: Opened, epochs: list[float], lr: list[float] | None = None) -> Window:
+        """torch's deprecated ``step(epoch)``: row k = state after ``step(epochs[k])``,
+        starting from the group lrs ``lr`` when given (recursive forms)."""
+        msg = epoch_message(opened.hash, epochs, lr)
         return self._with_reopen(opened, lambda: window_from_reply(self.request(msg)))
 
     def metric(self, opened: Opened, state: dict, metric: float) -> dict:

@@ -27,13 +27,51 @@ class SpecError(LRBridgeError, ValueError):
     """The spec breaks a rule. A ValueError, as torch raises for bad arguments.
 
     ``path`` names the offending field the way the server does
-    (``schedulers[1].pct_start``); ``rule`` says what was wrong with it.
+    (``schedulers[1].pct_start``); ``rule`` says what was wrong with it. When
+    torch itself rejects the arguments, the message is torch's text and the
+    exception is also an instance of torch's exception type (``py_type``).
     """
+
+    py_type = "ValueError"
 
     def __init__(self, message: str, *, path: str = "", rule: str = "") -> None:
         super().__init__(message)
         self.path = path
         self.rule = rule or message
+
+
+# Python exception types the server may name (proto/PROTOCOL.md, `py`).
+_PY_TYPES: dict[str, type] = {
+    t.__name__: t
+    for t in (
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        ZeroDivisionError,
+        OverflowError,
+        RuntimeError,
+        NotImplementedError,
+        ArithmeticError,
+    )
+}
+_SPEC_ERRORS: dict[str, type] = {"ValueError": SpecError}
+
+
+def spec_error_class(py_type: str) -> type:
+    """SpecError, also a ``py_type`` when torch raises something other than ValueError."""
+    cls = _SPEC_ERRORS.get(py_type)
+    if cls is None:
+        base = _PY_TYPES.get(py_type, Exception)
+        cls = _SPEC_ERRORS[py_type] = type("SpecError", (SpecError, base), {"py_type": py_type})
+        cls.__module__ = __name__
+    return cls
+
+
+def py_exception(py: dict) -> BaseException:
+    """The exception torch raises, from a reply's ``py: {type, message}``."""
+    cls = _PY_TYPES.get(str(py.get("type")), RuntimeError)
+    return cls(str(py.get("message", "")))
 
 
 class ProtocolError(LRBridgeError):

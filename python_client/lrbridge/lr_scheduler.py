@@ -45,9 +45,7 @@ from ._scheduler_base import (
     group_inits,
     group_value,
     make_spec,
-    torch_error,
 )
-from .errors import ProtocolError
 
 __all__ = [
     "LambdaLR",
@@ -72,13 +70,8 @@ _SERVER_MATH = "lrbridge computes schedule values on the server; this torch meth
 
 
 def _format_param(name: str, optimizer: Any, param: Any) -> list:
-    """torch's _format_param: one value per group (a list must match the group count)."""
+    """torch's _format_param: one value per group (the server checks a list's length)."""
     if isinstance(param, (list, tuple)):
-        if len(param) != len(optimizer.param_groups):
-            raise ValueError(
-                f"{name} must have the same length as optimizer.param_groups. "
-                f"{name} has {len(param)} values, param_groups has {len(optimizer.param_groups)}."
-            )
         return [p.clone() if isinstance(p, Tensor) else p for p in param]
     return [param.clone() if isinstance(param, Tensor) else param] * len(optimizer.param_groups)
 
@@ -87,33 +80,11 @@ def _lambdas(optimizer: Any, lr_lambda: Any) -> list[str]:
     """One expression per group, as torch builds lr_lambdas."""
     if not isinstance(lr_lambda, (list, tuple)):
         return [expression("lr_lambda", lr_lambda, "epoch", "0.95 ** epoch")] * len(optimizer.param_groups)
-    if len(lr_lambda) != len(optimizer.param_groups):
-        raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}")
     return [expression("lr_lambda", fn, "epoch", "0.95 ** epoch") for fn in lr_lambda]
 
 
 def _lambda_spec_value(lr_lambda: Any, lambdas: list[str]) -> Any:
     return list(lambdas) if isinstance(lr_lambda, (list, tuple)) else lambdas[0]
-
-
-def _initial_momentums(self: Any, optimizer: Any, base_momentum: Any, max_momentum: Any) -> tuple:
-    """CyclicLR/OneCycleLR: torch writes max_momentum (or betas[0]) and both bounds before its first step."""
-    if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-        raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
-    self.use_beta1 = "betas" in optimizer.defaults
-    max_momentums = _format_param("max_momentum", optimizer, max_momentum)
-    base_momentums = _format_param("base_momentum", optimizer, base_momentum)
-    return max_momentums, base_momentums
-
-
-def _apply_initial_momentum(self: Any, optimizer: Any, max_momentums: list, base_momentums: list) -> None:
-    for m_momentum, b_momentum, group in zip(max_momentums, base_momentums, optimizer.param_groups):
-        if self.use_beta1:
-            group["betas"] = (m_momentum, *group["betas"][1:])
-        else:
-            group["momentum"] = m_momentum
-        group["max_momentum"] = m_momentum
-        group["base_momentum"] = b_momentum
 
 
 # --------------------------------------------------------------------------
@@ -134,8 +105,6 @@ class LambdaLR(Bridged, _torch.LambdaLR):
 class MultiplicativeLR(Bridged, _torch.MultiplicativeLR):
     """lr × λ(epoch) each step (chainable), λ an expression string over ``epoch``."""
 
-    _KEEPS_LR_WHEN_RESUMED = True
-    _HAS_EPOCH_FORM = False
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1, *, server=None) -> None:
         check_optimizer(optimizer)
@@ -174,7 +143,6 @@ class ConstantLR(Bridged, _torch.ConstantLR):
 
 
 class LinearLR(Bridged, _torch.LinearLR):
-    _KEEPS_LR_WHEN_RESUMED = True
 
     def __init__(
         self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1, *, server=None
@@ -190,7 +158,6 @@ class LinearLR(Bridged, _torch.LinearLR):
 
 
 class ExponentialLR(Bridged, _torch.ExponentialLR):
-    _KEEPS_LR_WHEN_RESUMED = True
 
     def __init__(self, optimizer, gamma, last_epoch=-1, *, server=None) -> None:
         check_optimizer(optimizer)
@@ -199,7 +166,6 @@ class ExponentialLR(Bridged, _torch.ExponentialLR):
 
 
 class PolynomialLR(Bridged, _torch.PolynomialLR):
-    _KEEPS_LR_WHEN_RESUMED = True
 
     def __init__(self, optimizer, total_iters=5, power=1.0, last_epoch=-1, *, server=None) -> None:
         check_optimizer(optimizer)
@@ -210,7 +176,6 @@ class PolynomialLR(Bridged, _torch.PolynomialLR):
 
 
 class CosineAnnealingLR(Bridged, _torch.CosineAnnealingLR):
-    _KEEPS_LR_WHEN_RESUMED = True
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1, *, server=None) -> None:
         check_optimizer(optimizer)
@@ -224,19 +189,19 @@ class CosineAnnealingWarmRestarts(Bridged, _torch.CosineAnnealingWarmRestarts):
 
     ``step(epoch)`` (fractional epochs allowed) asks the server for that epoch;
     plain ``step()`` calls after it continue at epoch + 1, + 2, ... (torch's
-    ``T_cur += 1`` with restarts), also from the server. ``T_cur``/``T_i`` are
-    not tracked here.
+    ``T_cur += 1`` with restarts), also from the server, as do ``T_cur`` and
+    ``T_i`` (per row on the wire).
     """
 
     def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1, *, server=None) -> None:
+        # torch compares them first (TypeError for a non-number); int vs float
+        # (T_0=5.0) does not survive the wire; the ranges are the server's.
         check_number("T_0", T_0)
-        if T_0 <= 0 or not isinstance(T_0, int):
-            raise ValueError(f"Expected positive integer T_0, but got {T_0}")
         check_number("T_mult", T_mult)
-        if T_mult < 1 or not isinstance(T_mult, int):
+        if not isinstance(T_0, int) or isinstance(T_0, bool):
+            raise ValueError(f"Expected positive integer T_0, but got {T_0}")
+        if not isinstance(T_mult, int) or isinstance(T_mult, bool):
             raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult}")
-        if not isinstance(eta_min, (float, int)):
-            raise ValueError(f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}")
         check_optimizer(optimizer)
         self.T_0 = T_0
         self.T_i = T_0
@@ -255,12 +220,15 @@ class CosineAnnealingWarmRestarts(Bridged, _torch.CosineAnnealingWarmRestarts):
     def step(self, epoch=None) -> None:
         k = self.last_epoch + 1
         if epoch is None and self._lo <= k < self._hi:
-            j = (k - self._lo) * self._groups
+            i = k - self._lo
+            j = i * self._groups
             row = self._lr_flat[j : j + self._groups].tolist()
             for g, v in zip(self.optimizer.param_groups, row):
                 g["lr"] = v
             self.last_epoch = k
             self._last_lr = row
+            self.T_cur = int(self._tcur_flat[i])
+            self.T_i = int(self._ti_flat[i])
             return
         if self._inert:
             super()._general_step(None)  # raises: the composite steps it
@@ -274,6 +242,10 @@ class CosineAnnealingWarmRestarts(Bridged, _torch.CosineAnnealingWarmRestarts):
             raise ValueError(f"Expected non-negative epoch, but got {epoch}")
         window = self._client_for().epoch(self._opened, [epoch])
         self._write(tuple(window.lr[0].tolist()), None)
+        if window.attrs:
+            t_cur = float(window.attrs["T_cur"][0])
+            self.T_cur = t_cur if isinstance(epoch, float) else int(t_cur)
+            self.T_i = int(window.attrs["T_i"][0])
         self._epoch_float = epoch
         self.last_epoch = floor(epoch)
         self._hi = 0
@@ -322,19 +294,8 @@ class CyclicLR(Bridged, _torch.CyclicLR):
         self._scale_fn_custom = scale_fn
         self.scale_mode = scale_mode
         self.cycle_momentum = cycle_momentum
-        momentums = None
-        if cycle_momentum:
-            momentums = _initial_momentums(self, optimizer, base_momentum, max_momentum)
-            self.max_momentums, self.base_momentums = momentums
-        if last_epoch == -1:
-            # torch overwrites the lr with base_lr before LRScheduler.__init__ (so initial_lr = base_lr).
-            for lr, group in zip(base_lrs, optimizer.param_groups):
-                if isinstance(group["lr"], Tensor):
-                    group["lr"].fill_(group_value(lr))
-                else:
-                    group["lr"] = lr
-            if momentums is not None:
-                _apply_initial_momentum(self, optimizer, *momentums)
+        # The lr := base_lr write, momentum seeding and group keys come from the
+        # server's simulation of this constructor (opened.group_keys).
         spec = make_spec(
             "CyclicLR",
             base_lr=[group_value(v) for v in base_lrs] if isinstance(base_lr, (list, tuple)) else group_value(base_lr),
@@ -389,40 +350,28 @@ class OneCycleLR(Bridged, _torch.OneCycleLR):
         check_optimizer(optimizer)
         self.optimizer = optimizer
         # int/float distinctions the server cannot see once numbers are on the wire.
+        # int vs float (total_steps=10.0, pct_start=1) does not survive the wire;
+        # the ranges and the total_steps/epochs rule are the server's.
         if total_steps is not None:
-            check_number("total_steps", total_steps)
-            if total_steps <= 0 or not isinstance(total_steps, int):
+            if not isinstance(total_steps, int):
                 raise ValueError(f"Expected positive integer total_steps, but got {total_steps}")
-            self.total_steps = total_steps
         elif epochs is not None and steps_per_epoch is not None:
-            if not isinstance(epochs, int) or epochs <= 0:
+            if not isinstance(epochs, int):
                 raise ValueError(f"Expected positive integer epochs, but got {epochs}")
-            if not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
+            if not isinstance(steps_per_epoch, int):
                 raise ValueError(f"Expected positive integer steps_per_epoch, but got {steps_per_epoch}")
-            self.total_steps = epochs * steps_per_epoch
-        else:
-            raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
-        if not isinstance(pct_start, float) or pct_start < 0 or pct_start > 1:
+        if not isinstance(pct_start, float):
             raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
         self._anneal_func_type = anneal_strategy
         self.cycle_momentum = cycle_momentum
-        max_lrs = _format_param("max_lr", optimizer, max_lr)
-        momentums = None
-        if cycle_momentum:
-            momentums = _initial_momentums(self, optimizer, base_momentum, max_momentum)
-        if anneal_strategy in ("cos", "linear") and last_epoch == -1:
-            # The group keys torch writes (its initial/min lr divisions, verbatim); the
-            # schedule's values still come from the server.
-            for idx, group in enumerate(optimizer.param_groups):
-                group["initial_lr"] = max_lrs[idx] / div_factor
-                group["max_lr"] = max_lrs[idx]
-                group["min_lr"] = group["initial_lr"] / final_div_factor
-            if momentums is not None:
-                _apply_initial_momentum(self, optimizer, *momentums)
+        # initial_lr/max_lr/min_lr, momentum seeding and total_steps come from the
+        # server's simulation of this constructor (opened.group_keys, opened.attrs).
         spec = make_spec(
             "OneCycleLR",
             max_lr=max_lr,
-            total_steps=self.total_steps,
+            total_steps=total_steps,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
             pct_start=pct_start,
             anneal_strategy=anneal_strategy,
             cycle_momentum=cycle_momentum,
@@ -480,13 +429,7 @@ class SequentialLR(Bridged, _torch.SequentialLR):
         if len(schedulers) < 1:
             raise ValueError(f"{self.__class__.__name__} expects at least one scheduler, but got no scheduler.")
         schedulers = _check_children(self.__class__.__name__, optimizer, schedulers)
-        milestones = list(milestones)
-        if len(milestones) != len(schedulers) - 1:
-            raise ValueError(
-                "Sequential Schedulers expects number of schedulers provided to be one more "
-                f"than the number of milestone points, but got number of schedulers {len(schedulers)} and the "
-                f"number of milestones to be equal to {len(milestones)}"
-            )
+        milestones = list(milestones)  # their count is checked by the server
         self._schedulers = schedulers
         self._milestones = milestones
         spec = make_spec("SequentialLR", schedulers=[s._spec for s in schedulers], milestones=milestones)
@@ -495,7 +438,9 @@ class SequentialLR(Bridged, _torch.SequentialLR):
             s._hi = 0
         # LRScheduler.__init__ resets nothing here; the composite's row 0 is torch's
         # "lrs back to initial_lr, then the first child's initial step".
-        self._bridge_init(optimizer, spec, last_epoch, _composite_server(server, schedulers))
+        # The server constructs the children too: from the state the first one found.
+        inits = schedulers[0]._snapshot[0]
+        self._bridge_init(optimizer, spec, last_epoch, _composite_server(server, schedulers), inits)
 
     def recursive_undo(self, sched=None) -> None:
         pass  # the composite spec replays construction on the server
@@ -517,7 +462,9 @@ class ChainedScheduler(Bridged, _torch.ChainedScheduler):
             s._hi = 0
         spec = make_spec("ChainedScheduler", schedulers=[s._spec for s in schedulers])
         # Row 0 of the chain is what the children's constructions left on the groups.
-        self._bridge_init(optimizer, spec, -1, _composite_server(server, schedulers))
+        # The server constructs the children too: from the state the first one found.
+        inits = schedulers[0]._snapshot[0]
+        self._bridge_init(optimizer, spec, -1, _composite_server(server, schedulers), inits)
 
 
 # --------------------------------------------------------------------------
@@ -547,14 +494,10 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
         server=None,
     ) -> None:
         check_number("factor", factor)
-        if factor >= 1.0:
-            raise ValueError("Factor should be < 1.0.")
         check_optimizer(optimizer)
         self.factor = factor
         self.optimizer = optimizer
         if isinstance(min_lr, (list, tuple)):
-            if len(min_lr) != len(optimizer.param_groups):
-                raise ValueError(f"expected {len(optimizer.param_groups)} min_lrs, got {len(min_lr)}")
             self.default_min_lr = None
             self.min_lrs = list(min_lr)
         else:
@@ -588,7 +531,7 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
     _client_for = Bridged._client_for
 
     def _open(self):
-        self._opened = opened = self._client_for().open(self._spec, group_inits(self.optimizer, "lr"))
+        self._opened = opened = self._client_for().open(self._spec, group_inits(self.optimizer))
         self._spec_hash = opened.spec_hash
         return opened
 
@@ -612,12 +555,8 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
         if "lr" in state:
             # torch reduces the lrs as they are now, hand edits included.
             state["lr"] = now
-        try:
-            reply = self._client_for().metric(self._opened, state, current)
-        except ProtocolError as exc:
-            if exc.code == "BAD_REQUEST":
-                raise torch_error(exc) from None
-            raise
+        # After add_param_group the server extends min_lrs, or raises torch's RuntimeError.
+        reply = self._client_for().metric(self._opened, state, current)
         for g, new, old in zip(groups, reply["lr"], now):
             if new != old:  # torch writes only a reduced lr
                 if isinstance(g["lr"], Tensor):

@@ -40,7 +40,7 @@ from array import array
 from typing import Any
 
 from .client import Client, Opened, PrefetchChannel, Window, window_from_reply, window_message
-from .errors import BadRequest, LRBridgeError
+from .errors import LRBridgeError, py_exception
 
 DEFAULT_WINDOW = 1024
 # Values per array in one window (rows x groups): 512 KiB, taken off the socket in ~0.2 ms.
@@ -64,8 +64,9 @@ class WindowStream:
     ``opened.row_end`` (the first row the schedule refuses; None there means
     every row exists). Windows and prefetches never reach it (the last window
     is clamped); ``row(k)`` for ``k >= end`` asks the server for row k alone,
-    which raises the schedule's own error (torch's OneCycleLR message, as
-    BadRequest).
+    which raises torch's exception there (the server's ``stop``). A window
+    that ends early (``stop``: a user expression that raises at some epoch)
+    ends the stream there too.
     """
 
     def __init__(
@@ -93,6 +94,9 @@ class WindowStream:
         self.n = 0
         self.lr_flat: array = array("d")
         self.mom_flat: array | None = None
+        # Per-row attributes of the window (T_cur, T_i), and where torch raises ({row, py}).
+        self.attrs: dict | None = None
+        self.stop: dict | None = None
         self._channel = PrefetchChannel(client.endpoint)
         self._next: _Pending | None = None
         self._start_hint = int(start_step)
@@ -109,6 +113,14 @@ class WindowStream:
         j = i * g
         mom = self.mom_flat
         return tuple(self.lr_flat[j : j + g]), (None if mom is None else tuple(mom[j : j + g]))
+
+    def row_attrs(self, k: int) -> dict:
+        """Per-row scheduler attributes at row k (after ``row(k)``): {} for most schedules."""
+        attrs = self.attrs
+        if not attrs:
+            return {}
+        i = k - self.lo
+        return {name: (float(v[i]) if v.ndim == 1 else v[i].tolist()) for name, v in attrs.items()}
 
     @property
     def lr_rows(self) -> "RowView":
@@ -127,6 +139,7 @@ class WindowStream:
         """
         self.origin = _copy_origin(origin)
         self._set_window(int(k), array("d"), None)
+        self.stop = None  # it depends on the origin
         self._next = None  # its reply, if one comes, is skipped by id
         self._start_hint = int(k)
 
@@ -154,8 +167,12 @@ class WindowStream:
     # -- slow path -------------------------------------------------------------
 
     def _make_available(self, k: int) -> None:
+        if self.stop is None and self.end is not None and k >= self.end:
+            window = self.client.window(self.opened, k, 1, self.origin)  # the server says what torch raises there
+            self.stop = window.stop
+        if self.stop is not None and k >= int(self.stop["row"]):
+            raise py_exception(self.stop["py"])
         if self.end is not None and k >= self.end:
-            self.client.window(self.opened, k, 1, self.origin)  # raises the schedule's error for row k
             raise IndexError(f"lrbridge: row {k} is past the end of this schedule (row {self.end})")
         if self.origin is not None and k <= self.origin["step"]:
             raise ValueError(
@@ -182,29 +199,30 @@ class WindowStream:
                     window = window_from_reply(reply)
                 except LRBridgeError:
                     window = None
-                if window is not None and window.start == pending.start and window.count == pending.count:
+                whole = window is not None and (window.count == pending.count or window.stop is not None)
+                if whole and window.start == pending.start:
                     pending.window = window
         return pending.window
 
     def _count_from(self, start: int) -> int:
         """Rows to ask for from ``start``: a window, clamped to the schedule's end."""
-        return self.window if self.end is None else min(self.window, self.end - start)
+        end = self.end if self.stop is None else int(self.stop["row"])
+        return self.window if end is None else min(self.window, end - start)
 
     def _fetch_now(self, k: int) -> None:
-        count = self._count_from(k)
-        try:
-            window = self.client.window(self.opened, k, count, self.origin)
-        except BadRequest:
-            # A row the server could not foresee refusing (a user expression
-            # that raises at some epoch) fails the whole window: take the rows
-            # before it, or raise the schedule's own error for row k.
-            window = _longest_window(self.client, self.opened, k, count, self.origin)
+        window = self.client.window(self.opened, k, self._count_from(k), self.origin)
         self._install(window)
+        if window.count == 0:
+            self._make_available(k)  # raises torch's exception for row k
 
     def _install(self, window: Window) -> None:
-        """Make ``window`` current and ask for the window after it."""
+        """Make ``window`` current and ask for the window after it (none past a stop)."""
         momentum = None if window.momentum is None else _flat(window.momentum)
         self._set_window(window.start, _flat(window.lr), momentum)
+        self.attrs = window.attrs
+        if window.stop is not None:
+            self.stop = window.stop
+            return
         self._submit(self.hi)
 
     def _set_window(self, start: int, lr_flat: array, mom_flat: array | None) -> None:
@@ -247,23 +265,6 @@ def _flat(values) -> array:
     if sys.byteorder != "little" and values.dtype.byteorder != "=":
         flat.byteswap()  # the wire is little-endian
     return flat
-
-
-def _longest_window(client: Client, opened: Opened, start: int, count: int, origin: dict | None) -> Window:
-    """The longest window from ``start`` the schedule gives (bisection, ~log2(count) requests).
-
-    Raises the BadRequest for ``start`` itself when not even that row exists.
-    """
-    good, good_count, bad_count = None, 0, count
-    while bad_count - good_count > 1:
-        middle = (good_count + bad_count) // 2
-        try:
-            good, good_count = client.window(opened, start, middle, origin), middle
-        except BadRequest:
-            bad_count = middle
-    if good is None:
-        return client.window(opened, start, 1, origin)  # raises the schedule's own error
-    return good
 
 
 def _copy_origin(origin: Any) -> dict | None:

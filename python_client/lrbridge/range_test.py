@@ -207,7 +207,7 @@ def find_lr(
         spec["diverge_factor"] = diverge_factor
 
     client = resolve_client(server)
-    opened = client.open(spec, group_inits(optimizer, "lr"))
+    opened = client.open(spec, group_inits(optimizer))
     if opened.kind != "metric":
         raise RuntimeError(f"lrbridge: the server bound range_test as {opened.kind!r}, expected a metric-driven spec")
 

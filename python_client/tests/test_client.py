@@ -67,10 +67,10 @@ def torch_rows(spec: dict, groups: list[dict], steps: int, edit: tuple[int, list
 # hello / open
 
 
-def test_hello_announces_protocol_1_and_its_capabilities(client):
+def test_hello_announces_protocol_2_and_its_capabilities(client):
     reply = client.hello()
     assert reply["type"] == "hello"
-    assert reply["protocol"] == 1
+    assert reply["protocol"] == 2
     assert {"window", "metric", "rebase", "epoch"} <= set(reply["capabilities"])
     assert client.max_window == reply["max_window"] > 0
 
@@ -267,7 +267,7 @@ def test_stream_stops_where_a_bounded_schedule_ends_like_torch(client):
     np.testing.assert_allclose(got, expected_lr[:, 0], rtol=RTOL, atol=1e-15)
     with pytest.raises(ValueError) as error:
         stream.row(101)
-    assert isinstance(error.value, lrbridge.BadRequest)
+    assert type(error.value) is ValueError  # torch's own type and text
 
 
 def test_opened_says_where_the_schedule_ends(client):
@@ -316,7 +316,7 @@ def test_resolve_client_takes_none_a_string_or_a_client(server, monkeypatch):
     assert resolve_client(server).endpoint == server
     assert resolve_client(None) is default_client()
     assert default_client().endpoint == server
-    assert default_client().hello()["protocol"] == 1
+    assert default_client().hello()["protocol"] == 2
     with pytest.raises(TypeError):
         resolve_client(5555)
 
@@ -341,7 +341,7 @@ def test_embedded_server_starts_on_demand_and_stops_at_exit(server_cli, repo_roo
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     endpoint, protocol, pid = out.stdout.split()
-    assert endpoint.startswith("ipc://") and protocol == "1"
+    assert endpoint.startswith("ipc://") and protocol == "2"
     assert not _process_exists(int(pid))
     assert not os.path.exists(endpoint[len("ipc://"):])
 

@@ -47,7 +47,7 @@ def test_client_recovers_when_a_server_appears_after_a_failure(fresh_server, sho
         client.hello()
     fresh_server(endpoint)
     client.timeout = 5.0
-    assert client.hello()["protocol"] == 1
+    assert client.hello()["protocol"] == 2
 
 
 # --------------------------------------------------------------------------
@@ -177,21 +177,21 @@ def _reply(socket: zmq.Socket) -> dict:
         ([b"", b"x", b"y"], "BAD_FRAME"),  # malformed envelope
         ([msgpack.packb({"id": 1, "type": "hello"})], "BAD_VERSION"),
         ([msgpack.packb({"v": 99, "id": 1, "type": "hello"})], "BAD_VERSION"),
-        ([msgpack.packb({"v": 1, "id": 1, "type": "launch"})], "UNKNOWN_TYPE"),
-        ([msgpack.packb({"v": 1, "id": 1, "type": "window", "hash": 5})], "BAD_REQUEST"),
-        ([msgpack.packb({"v": 1, "id": 1, "type": "open", "spec": {}, "groups": [], "pad": b"\0" * (1 << 20)})], "TOO_LARGE"),
+        ([msgpack.packb({"v": 2, "id": 1, "type": "launch"})], "UNKNOWN_TYPE"),
+        ([msgpack.packb({"v": 2, "id": 1, "type": "window", "hash": 5})], "BAD_REQUEST"),
+        ([msgpack.packb({"v": 2, "id": 1, "type": "open", "spec": {}, "groups": [], "pad": b"\0" * (1 << 20)})], "TOO_LARGE"),
     ],
 )
 def test_garbage_gets_an_error_reply_and_the_server_keeps_serving(server, dealer, frames, code):
     dealer.send_multipart(frames)
     reply = _reply(dealer)
     assert reply["type"] == "error" and reply["code"] == code
-    assert Client(server).hello()["protocol"] == 1
+    assert Client(server).hello()["protocol"] == 2
 
 
 def test_dealer_gets_its_id_back_with_several_requests_in_flight(dealer):
     for request_id in range(5):
-        dealer.send(msgpack.packb({"v": 1, "id": request_id, "type": "hello"}))
+        dealer.send(msgpack.packb({"v": 2, "id": request_id, "type": "hello"}))
     replies = [_reply(dealer) for _ in range(5)]
     assert sorted(r["id"] for r in replies) == list(range(5))
 

@@ -160,7 +160,7 @@ def test_spec_refuses_callables_and_missing_type():
 
 def test_server_rejects_a_bad_spec_with_its_path(server):
     with pytest.raises(SpecError) as info:
-        Schedule(sgd(), {"type": "StepLR", "step_size": -1}, server=server)
+        Schedule(sgd(), {"type": "StepLR", "step_size": 1.5}, server=server)
     assert "step_size" in info.value.path
 
 

@@ -14,6 +14,7 @@ import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { decodeBody, encodeBody, MAX_REQUEST_BYTES, MAX_WINDOW, toJsonable } from "../src/protocol";
 import { bind } from "../src/spec/bind";
+import { VECTOR_CLOCK } from "./vector_clock";
 import { Handler } from "../src/server/handler";
 
 const OUT_DIR = join(__dirname, "..", "..", "proto", "vectors", "wire");
@@ -39,7 +40,13 @@ const WARM_RESTARTS = { type: "CosineAnnealingWarmRestarts", T_0: 2, T_mult: 2 }
 const PLATEAU = { type: "ReduceLROnPlateau", factor: 0.5, patience: 1 };
 const PLAIN_GROUPS = [{ lr: 0.1 }];
 
-const open = (id: number, spec: Msg, groups: Msg[]): Msg => ({ v: 1, id, type: "open", spec, groups });
+const open = (id: number, spec: Msg, groups: Msg[], lastEpoch?: number): Msg =>
+  lastEpoch === undefined ? { v: 2, id, type: "open", spec, groups } : { v: 2, id, type: "open", spec, groups, last_epoch: lastEpoch };
+const MULT = { type: "MultiplicativeLR", lr_lambda: "0.9" };
+const CYCLIC = { type: "CyclicLR", base_lr: 0.01, max_lr: 0.1, step_size_up: 2, cycle_momentum: false };
+const LAMBDA_FAILS = { type: "LambdaLR", lr_lambda: "1 / (3 - epoch)" };
+/** A resumed optimizer: lr 0.0125 now, initial_lr 0.1, the lr a float32 tensor. */
+const RESUMED_GROUPS = [{ lr: 0.0125, initial_lr: 0.1, momentum: 0.9, lr_dtype: "float32" }];
 
 /** The `hash` a spec gets, found by asking a scratch handler (so vectors never hard-code it). */
 function hashOf(spec: Msg, groups: Msg[]): string {
@@ -60,8 +67,11 @@ function cases(): VectorCase[] {
   const oneCycle = hashOf(ONECYCLE, ADAM_GROUPS);
   const restarts = hashOf(WARM_RESTARTS, PLAIN_GROUPS);
   const plateau = hashOf(PLATEAU, PLAIN_GROUPS);
+  const lambdaFails = hashOf(LAMBDA_FAILS, PLAIN_GROUPS);
+  const cyclic = hashOf(CYCLIC, PLAIN_GROUPS);
+  const mult = hashOf(MULT, PLAIN_GROUPS);
   return [
-    { name: "hello", about: "handshake", request: { v: 1, id: 1, type: "hello", client: "lrbridge-python/0.1" } },
+    { name: "hello", about: "handshake", request: { v: 2, id: 1, type: "hello", client: "lrbridge-python/0.1" } },
     { name: "open", about: "bind a deterministic spec (SGD group with momentum)", request: open(2, STEP, STEP_GROUPS) },
     { name: "open_betas", about: "bind a spec that writes beta1 (Adam groups)", request: open(3, ONECYCLE, ADAM_GROUPS) },
     { name: "open_metric", about: "bind a metric-driven spec: the reply carries the initial state", request: open(4, PLATEAU, PLAIN_GROUPS) },
@@ -69,37 +79,84 @@ function cases(): VectorCase[] {
       name: "window",
       about: "rows [0, 8) of a StepLR",
       setup: [open(2, STEP, STEP_GROUPS)],
-      request: { v: 1, id: 5, type: "window", hash: step, start: 0, count: 8 },
+      request: { v: 2, id: 5, type: "window", hash: step, start: 0, count: 8 },
     },
     {
       name: "window_momentum",
       about: "rows [4, 7) of a OneCycleLR over 2 groups: lr and beta1 bins, row-major",
       setup: [open(3, ONECYCLE, ADAM_GROUPS)],
-      request: { v: 1, id: 6, type: "window", hash: oneCycle, start: 4, count: 3 },
+      request: { v: 2, id: 6, type: "window", hash: oneCycle, start: 4, count: 3 },
     },
     {
       name: "rebase",
       about: "lr set to 0.05 by hand at row 4; rows 5.. continue from it",
       setup: [open(2, STEP, STEP_GROUPS)],
-      request: { v: 1, id: 7, type: "rebase", hash: step, start: 5, count: 4, origin: { step: 4, lr: [0.05] } },
+      request: { v: 2, id: 7, type: "rebase", hash: step, start: 5, count: 4, origin: { step: 4, lr: [0.05] } },
     },
     {
       name: "epoch",
       about: "deprecated step(epoch) with fractional epochs",
       setup: [open(8, WARM_RESTARTS, PLAIN_GROUPS)],
-      request: { v: 1, id: 9, type: "epoch", hash: restarts, epochs: [0.5, 1.5, 3.25, 6.5] },
+      request: { v: 2, id: 9, type: "epoch", hash: restarts, epochs: [0.5, 1.5, 3.25, 6.5] },
     },
     {
       name: "metric",
       about: "one ReduceLROnPlateau step from the initial state",
       setup: [open(4, PLATEAU, PLAIN_GROUPS)],
-      request: { v: 1, id: 10, type: "metric", hash: plateau, state: initialState(PLATEAU, PLAIN_GROUPS), metric: 0.75 },
+      request: { v: 2, id: 10, type: "metric", hash: plateau, state: initialState(PLATEAU, PLAIN_GROUPS), metric: 0.75 },
+    },
+    {
+      name: "open_resumed",
+      about: "bind against a resumed optimizer: current lr, initial_lr, a float32 tensor lr, last_epoch 6 (first_row 7)",
+      request: open(19, STEP, RESUMED_GROUPS, 6),
+    },
+    {
+      name: "window_stop",
+      about: "rows [8, 12) of a OneCycleLR with total_steps 10: torch raises at row 11, so the window stops there",
+      setup: [open(3, ONECYCLE, ADAM_GROUPS)],
+      request: { v: 2, id: 20, type: "window", hash: oneCycle, start: 8, count: 4 },
+    },
+    {
+      name: "window_stop_expression",
+      about: "a LambdaLR whose lr_lambda divides by zero at epoch 3: the window stops at row 3 with torch's ZeroDivisionError",
+      setup: [open(21, LAMBDA_FAILS, PLAIN_GROUPS)],
+      request: { v: 2, id: 22, type: "window", hash: lambdaFails, start: 0, count: 6 },
+    },
+    {
+      name: "window_attrs",
+      about: "rows [0, 5) of a CosineAnnealingWarmRestarts: T_cur and T_i per row",
+      setup: [open(8, WARM_RESTARTS, PLAIN_GROUPS)],
+      request: { v: 2, id: 23, type: "window", hash: restarts, start: 0, count: 5 },
+    },
+    {
+      name: "window_cycle_starts",
+      about: "rows [0, 6) of a CyclicLR (cycles of 4 steps): cycle_starts",
+      setup: [open(24, CYCLIC, PLAIN_GROUPS)],
+      request: { v: 2, id: 25, type: "window", hash: cyclic, start: 0, count: 6 },
+    },
+    {
+      name: "epoch_lr",
+      about: "MultiplicativeLR.step(epoch) from lr 0.05: the recursive form starts from the given group lrs (floats on the wire: no integer-valued epoch here)",
+      setup: [open(26, MULT, PLAIN_GROUPS)],
+      request: { v: 2, id: 27, type: "epoch", hash: mult, epochs: [2.5], lr: [0.05] },
+    },
+    {
+      name: "error_REFUSED",
+      about: "OneCycleLR.step(12.5) with total_steps 10: torch's ValueError, verbatim in py",
+      setup: [open(3, ONECYCLE, ADAM_GROUPS)],
+      request: { v: 2, id: 28, type: "epoch", hash: oneCycle, epochs: [12.5] },
+    },
+    {
+      name: "stats",
+      about: "the live view after one open and one window (clock fixed for the vector: times are Unix seconds)",
+      setup: [open(2, STEP, STEP_GROUPS), { v: 2, id: 5, type: "window", hash: step, start: 0, count: 8 }],
+      request: { v: 2, id: 29, type: "stats" },
     },
     { name: "error_BAD_FRAME", about: "the body is a msgpack array, not a map", request: [1, "hello"] },
     { name: "error_BAD_FRAME_undecodable", about: "the body is not msgpack (0xc1 is never used)", request: { hex: "c1" } },
-    { name: "error_BAD_VERSION", about: "v is not 1", request: { v: 2, id: 11, type: "hello" } },
-    { name: "error_UNKNOWN_TYPE", about: "type is not a message", request: { v: 1, id: 12, type: "dance" } },
-    { name: "error_BAD_REQUEST", about: "count must be >= 1", request: { v: 1, id: 13, type: "window", hash: step, start: 0, count: 0 } },
+    { name: "error_BAD_VERSION", about: "v is 1: this server speaks 2 only", request: { v: 1, id: 11, type: "hello" } },
+    { name: "error_UNKNOWN_TYPE", about: "type is not a message", request: { v: 2, id: 12, type: "dance" } },
+    { name: "error_BAD_REQUEST", about: "count must be >= 1", request: { v: 2, id: 13, type: "window", hash: step, start: 0, count: 0 } },
     {
       name: "error_SPEC_INVALID",
       about: "pct_start must be in [0, 1]",
@@ -108,18 +165,18 @@ function cases(): VectorCase[] {
     {
       name: "error_UNKNOWN_HASH",
       about: "no such handle (server restarted or evicted): re-open and retry",
-      request: { v: 1, id: 15, type: "window", hash: "0".repeat(64), start: 0, count: 1 },
+      request: { v: 2, id: 15, type: "window", hash: "0".repeat(64), start: 0, count: 1 },
     },
     {
       name: "error_WRONG_KIND",
       about: "window on a metric-driven schedule",
       setup: [open(4, PLATEAU, PLAIN_GROUPS)],
-      request: { v: 1, id: 16, type: "window", hash: plateau, start: 0, count: 1 },
+      request: { v: 2, id: 16, type: "window", hash: plateau, start: 0, count: 1 },
     },
     {
       name: "error_WINDOW_TOO_LARGE",
       about: `count over max_window (${MAX_WINDOW})`,
-      request: { v: 1, id: 17, type: "window", hash: step, start: 0, count: MAX_WINDOW + 1 },
+      request: { v: 2, id: 17, type: "window", hash: step, start: 0, count: MAX_WINDOW + 1 },
     },
     {
       name: "error_TOO_LARGE",
@@ -131,7 +188,7 @@ function cases(): VectorCase[] {
 
 /** A reply the server gives only on a bug: no request produces it, so the vector is reply-only. */
 function internalVector(): Msg {
-  const reply = { v: 1, id: 18, type: "error", code: "INTERNAL", message: "internal error: example" };
+  const reply = { v: 2, id: 18, type: "error", code: "INTERNAL", message: "internal error: example" };
   return {
     name: "error_INTERNAL",
     about: "a bug in the server (reply only: no valid request triggers it); the server keeps serving",
@@ -149,7 +206,7 @@ function requestBytes(request: VectorCase["request"]): Buffer {
 }
 
 function vectorFor(c: VectorCase): Msg {
-  const handler = new Handler({ bind });
+  const handler = new Handler({ bind, now: VECTOR_CLOCK });
   for (const setup of c.setup ?? []) {
     const reply = handler.handle(setup);
     if (reply.type === "error") throw new Error(`${c.name}: setup failed: ${JSON.stringify(reply)}`);

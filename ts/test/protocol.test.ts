@@ -31,7 +31,7 @@ const HASH = "ab".repeat(32);
 describe("codec", () => {
   it("encodes maps, strings and ints to the bytes msgpack-python writes", () => {
     // Bytes from msgpack.packb(..., use_bin_type=True) in Python 3.11 / msgpack 1.x.
-    expect(encodeBody({ type: "hello", v: 1, id: 0 }).toString("hex")).toBe("83a474797065a568656c6c6fa17601a2696400");
+    expect(encodeBody({ type: "hello", v: 2, id: 0 }).toString("hex")).toBe("83a474797065a568656c6c6fa17602a2696400");
     expect(encodeBody({ a: "x".repeat(32) }).toString("hex")).toBe(`81a161d920${"78".repeat(32)}`);
     expect(encodeBody({ n: 70000 }).toString("hex")).toBe("81a16ece00011170");
     expect(encodeBody({ n: -33 }).toString("hex")).toBe("81a16ed0df");
@@ -80,9 +80,9 @@ describe("codec", () => {
   });
 
   it("maps bins to and from the vectors' JSON form", () => {
-    const message = { v: 1, lr: float64ToBin(new Float64Array([0.5, 0.25])), nested: [{ m: null }] };
+    const message = { v: 2, lr: float64ToBin(new Float64Array([0.5, 0.25])), nested: [{ m: null }] };
     const json = toJsonable(message);
-    expect(json).toEqual({ v: 1, lr: { $bin_f64: [0.5, 0.25] }, nested: [{ m: null }] });
+    expect(json).toEqual({ v: 2, lr: { $bin_f64: [0.5, 0.25] }, nested: [{ m: null }] });
     expect(encodeBody(fromJsonable(json))).toEqual(encodeBody(message));
     const special = { best: Infinity, worst: -Infinity, lr: float64ToBin(new Float64Array([NaN])) };
     const specialJson = toJsonable(special);
@@ -92,7 +92,7 @@ describe("codec", () => {
 });
 
 describe("readRequest", () => {
-  const head = { v: 1, id: 3 };
+  const head = { v: 2, id: 3 };
 
   it("accepts every message type", () => {
     expect(readRequest({ ...head, type: "hello", client: "x" })).toEqual({ type: "hello", client: "x" });
@@ -120,39 +120,39 @@ describe("readRequest", () => {
       spec: { type: "StepLR" },
       groups: [{ lr: 0.1, momentum: null, betas: null }, { lr: 1, betas: [0.9, 0.999] }],
     });
-    expect(open).toEqual({ type: "open", spec: { type: "StepLR" }, groups: [{ lr: 0.1 }, { lr: 1, betas: [0.9, 0.999] }] });
+    expect(open).toEqual({ type: "open", spec: { type: "StepLR" }, groups: [{ lr: 0.1 }, { lr: 1, betas: [0.9, 0.999] }], last_epoch: -1 });
   });
 
   it.each([
     ["v (BAD_VERSION)", { id: 1, type: "hello" }, "BAD_VERSION", "v"],
-    ["v (BAD_VERSION)", { v: 2, id: 1, type: "hello" }, "BAD_VERSION", "v"],
+    ["v (BAD_VERSION)", { v: 1, id: 1, type: "hello" }, "BAD_VERSION", "v"],
     ["v (BAD_VERSION)", { v: 1n, id: 1, type: "hello" }, "BAD_VERSION", "v"],
-    ["id (BAD_REQUEST)", { v: 1, type: "hello" }, "BAD_REQUEST", "id"],
-    ["id (BAD_REQUEST)", { v: 1, id: -1, type: "hello" }, "BAD_REQUEST", "id"],
-    ["id (BAD_REQUEST)", { v: 1, id: 1.5, type: "hello" }, "BAD_REQUEST", "id"],
-    ["type (UNKNOWN_TYPE)", { v: 1, id: 1, type: "dance" }, "UNKNOWN_TYPE", "type"],
-    ["type (UNKNOWN_TYPE)", { v: 1, id: 1 }, "UNKNOWN_TYPE", "type"],
-    ["client (BAD_REQUEST)", { v: 1, id: 1, type: "hello", client: 5 }, "BAD_REQUEST", "client"],
-    ["spec (BAD_REQUEST)", { v: 1, id: 1, type: "open", spec: [], groups: [{ lr: 0.1 }] }, "BAD_REQUEST", "spec"],
-    ["groups (BAD_REQUEST)", { v: 1, id: 1, type: "open", spec: {}, groups: [] }, "BAD_REQUEST", "groups"],
-    ["groups[0].lr (BAD_REQUEST)", { v: 1, id: 1, type: "open", spec: {}, groups: [{ lr: "0.1" }] }, "BAD_REQUEST", "groups[0].lr"],
-    ["groups[1].lr (BAD_REQUEST)", { v: 1, id: 1, type: "open", spec: {}, groups: [{ lr: 0.1 }, { lr: Infinity }] }, "BAD_REQUEST", "groups[1].lr"],
-    ["groups[0].betas (BAD_REQUEST)", { v: 1, id: 1, type: "open", spec: {}, groups: [{ lr: 0.1, betas: [0.9] }] }, "BAD_REQUEST", "groups[0].betas"],
-    ["hash (BAD_REQUEST)", { v: 1, id: 1, type: "window", hash: 5, start: 0, count: 1 }, "BAD_REQUEST", "hash"],
-    ["start (BAD_REQUEST)", { v: 1, id: 1, type: "window", hash: HASH, start: -1, count: 1 }, "BAD_REQUEST", "start"],
-    ["start (BAD_REQUEST)", { v: 1, id: 1, type: "window", hash: HASH, start: 0.5, count: 1 }, "BAD_REQUEST", "start"],
-    ["count (BAD_REQUEST)", { v: 1, id: 1, type: "window", hash: HASH, start: 0, count: 0 }, "BAD_REQUEST", "count"],
-    ["count (BAD_REQUEST)", { v: 1, id: 1, type: "window", hash: HASH, start: 0, count: 2.5 }, "BAD_REQUEST", "count"],
-    ["count (WINDOW_TOO_LARGE)", { v: 1, id: 1, type: "window", hash: HASH, start: 0, count: MAX_WINDOW + 1 }, "WINDOW_TOO_LARGE", "count"],
-    ["start (BAD_REQUEST)", { v: 1, id: 1, type: "window", hash: HASH, start: 2 ** 53 - 2, count: 5 }, "BAD_REQUEST", "start"],
-    ["start (BAD_REQUEST)", { v: 1, id: 1, type: "window", hash: HASH, start: 3, count: 1, origin: { step: 3, lr: [0.1] } }, "BAD_REQUEST", "start"],
-    ["origin.lr (BAD_REQUEST)", { v: 1, id: 1, type: "window", hash: HASH, start: 3, count: 1, origin: { step: 1, lr: [] } }, "BAD_REQUEST", "origin.lr"],
-    ["origin (BAD_REQUEST)", { v: 1, id: 1, type: "rebase", hash: HASH, start: 3, count: 1 }, "BAD_REQUEST", "origin"],
-    ["epochs (BAD_REQUEST)", { v: 1, id: 1, type: "epoch", hash: HASH, epochs: [] }, "BAD_REQUEST", "epochs"],
-    ["epochs[1] (BAD_REQUEST)", { v: 1, id: 1, type: "epoch", hash: HASH, epochs: [0, NaN] }, "BAD_REQUEST", "epochs[1]"],
-    ["epochs (WINDOW_TOO_LARGE)", { v: 1, id: 1, type: "epoch", hash: HASH, epochs: new Array(MAX_WINDOW + 1).fill(0) }, "WINDOW_TOO_LARGE", "epochs"],
-    ["metric (BAD_REQUEST)", { v: 1, id: 1, type: "metric", hash: HASH, state: {}, metric: "0.5" }, "BAD_REQUEST", "metric"],
-    ["state (BAD_REQUEST)", { v: 1, id: 1, type: "metric", hash: HASH, state: [], metric: 0.5 }, "BAD_REQUEST", "state"],
+    ["id (BAD_REQUEST)", { v: 2, type: "hello" }, "BAD_REQUEST", "id"],
+    ["id (BAD_REQUEST)", { v: 2, id: -1, type: "hello" }, "BAD_REQUEST", "id"],
+    ["id (BAD_REQUEST)", { v: 2, id: 1.5, type: "hello" }, "BAD_REQUEST", "id"],
+    ["type (UNKNOWN_TYPE)", { v: 2, id: 1, type: "dance" }, "UNKNOWN_TYPE", "type"],
+    ["type (UNKNOWN_TYPE)", { v: 2, id: 1 }, "UNKNOWN_TYPE", "type"],
+    ["client (BAD_REQUEST)", { v: 2, id: 1, type: "hello", client: 5 }, "BAD_REQUEST", "client"],
+    ["spec (BAD_REQUEST)", { v: 2, id: 1, type: "open", spec: [], groups: [{ lr: 0.1 }] }, "BAD_REQUEST", "spec"],
+    ["groups (BAD_REQUEST)", { v: 2, id: 1, type: "open", spec: {}, groups: [] }, "BAD_REQUEST", "groups"],
+    ["groups[0].lr (BAD_REQUEST)", { v: 2, id: 1, type: "open", spec: {}, groups: [{ lr: "0.1" }] }, "BAD_REQUEST", "groups[0].lr"],
+    ["groups[1].lr (BAD_REQUEST)", { v: 2, id: 1, type: "open", spec: {}, groups: [{ lr: 0.1 }, { lr: Infinity }] }, "BAD_REQUEST", "groups[1].lr"],
+    ["groups[0].betas (BAD_REQUEST)", { v: 2, id: 1, type: "open", spec: {}, groups: [{ lr: 0.1, betas: [0.9] }] }, "BAD_REQUEST", "groups[0].betas"],
+    ["hash (BAD_REQUEST)", { v: 2, id: 1, type: "window", hash: 5, start: 0, count: 1 }, "BAD_REQUEST", "hash"],
+    ["start (BAD_REQUEST)", { v: 2, id: 1, type: "window", hash: HASH, start: -1, count: 1 }, "BAD_REQUEST", "start"],
+    ["start (BAD_REQUEST)", { v: 2, id: 1, type: "window", hash: HASH, start: 0.5, count: 1 }, "BAD_REQUEST", "start"],
+    ["count (BAD_REQUEST)", { v: 2, id: 1, type: "window", hash: HASH, start: 0, count: 0 }, "BAD_REQUEST", "count"],
+    ["count (BAD_REQUEST)", { v: 2, id: 1, type: "window", hash: HASH, start: 0, count: 2.5 }, "BAD_REQUEST", "count"],
+    ["count (WINDOW_TOO_LARGE)", { v: 2, id: 1, type: "window", hash: HASH, start: 0, count: MAX_WINDOW + 1 }, "WINDOW_TOO_LARGE", "count"],
+    ["start (BAD_REQUEST)", { v: 2, id: 1, type: "window", hash: HASH, start: 2 ** 53 - 2, count: 5 }, "BAD_REQUEST", "start"],
+    ["start (BAD_REQUEST)", { v: 2, id: 1, type: "window", hash: HASH, start: 3, count: 1, origin: { step: 3, lr: [0.1] } }, "BAD_REQUEST", "start"],
+    ["origin.lr (BAD_REQUEST)", { v: 2, id: 1, type: "window", hash: HASH, start: 3, count: 1, origin: { step: 1, lr: [] } }, "BAD_REQUEST", "origin.lr"],
+    ["origin (BAD_REQUEST)", { v: 2, id: 1, type: "rebase", hash: HASH, start: 3, count: 1 }, "BAD_REQUEST", "origin"],
+    ["epochs (BAD_REQUEST)", { v: 2, id: 1, type: "epoch", hash: HASH, epochs: [] }, "BAD_REQUEST", "epochs"],
+    ["epochs[1] (BAD_REQUEST)", { v: 2, id: 1, type: "epoch", hash: HASH, epochs: [0, NaN] }, "BAD_REQUEST", "epochs[1]"],
+    ["epochs (WINDOW_TOO_LARGE)", { v: 2, id: 1, type: "epoch", hash: HASH, epochs: new Array(MAX_WINDOW + 1).fill(0) }, "WINDOW_TOO_LARGE", "epochs"],
+    ["metric (BAD_REQUEST)", { v: 2, id: 1, type: "metric", hash: HASH, state: {}, metric: "0.5" }, "BAD_REQUEST", "metric"],
+    ["state (BAD_REQUEST)", { v: 2, id: 1, type: "metric", hash: HASH, state: [], metric: 0.5 }, "BAD_REQUEST", "state"],
   ])("refuses bad %s", (_name, body, code, path) => {
     const err = refusal(body as Record<string, unknown>);
     expect(err.code).toBe(code);

@@ -84,8 +84,8 @@ async function rawDealer(frames: Buffer[]): Promise<Buffer[]> {
 
 async function expectStillServing(): Promise<void> {
   const id = nextId++;
-  const reply = await roundTrip({ v: 1, id, type: "hello" });
-  expect(reply).toMatchObject({ v: 1, id, type: "hello", protocol: 1 });
+  const reply = await roundTrip({ v: 2, id, type: "hello" });
+  expect(reply).toMatchObject({ v: 2, id, type: "hello", protocol: 2 });
 }
 
 beforeAll(async () => {
@@ -102,28 +102,28 @@ describe("lrbridge serve", () => {
   it("prints the endpoint it bound and answers hello", async () => {
     expect(served.endpoint).toBe(`ipc://${served.ipcPath}`);
     expect(existsSync(served.ipcPath)).toBe(true);
-    const reply = await roundTrip({ v: 1, id: 42, type: "hello", client: "vitest" });
+    const reply = await roundTrip({ v: 2, id: 42, type: "hello", client: "vitest" });
     expect(reply).toMatchObject({
-      v: 1,
+      v: 2,
       id: 42,
       type: "hello",
-      protocol: 1,
+      protocol: 2,
       max_window: 65536,
       capabilities: ["window", "metric", "rebase", "epoch", "stats"],
     });
   });
 
   it("serves window values equal to bind().rows(), over REQ and DEALER", async () => {
-    const opened = await roundTrip({ v: 1, id: nextId++, type: "open", spec: STEP, groups: GROUPS });
+    const opened = await roundTrip({ v: 2, id: nextId++, type: "open", spec: STEP, groups: GROUPS });
     expect(opened).toMatchObject({ type: "opened", kind: "deterministic", groups: 2, chainable: true });
     const expected = bind(STEP, GROUPS).rows(10, 1024);
 
-    const reply = await roundTrip({ v: 1, id: 77, type: "window", hash: opened.hash, start: 10, count: 1024 });
-    expect(reply).toMatchObject({ v: 1, id: 77, type: "window", start: 10, count: 1024, groups: 2, momentum: null });
+    const reply = await roundTrip({ v: 2, id: 77, type: "window", hash: opened.hash, start: 10, count: 1024 });
+    expect(reply).toMatchObject({ v: 2, id: 77, type: "window", start: 10, count: 1024, groups: 2, momentum: null });
     expect(binToFloat64(reply.lr as Uint8Array)).toEqual(expected.lr);
 
     // DEALER envelope: [body] out, [body] back.
-    const [body] = await rawDealer([encodeBody({ v: 1, id: 78, type: "window", hash: opened.hash, start: 10, count: 1024 })]);
+    const [body] = await rawDealer([encodeBody({ v: 2, id: 78, type: "window", hash: opened.hash, start: 10, count: 1024 })]);
     const dealerReply = decodeBody(body) as Record<string, unknown>;
     expect(dealerReply.id).toBe(78);
     expect(binToFloat64(dealerReply.lr as Uint8Array)).toEqual(expected.lr);
@@ -131,21 +131,21 @@ describe("lrbridge serve", () => {
 
   it("reports cycle starts with the windows of a cyclic schedule, and none for others", async () => {
     const snapshot = { type: "snapshot", total_steps: 100, snapshots: 4 };
-    const opened = await roundTrip({ v: 1, id: nextId++, type: "open", spec: snapshot, groups: [{ lr: 0.1 }] });
-    const reply = await roundTrip({ v: 1, id: nextId++, type: "window", hash: opened.hash, start: 20, count: 60 });
+    const opened = await roundTrip({ v: 2, id: nextId++, type: "open", spec: snapshot, groups: [{ lr: 0.1 }] });
+    const reply = await roundTrip({ v: 2, id: nextId++, type: "window", hash: opened.hash, start: 20, count: 60 });
     expect(reply.cycle_starts).toEqual([25, 50, 75]);
-    const step = await roundTrip({ v: 1, id: nextId++, type: "open", spec: STEP, groups: GROUPS });
-    const plain = await roundTrip({ v: 1, id: nextId++, type: "window", hash: step.hash, start: 0, count: 8 });
+    const step = await roundTrip({ v: 2, id: nextId++, type: "open", spec: STEP, groups: GROUPS });
+    const plain = await roundTrip({ v: 2, id: nextId++, type: "window", hash: step.hash, start: 0, count: 8 });
     expect(plain).not.toHaveProperty("cycle_starts");
   });
 
   it("stats shows each schedule in use, who opened it and how far it was served; lrbridge top renders it", async () => {
     const spec = { type: "OneCycleLR", max_lr: 0.3, total_steps: 5000 };
-    const opened = await roundTrip({ v: 1, id: nextId++, type: "open", spec, groups: [{ lr: 0.1, momentum: 0.9 }], client: "box:42 train.py" });
-    await roundTrip({ v: 1, id: nextId++, type: "window", hash: opened.hash, start: 0, count: 1024 });
-    await roundTrip({ v: 1, id: nextId++, type: "window", hash: opened.hash, start: 1024, count: 1024 });
-    const stats = (await roundTrip({ v: 1, id: 9, type: "stats" })) as unknown as StatsReply;
-    expect(stats).toMatchObject({ v: 1, id: 9, type: "stats", server: "lrbridge-ts/0.1.0" });
+    const opened = await roundTrip({ v: 2, id: nextId++, type: "open", spec, groups: [{ lr: 0.1, momentum: 0.9 }], client: "box:42 train.py" });
+    await roundTrip({ v: 2, id: nextId++, type: "window", hash: opened.hash, start: 0, count: 1024 });
+    await roundTrip({ v: 2, id: nextId++, type: "window", hash: opened.hash, start: 1024, count: 1024 });
+    const stats = (await roundTrip({ v: 2, id: 9, type: "stats" })) as unknown as StatsReply;
+    expect(stats).toMatchObject({ v: 2, id: 9, type: "stats", server: "lrbridge-ts/0.1.0" });
     expect(stats.requests).toBeGreaterThanOrEqual(4);
     const mine = stats.schedules.find((s) => s.hash === opened.hash);
     expect(mine).toMatchObject({
@@ -173,17 +173,17 @@ describe("lrbridge serve", () => {
   });
 
   it("logs one line per open to stderr", async () => {
-    const opened = await roundTrip({ v: 1, id: nextId++, type: "open", spec: STEP, groups: [{ lr: 0.5 }] });
+    const opened = await roundTrip({ v: 2, id: nextId++, type: "open", spec: STEP, groups: [{ lr: 0.5 }] });
     await expect.poll(() => served.stderr()).toContain(`type=StepLR spec=${(opened.spec_hash as string).slice(0, 12)} groups=1`);
   });
 
   it("answers an unknown hash with UNKNOWN_HASH", async () => {
-    const reply = await roundTrip({ v: 1, id: 5, type: "window", hash: "f".repeat(64), start: 0, count: 4 });
-    expect(reply).toMatchObject({ v: 1, id: 5, type: "error", code: "UNKNOWN_HASH", path: "hash" });
+    const reply = await roundTrip({ v: 2, id: 5, type: "window", hash: "f".repeat(64), start: 0, count: 4 });
+    expect(reply).toMatchObject({ v: 2, id: 5, type: "error", code: "UNKNOWN_HASH", path: "hash" });
   });
 
   it("answers a bad spec with SPEC_INVALID and its path", async () => {
-    const reply = await roundTrip({ v: 1, id: 6, type: "open", spec: { type: "StepLR", gamma: 0.1 }, groups: GROUPS });
+    const reply = await roundTrip({ v: 2, id: 6, type: "open", spec: { type: "StepLR", gamma: 0.1 }, groups: GROUPS });
     expect(reply).toMatchObject({ id: 6, type: "error", code: "SPEC_INVALID" });
     expect(typeof reply.path).toBe("string");
   });
@@ -193,17 +193,17 @@ describe("lrbridge serve", () => {
     ["an empty body", [Buffer.alloc(0)], "BAD_FRAME"],
     ["a msgpack array", [encodeBody([1, 2, 3])], "BAD_FRAME"],
     ["a msgpack string", [encodeBody("hello")], "BAD_FRAME"],
-    ["two body frames", [encodeBody({ v: 1, id: 1, type: "hello" }), Buffer.from("x")], "BAD_FRAME"],
+    ["two body frames", [encodeBody({ v: 2, id: 1, type: "hello" }), Buffer.from("x")], "BAD_FRAME"],
     ["a body over 1 MiB", [Buffer.alloc(MAX_REQUEST_BYTES + 1, 0x80)], "TOO_LARGE"],
-    ["an absurd window", [encodeBody({ v: 1, id: 9, type: "window", hash: "0".repeat(64), start: -5, count: 1e9 })], "BAD_REQUEST"],
-    ["a huge count", [encodeBody({ v: 1, id: 9, type: "window", hash: "0".repeat(64), start: 0, count: 1e9 })], "WINDOW_TOO_LARGE"],
-    ["a fractional start", [encodeBody({ v: 1, id: 9, type: "window", hash: "0".repeat(64), start: 0.5, count: 3 })], "BAD_REQUEST"],
+    ["an absurd window", [encodeBody({ v: 2, id: 9, type: "window", hash: "0".repeat(64), start: -5, count: 1e9 })], "BAD_REQUEST"],
+    ["a huge count", [encodeBody({ v: 2, id: 9, type: "window", hash: "0".repeat(64), start: 0, count: 1e9 })], "WINDOW_TOO_LARGE"],
+    ["a fractional start", [encodeBody({ v: 2, id: 9, type: "window", hash: "0".repeat(64), start: 0.5, count: 3 })], "BAD_REQUEST"],
     ["a wrong version", [encodeBody({ v: 9, id: 9, type: "hello" })], "BAD_VERSION"],
-    ["an unknown type", [encodeBody({ v: 1, id: 9, type: "launch" })], "UNKNOWN_TYPE"],
+    ["an unknown type", [encodeBody({ v: 2, id: 9, type: "launch" })], "UNKNOWN_TYPE"],
   ])("answers %s with an error and keeps serving", async (_what, frames, code) => {
     const reply = await rawDealer(frames as Buffer[]);
     expect(reply).toHaveLength(1);
-    expect(decodeBody(reply[0])).toMatchObject({ v: 1, type: "error", code });
+    expect(decodeBody(reply[0])).toMatchObject({ v: 2, type: "error", code });
     await expectStillServing();
   });
 
@@ -213,9 +213,9 @@ describe("lrbridge serve", () => {
     try {
       await socket.send(Buffer.alloc(0));
       const [body] = await socket.receive();
-      expect(decodeBody(body)).toMatchObject({ v: 1, id: null, type: "error", code: "BAD_FRAME" });
+      expect(decodeBody(body)).toMatchObject({ v: 2, id: null, type: "error", code: "BAD_FRAME" });
       // The same REQ socket is still in step: the server answered exactly once.
-      expect(await requestOver(socket, { v: 1, id: 3, type: "hello" })).toMatchObject({ id: 3, type: "hello" });
+      expect(await requestOver(socket, { v: 2, id: 3, type: "hello" })).toMatchObject({ id: 3, type: "hello" });
     } finally {
       socket.close();
     }
@@ -226,7 +226,7 @@ describe("lrbridge serve", () => {
     socket.connect(served.endpoint);
     try {
       const n = 200;
-      for (let id = 0; id < n; id++) await socket.send(encodeBody({ v: 1, id, type: "hello" }));
+      for (let id = 0; id < n; id++) await socket.send(encodeBody({ v: 2, id, type: "hello" }));
       const ids: unknown[] = [];
       for (let i = 0; i < n; i++) ids.push((decodeBody((await socket.receive())[0]) as { id: unknown }).id);
       expect(ids).toEqual(Array.from({ length: n }, (_, id) => id));

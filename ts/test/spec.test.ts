@@ -88,24 +88,35 @@ describe("rejections name the field", () => {
       rejection({ type: "ChainedScheduler", schedulers: [{ type: "StepLR", step_size: 2 }, { type: "ReduceLROnPlateau" }] }),
     ).toMatch(/^schedulers\[1\]: ChainedScheduler does not support `ReduceLROnPlateau`/);
   });
-  it("what torch accepts and then fails on", () => {
-    expect(rejection({ type: "StepLR", step_size: 0 })).toMatch(/^step_size: must be a positive integer/);
-    expect(rejection({ type: "ConstantLR", factor: 0, total_iters: 3 })).toMatch(/^factor: must be > 0/);
-    expect(rejection({ type: "CosineAnnealingLR", T_max: 0 })).toMatch(/^T_max:/);
-    expect(rejection({ type: "PolynomialLR", power: -1 })).toMatch(/^power:/);
+  it("what torch accepts and then fails on: rows stop at that step with torch's exception", () => {
+    const stop = (spec: Record<string, unknown>, count = 20) => bind(spec, SGD).rows(0, count).stop;
+    const zero = (message: string) => ({ type: "ZeroDivisionError", message });
+    expect(stop({ type: "StepLR", step_size: 0 })).toEqual({ row: 1, py: zero("integer modulo by zero") });
+    expect(stop({ type: "ConstantLR", factor: 0, total_iters: 3 })).toEqual({ row: 3, py: zero("float division by zero") });
+    expect(stop({ type: "CosineAnnealingLR", T_max: 0 })).toEqual({ row: 1, py: zero("integer modulo by zero") });
     // pct_start=1.0: the second phase has zero length; torch divides by zero on the last step.
-    expect(rejection({ type: "OneCycleLR", max_lr: 0.1, total_steps: 10, pct_start: 1.0 })).toMatch(/step 10/);
-    // pct_start*total_steps - 1 == 0: zero division already at construction.
-    expect(rejection({ type: "OneCycleLR", max_lr: 0.1, total_steps: 10, pct_start: 0.1 })).toMatch(/step 0/);
-    expect(rejection({ type: "CyclicLR", base_lr: 0.01, max_lr: 0.1, step_size_up: 0 })).toMatch(/^step_size_up:/);
+    expect(stop({ type: "OneCycleLR", max_lr: 0.1, total_steps: 10, pct_start: 1.0 })).toEqual({ row: 10, py: zero("float division by zero") });
+    const nested = {
+      type: "SequentialLR",
+      schedulers: [{ type: "StepLR", step_size: 2 }, { type: "ChainedScheduler", schedulers: [{ type: "ExponentialLR", gamma: 0.9 }] }],
+      milestones: [4],
+    };
+    expect(stop(nested)).toEqual({ row: 4, py: { type: "NotImplementedError", message: "" } });
+    expect(stop({ type: "PolynomialLR", power: -1 })).toEqual({ row: 5, py: zero("0.0 cannot be raised to a negative power") });
+  });
+  it("what torch's constructor raises is a spec error carrying torch's exception", () => {
+    const py = (spec: Record<string, unknown>) => {
+      try {
+        bind(spec, SGD);
+      } catch (err) {
+        return (err as SpecError).py;
+      }
+      return undefined;
+    };
+    // pct_start*total_steps - 1 == 0: zero division already at construction (row 0).
+    expect(py({ type: "OneCycleLR", max_lr: 0.1, total_steps: 10, pct_start: 0.1 })).toEqual({ type: "ZeroDivisionError", message: "float division by zero" });
+    expect(py({ type: "CyclicLR", base_lr: 0.01, max_lr: 0.1, step_size_up: 0 })).toEqual({ type: "ZeroDivisionError", message: "float division by zero" });
     expect(rejection({ type: "LambdaLR", lr_lambda: "1 / (epoch - 1)" })).toMatch(/^lr_lambda: raises ZeroDivisionError.*epoch=1/);
-    expect(
-      rejection({
-        type: "SequentialLR",
-        schedulers: [{ type: "StepLR", step_size: 2 }, { type: "ChainedScheduler", schedulers: [{ type: "ExponentialLR", gamma: 0.9 }] }],
-        milestones: [4],
-      }),
-    ).toMatch(/^schedulers\[1\]: a ChainedScheduler can only be the first active child/);
   });
   it("per-group lists must match the group count", () => {
     expect(rejection({ type: "CyclicLR", base_lr: [0.01, 0.02], max_lr: 0.1 })).toBe(

@@ -109,12 +109,17 @@ describe("windows", () => {
     const ahead = b.rows(2990, 10).lr;
     expect(ahead).toEqual(oneShot.subarray(5980, 6000));
   });
-  it("OneCycleLR: row total_steps is fine, the next one is a clear error", () => {
+  it("OneCycleLR: row total_steps is fine; windows stop where torch raises, with torch's exception", () => {
     const b = bind({ type: "OneCycleLR", max_lr: 0.1, total_steps: 20 }, SGD);
     expect(b.rows(0, 21).lr.length).toBe(21);
-    expect(() => b.rows(15, 7)).toThrow(SpecError);
-    expect(() => b.rows(21, 1)).toThrow(/Tried to step 21 times. The specified number of total steps is 20/);
-    expect(b.rows(19, 2).lr.length).toBe(2); // still serves rows before the end
+    const py = { type: "ValueError", message: "Tried to step 21 times. The specified number of total steps is 20" };
+    const cut = b.rows(15, 7);
+    expect(cut.lr.length).toBe(6);
+    expect(cut.stop).toEqual({ row: 21, py });
+    const past = b.rows(23, 1);
+    expect(past.lr.length).toBe(0);
+    expect(past.stop).toEqual({ row: 21, py });
+    expect(b.rows(19, 2).stop).toBeUndefined(); // still serves rows before the end
   });
   it("epochRows for CosineAnnealingWarmRestarts takes fractional epochs", () => {
     const b = bind({ type: "CosineAnnealingWarmRestarts", T_0: 10, T_mult: 2 }, SGD);

@@ -10,6 +10,7 @@ import { describe, expect, it } from "vitest";
 import {
   ERROR_CODES,
   MAX_VALUES,
+  REPLY_TYPES,
   REQUEST_TYPES,
   binToFloat64,
   decodeBody,
@@ -18,6 +19,7 @@ import {
   toJsonable,
 } from "../src/protocol";
 import { Handler } from "../src/server/handler";
+import { VECTOR_CLOCK } from "../scripts/vector_clock";
 import type { Reply } from "../src/protocol";
 import { bind } from "../src/spec/bind";
 
@@ -45,13 +47,24 @@ function requestBytes(vector: Vector): Buffer | null {
 }
 
 describe("wire vectors", () => {
-  it("cover every request type and every error code", () => {
+  it("cover every request type, reply type, error code and optional reply field", () => {
     const requestTypes = new Set(vectors.map((v) => (v.request as { type?: string } | null)?.type));
-    // A stats reply carries clock times and live counters, so it has no fixed
-    // bytes to pin: ts/test/server.test.ts checks it against a real server.
-    for (const type of REQUEST_TYPES) if (type !== "stats") expect(requestTypes, type).toContain(type);
+    for (const type of REQUEST_TYPES) expect(requestTypes, type).toContain(type);
+    const replyTypes = new Set(vectors.map((v) => v.reply.type));
+    for (const type of REPLY_TYPES) expect(replyTypes, type).toContain(type);
     const codes = new Set(vectors.map((v) => v.reply.code));
     for (const code of ERROR_CODES) expect(codes, code).toContain(code);
+    // Fields only some replies carry: each needs a vector that shows it.
+    const has = (type: string, field: string) => vectors.some((v) => v.reply.type === type && field in v.reply);
+    for (const field of ["cycle_starts", "attrs", "stop"]) expect(has("window", field), `window.${field}`).toBe(true);
+    for (const field of ["first_row", "group_keys", "attrs", "state"]) expect(has("opened", field), `opened.${field}`).toBe(true);
+    expect(has("error", "py"), "error.py").toBe(true);
+    const opens = vectors.filter((v) => (v.request as { type?: string } | null)?.type === "open").map((v) => v.request as Record<string, unknown>);
+    expect(opens.some((o) => "last_epoch" in o), "open.last_epoch").toBe(true);
+    const groupFields = new Set(opens.flatMap((o) => (o.groups as Record<string, unknown>[]).flatMap((g) => Object.keys(g))));
+    for (const field of ["lr", "initial_lr", "momentum", "betas", "lr_dtype"]) expect(groupFields, `open.groups[].${field}`).toContain(field);
+    const epochs = vectors.filter((v) => (v.request as { type?: string } | null)?.type === "epoch");
+    expect(epochs.some((v) => "lr" in (v.request as object)), "epoch.lr").toBe(true);
   });
 
   describe.each(vectors.map((v) => [v.name, v] as const))("%s", (_name, vector) => {
@@ -70,11 +83,14 @@ describe("wire vectors", () => {
     it("handle() answers the request with the vector's reply bytes", () => {
       const bytes = requestBytes(vector);
       if (bytes === null) return; // reply-only vector (INTERNAL)
-      const handler = new Handler({ bind });
+      const handler = new Handler({ bind, now: VECTOR_CLOCK });
       for (const setup of vector.setup ?? []) expect(handler.handle(setup).type).not.toBe("error");
       expect(handler.handleBytes(bytes).bytes.toString("hex")).toBe(vector.reply_hex);
       if (vector.request !== null) {
-        expect(toJsonable(handler.handle(fromJsonable(vector.request)))).toEqual(vector.reply);
+        // A fresh handler: `stats` counts the requests answered.
+        const again = new Handler({ bind, now: VECTOR_CLOCK });
+        for (const setup of vector.setup ?? []) again.handle(setup);
+        expect(toJsonable(again.handle(fromJsonable(vector.request)))).toEqual(vector.reply);
       }
     });
   });
@@ -85,13 +101,13 @@ describe("handle()", () => {
   const GROUPS = [{ lr: 0.1 }, { lr: 0.3 }];
 
   function openStep(handler: Handler, spec: Record<string, unknown> = STEP, groups = GROUPS): string {
-    const reply = handler.handle({ v: 1, id: 1, type: "open", spec, groups });
+    const reply = handler.handle({ v: 2, id: 1, type: "open", spec, groups });
     if (reply.type !== "opened") throw new Error(JSON.stringify(reply));
     return reply.hash;
   }
 
   function window(handler: Handler, fields: Record<string, unknown>): Reply {
-    return handler.handle({ v: 1, id: 2, type: "window", start: 0, count: 1, ...fields });
+    return handler.handle({ v: 2, id: 2, type: "window", start: 0, count: 1, ...fields });
   }
 
   it("answers windows with the values of bind().rows()", () => {
@@ -136,7 +152,7 @@ describe("handle()", () => {
   it("echoes ids beyond 32 bits as msgpack ints", () => {
     const handler = new Handler({ bind });
     const id = 2 ** 40 + 1;
-    const { bytes } = handler.handleBytes(encodeBody({ v: 1, id: BigInt(id), type: "hello" }));
+    const { bytes } = handler.handleBytes(encodeBody({ v: 2, id: BigInt(id), type: "hello" }));
     expect((decodeBody(bytes) as { id: unknown }).id).toBe(id);
     expect(bytes.includes(Buffer.from("a26964d3", "hex"))).toBe(true); // "id": int64
   });
@@ -150,9 +166,9 @@ describe("handle()", () => {
       },
       onInternalError: (err) => errors.push(err),
     });
-    const reply = handler.handle({ v: 1, id: 4, type: "open", spec: STEP, groups: GROUPS });
-    expect(reply).toMatchObject({ v: 1, id: 4, type: "error", code: "INTERNAL" });
+    const reply = handler.handle({ v: 2, id: 4, type: "open", spec: STEP, groups: GROUPS });
+    expect(reply).toMatchObject({ v: 2, id: 4, type: "error", code: "INTERNAL" });
     expect(errors).toHaveLength(1);
-    expect(handler.handle({ v: 1, id: 5, type: "hello" })).toMatchObject({ id: 5, type: "hello" });
+    expect(handler.handle({ v: 2, id: 5, type: "hello" })).toMatchObject({ id: 5, type: "hello" });
   });
 });

@@ -1,10 +1,11 @@
-/** Error codes of protocol v1 (proto/PROTOCOL.md, "error"). */
+/** Error codes of protocol v2 (proto/PROTOCOL.md, "error"). */
 export const ERROR_CODES = [
   "BAD_FRAME",
   "BAD_VERSION",
   "UNKNOWN_TYPE",
   "BAD_REQUEST",
   "SPEC_INVALID",
+  "REFUSED",
   "UNKNOWN_HASH",
   "WRONG_KIND",
   "WINDOW_TOO_LARGE",
@@ -23,6 +24,8 @@ export class ProtocolError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly path?: string,
+    /** What torch raises here (type and verbatim text), when torch raises. */
+    readonly py?: { type: string; message: string },
   ) {
     super(message);
     this.name = "ProtocolError";

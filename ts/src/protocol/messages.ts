@@ -2,7 +2,7 @@ import type { GroupInit, MetricState, MomentumKey, Rebase } from "../spec/api";
 import { ProtocolError } from "./errors";
 
 /** Protocol version this code speaks. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** Requests above this many bytes are refused with TOO_LARGE. */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
 /** Most rows one window/epoch request may ask for (WINDOW_TOO_LARGE beyond). */
@@ -14,6 +14,7 @@ export const MAX_GROUPS = 4096;
 export const CAPABILITIES = ["window", "metric", "rebase", "epoch", "stats"] as const;
 export const REQUEST_TYPES = ["hello", "open", "window", "rebase", "epoch", "metric", "stats"] as const;
 export type RequestType = (typeof REQUEST_TYPES)[number];
+export const REPLY_TYPES = ["hello", "opened", "window", "metric", "stats", "error"] as const;
 
 // ---- requests (after validation) ----
 
@@ -25,6 +26,8 @@ export interface OpenRequest {
   type: "open";
   spec: Record<string, unknown>;
   groups: GroupInit[];
+  /** The constructor's last_epoch (-1: a fresh schedule). */
+  last_epoch: number;
   /** Who is opening (e.g. "host:pid script.py"): only shown in `stats`. */
   client?: string;
 }
@@ -39,6 +42,8 @@ export interface EpochRequest {
   type: "epoch";
   hash: string;
   epochs: number[];
+  /** The group lrs before the first step(epoch) (recursive forms start from them). */
+  lr?: number[];
 }
 export interface MetricRequest {
   type: "metric";
@@ -76,6 +81,12 @@ export interface OpenedReply extends ReplyHead {
   groups: number;
   /** First row the schedule refuses (OneCycleLR: total_steps + 1); null when unbounded. */
   row_end: number | null;
+  /** Deterministic torch schedules: the row construction leaves (last_epoch + 1). */
+  first_row?: number;
+  /** Deterministic torch schedules: per group, the keys construction leaves (lr = row first_row). */
+  group_keys?: Record<string, number | number[]>[];
+  /** Scheduler attributes the constructor sets that a drop-in exposes. */
+  attrs?: Record<string, unknown>;
   state?: MetricState;
   lr?: number[];
   momentum?: number[] | null;
@@ -90,6 +101,10 @@ export interface WindowReply extends ReplyHead {
   momentum: Uint8Array | null;
   /** Cyclic schedules: steps in [start, start+count) where a cycle starts. */
   cycle_starts?: number[];
+  /** Per-row scheduler attributes (CosineAnnealingWarmRestarts: T_cur, T_i), float64 bins of count values. */
+  attrs?: Record<string, Uint8Array>;
+  /** The window ends early: torch raises `py` at `row`. */
+  stop?: { row: number; py: { type: string; message: string } };
 }
 export interface MetricReply extends ReplyHead {
   type: "metric";
@@ -102,6 +117,7 @@ export interface ErrorReply extends ReplyHead {
   code: string;
   message: string;
   path?: string;
+  py?: { type: string; message: string };
 }
 /** One schedule in use, as the server has seen it lately (soft state: a restart clears it). */
 export interface ScheduleActivity {
@@ -199,6 +215,13 @@ function readFiniteList(value: unknown, path: string, maxLength: number): number
 function readGroup(value: unknown, path: string): GroupInit {
   if (!isPlainMap(value)) bad(path, "expected a map");
   const group: GroupInit = { lr: readFinite(value.lr, `${path}.lr`) };
+  if (value.initial_lr !== undefined && value.initial_lr !== null) {
+    group.initial_lr = readFinite(value.initial_lr, `${path}.initial_lr`);
+  }
+  if (value.lr_dtype !== undefined && value.lr_dtype !== null) {
+    if (value.lr_dtype !== "float32" && value.lr_dtype !== "float64") bad(`${path}.lr_dtype`, 'expected "float32", "float64" or nil');
+    group.lr_dtype = value.lr_dtype;
+  }
   if (value.momentum !== undefined && value.momentum !== null) {
     group.momentum = readFinite(value.momentum, `${path}.momentum`);
   }
@@ -215,7 +238,8 @@ function readOpen(body: Record<string, unknown>): OpenRequest {
   const groups = body.groups;
   if (!Array.isArray(groups) || groups.length === 0) bad("groups", "expected a non-empty list of groups");
   if (groups.length > MAX_GROUPS) bad("groups", `more than ${MAX_GROUPS} groups`);
-  const request: OpenRequest = { type: "open", spec, groups: groups.map((g, i) => readGroup(g, `groups[${i}]`)) };
+  const request: OpenRequest = { type: "open", spec, groups: groups.map((g, i) => readGroup(g, `groups[${i}]`)), last_epoch: -1 };
+  if (body.last_epoch !== undefined && body.last_epoch !== null) request.last_epoch = readInt(body, "last_epoch", -1);
   if (body.client !== undefined && body.client !== null) {
     if (typeof body.client !== "string" || body.client.length > 256) bad("client", "expected a string of at most 256 characters");
     request.client = body.client;
@@ -256,7 +280,9 @@ function readEpoch(body: Record<string, unknown>): EpochRequest {
   }
   const list = readFiniteList(epochs, "epochs", MAX_WINDOW);
   if (list.length === 0) bad("epochs", "expected at least one epoch");
-  return { type: "epoch", hash, epochs: list };
+  const request: EpochRequest = { type: "epoch", hash, epochs: list };
+  if (body.lr !== undefined && body.lr !== null) request.lr = readFiniteList(body.lr, "lr", MAX_GROUPS);
+  return request;
 }
 
 function readMetric(body: Record<string, unknown>): MetricRequest {

@@ -3,8 +3,8 @@
  * tests and the vector generator call it directly; the only state is the
  * bound-spec cache, and any server with the same code gives the same reply.
  */
-import type { Bound, GroupInit } from "../spec/api";
-import { SpecError } from "../spec/api";
+import type { Bound, GroupInit, Rows } from "../spec/api";
+import { Refusal, SpecError } from "../spec/api";
 import { contentHash } from "../spec/canonical";
 import {
   CAPABILITIES,
@@ -36,7 +36,7 @@ import {
 import { Activity } from "./activity";
 import { LruCache } from "./lru";
 
-export type BindFn = (spec: unknown, groups: GroupInit[]) => Bound;
+export type BindFn = (spec: unknown, groups: GroupInit[], lastEpoch?: number) => Bound;
 
 export const SERVER_NAME = "lrbridge-ts/0.1.0";
 export const DEFAULT_CACHE_SIZE = 4096;
@@ -44,6 +44,8 @@ export const DEFAULT_CACHE_SIZE = 4096;
 export interface HandlerOptions {
   bind: BindFn;
   cacheSize?: number;
+  /** The clock `stats` reads (ms since the epoch); fixed in the wire vectors. */
+  now?: () => number;
   /** Told about every INTERNAL reply (the server logs the stack). */
   onInternalError?: (err: unknown) => void;
 }
@@ -57,13 +59,17 @@ export interface Handled {
 export class Handler {
   private readonly cache: LruCache<string, Bound>;
   /** Soft, observational state for `stats`: never changes another reply. */
-  private readonly activity = new Activity();
-  private readonly startedAt = Date.now();
+  private readonly activity: Activity;
+  private readonly now: () => number;
+  private readonly startedAt: number;
   private requests = 0;
   private errors = 0;
 
   constructor(private readonly options: HandlerOptions) {
     this.cache = new LruCache(options.cacheSize ?? DEFAULT_CACHE_SIZE);
+    this.now = options.now ?? Date.now;
+    this.activity = new Activity(this.now);
+    this.startedAt = this.now();
   }
 
   /** Decoded request → reply. Never throws. */
@@ -147,7 +153,7 @@ export class Handler {
       id,
       type: "stats",
       server: SERVER_NAME,
-      uptime_s: (Date.now() - this.startedAt) / 1000,
+      uptime_s: (this.now() - this.startedAt) / 1000,
       requests: this.requests,
       errors: this.errors,
       cache_size: this.cache.size,
@@ -172,12 +178,12 @@ export class Handler {
   private open(request: OpenRequest, id: number): OpenedReply {
     let bound: Bound;
     try {
-      bound = this.options.bind(request.spec, request.groups);
+      bound = this.options.bind(request.spec, request.groups, request.last_epoch);
     } catch (err) {
-      if (err instanceof SpecError) throw new ProtocolError("SPEC_INVALID", err.message, err.path);
+      if (err instanceof SpecError) throw new ProtocolError("SPEC_INVALID", err.message, err.path, err.py ?? { type: "ValueError", message: err.rule });
       throw err;
     }
-    const hash = contentHash({ groups: request.groups, spec: bound.canonical });
+    const hash = contentHash({ groups: request.groups, last_epoch: request.last_epoch, spec: bound.canonical });
     // Idempotent: a second open of the same thing keeps the first binding.
     const cached = this.cache.get(hash);
     if (cached) bound = cached;
@@ -197,6 +203,11 @@ export class Handler {
       groups: bound.groups,
       row_end: bound.rowEnd,
     };
+    if (bound.constructed) {
+      reply.first_row = bound.constructed.firstRow;
+      reply.group_keys = bound.constructed.groups;
+      reply.attrs = bound.constructed.attrs;
+    }
     if (bound.kind === "metric") {
       const initial = callSchedule(() => requireMethod(bound.initialState, "initialState").call(bound));
       reply.state = initial.state;
@@ -223,9 +234,10 @@ export class Handler {
     }
     checkValueCount(request.count, bound.groups, "count");
     const rows = callSchedule(() => bound.rows(request.start, request.count, request.origin));
-    const reply = windowReply(id, request.hash, request.start, request.count, bound, rows);
-    if (bound.cycles) reply.cycle_starts = bound.cycles(request.start, request.count);
-    this.activity.served(request.hash, bound, request.start + request.count);
+    const count = rows.stop ? rows.lr.length / bound.groups : request.count;
+    const reply = windowReply(id, request.hash, request.start, count, bound, rows);
+    if (bound.cycles) reply.cycle_starts = bound.cycles(request.start, count);
+    this.activity.served(request.hash, bound, request.start + count);
     return reply;
   }
 
@@ -235,7 +247,10 @@ export class Handler {
     if (!bound.epochRows) throw new ProtocolError("WRONG_KIND", "this schedule has no step(epoch) form", "type");
     checkValueCount(request.epochs.length, bound.groups, "epochs");
     const epochRows = bound.epochRows;
-    const rows = callSchedule(() => epochRows.call(bound, request.epochs));
+    if (request.lr && request.lr.length !== bound.groups) {
+      throw new ProtocolError("BAD_REQUEST", `lr has ${request.lr.length} values for ${bound.groups} groups`, "lr");
+    }
+    const rows = callSchedule(() => epochRows.call(bound, request.epochs, request.lr));
     return windowReply(id, request.hash, 0, request.epochs.length, bound, rows);
   }
 
@@ -249,7 +264,7 @@ export class Handler {
   }
 
   private replyForError(id: number | null, err: unknown): ErrorReply {
-    if (err instanceof ProtocolError) return errorReply(id, err.code, err.message, err.path);
+    if (err instanceof ProtocolError) return errorReply(id, err.code, err.message, err.path, err.py);
     this.options.onInternalError?.(err);
     return errorReply(id, "INTERNAL", `internal error: ${messageOf(err)}`);
   }
@@ -261,13 +276,13 @@ function windowReply(
   start: number,
   count: number,
   bound: Bound,
-  rows: { lr: Float64Array; momentum: Float64Array | null },
+  rows: Rows,
 ): WindowReply {
   const values = count * bound.groups;
   if (rows.lr.length !== values || (rows.momentum !== null && rows.momentum.length !== values)) {
     throw new Error(`schedule returned ${rows.lr.length} values for ${count} rows × ${bound.groups} groups`);
   }
-  return {
+  const reply: WindowReply = {
     v: PROTOCOL_VERSION,
     id,
     type: "window",
@@ -278,6 +293,9 @@ function windowReply(
     lr: float64ToBin(rows.lr),
     momentum: rows.momentum === null ? null : float64ToBin(rows.momentum),
   };
+  if (rows.attrs) reply.attrs = Object.fromEntries(Object.entries(rows.attrs).map(([k, v]) => [k, float64ToBin(v)]));
+  if (rows.stop) reply.stop = rows.stop;
+  return reply;
 }
 
 function checkValueCount(rows: number, groups: number, path: string): void {
@@ -295,6 +313,7 @@ function callSchedule<T>(fn: () => T): T {
   try {
     return fn();
   } catch (err) {
+    if (err instanceof Refusal) throw new ProtocolError("REFUSED", err.message, err.path || undefined, err.py);
     if (err instanceof SpecError) throw new ProtocolError("BAD_REQUEST", err.message, err.path || undefined);
     throw err;
   }
@@ -305,9 +324,16 @@ function requireMethod<F>(method: F | undefined, name: string): F {
   return method;
 }
 
-export function errorReply(id: number | null, code: ErrorReply["code"], message: string, path?: string): ErrorReply {
+export function errorReply(
+  id: number | null,
+  code: ErrorReply["code"],
+  message: string,
+  path?: string,
+  py?: { type: string; message: string },
+): ErrorReply {
   const reply: ErrorReply = { v: PROTOCOL_VERSION, id, type: "error", code, message };
   if (path !== undefined) reply.path = path;
+  if (py !== undefined) reply.py = py;
   return reply;
 }
 

@@ -4,10 +4,14 @@
  * optimizer's param groups and returns a pure, replayable schedule.
  */
 
-/** One optimizer param group as the scheduler sees it at construction. */
+/** One optimizer param group as the scheduler's constructor finds it. */
 export interface GroupInit {
-  /** group["initial_lr"] (== group["lr"] on a fresh run). */
+  /** group["lr"] now. */
   lr: number;
+  /** group["initial_lr"] when set (a loaded optimizer state, or an earlier scheduler). */
+  initial_lr?: number | null;
+  /** group["lr"] is a tensor of this dtype; absent: a Python float. */
+  lr_dtype?: "float32" | "float64" | null;
   /** group["momentum"], when the optimizer has one (SGD, RMSprop). */
   momentum?: number | null;
   /** group["betas"], when the optimizer has them (Adam family). */
@@ -17,11 +21,34 @@ export interface GroupInit {
 /** Which param_group key a schedule writes momentum into. */
 export type MomentumKey = "momentum" | "betas" | null;
 
-/** Row-major values: rows × groups, row k = state after k `step()` calls. */
+/** The exception torch raises, as Python names and prints it. */
+export interface PyException {
+  type: string;
+  message: string;
+}
+
+/**
+ * Row-major values: rows × groups; row k = the state when `last_epoch` is k
+ * (a fresh schedule: after k `step()` calls).
+ */
 export interface Rows {
   lr: Float64Array;
   /** momentum or beta1 per group; null when the schedule writes none. */
   momentum: Float64Array | null;
+  /** Scheduler attributes torch updates each step, one value per row (CosineAnnealingWarmRestarts: T_cur, T_i). */
+  attrs?: Record<string, Float64Array>;
+  /** The rows stop before `row`, whose step() raises `py` in torch. */
+  stop?: { row: number; py: PyException };
+}
+
+/** What the constructor leaves in the optimizer: row `first_row`'s values and the keys it writes. */
+export interface Constructed {
+  /** The row construction leaves: last_epoch + 1 (0 for a fresh schedule). */
+  firstRow: number;
+  /** Per group, every key the constructor wrote or read (lr, initial_lr, max_lr, ...). */
+  groups: Record<string, number | number[]>[];
+  /** Scheduler attributes the drop-in exposes (OneCycleLR total_steps, use_beta1, ...). */
+  attrs: Record<string, unknown>;
 }
 
 /**
@@ -60,14 +87,16 @@ export interface Bound {
    * for rows at or past it.
    */
   readonly rowEnd: number | null;
-  /** Deterministic only: rows [start, start+count). */
+  /** Deterministic torch schedules: the optimizer state construction leaves. */
+  readonly constructed?: Constructed;
+  /** Deterministic only: rows [start, start+count), or fewer when `stop` says where torch raises. */
   rows(start: number, count: number, origin?: Rebase): Rows;
   /**
    * torch's deprecated `step(epoch)`: the values after calling step(epoch)
    * with the given epoch sequence (closed form where torch has one; the
    * fractional-epoch rule for CosineAnnealingWarmRestarts).
    */
-  epochRows?(epochs: number[]): Rows;
+  epochRows?(epochs: number[], lr?: number[]): Rows;
   /**
    * Cyclic schedules only: the steps in [start, start+count) where a cycle
    * starts (step 0 starts the first), so clients can snapshot at cycle ends.
@@ -78,13 +107,29 @@ export interface Bound {
   metricStep?(state: MetricState, metric: number): MetricResult;
 }
 
-/** A spec that breaks a rule. `path` is like `schedulers[1].pct_start`. */
+/**
+ * A spec that breaks a rule. `path` is like `schedulers[1].pct_start`; `py`
+ * is what torch raises for it (the drop-in raises that), when torch does.
+ */
 export class SpecError extends Error {
   constructor(
     readonly path: string,
     readonly rule: string,
+    readonly py?: PyException,
   ) {
     super(path ? `${path}: ${rule}` : rule);
     this.name = "SpecError";
+  }
+}
+
+/** torch refuses a step (OneCycleLR past total_steps, a metric step it cannot take): REFUSED. */
+export class Refusal extends Error {
+  constructor(
+    readonly path: string,
+    readonly py: PyException,
+    readonly row?: number,
+  ) {
+    super(`${path ? `${path}: ` : ""}torch raises ${py.type}: ${py.message}${row === undefined ? "" : ` at row ${row}`}`);
+    this.name = "Refusal";
   }
 }

@@ -3,8 +3,8 @@
  * param groups and return a replayable schedule (see api.ts). Values come
  * from a step-for-step simulation of torch 2.13 (schedules/torch).
  */
-import type { Bound, GroupInit, MetricResult, MetricState, MomentumKey, Rebase, Rows } from "./api";
-import { SpecError } from "./api";
+import type { Bound, Constructed, GroupInit, MetricResult, MetricState, MomentumKey, PyException, Rebase, Rows } from "./api";
+import { Refusal, SpecError } from "./api";
 import { contentHash } from "./canonical";
 import { compileFunction } from "./expr";
 import { rowEndOf } from "./row_end";
@@ -16,6 +16,7 @@ import {
   CosineAnnealingLR,
   CosineAnnealingWarmRestarts,
   CyclicLR,
+  type SimGroup,
   ExponentialLR,
   LambdaLR,
   LinearLR,
@@ -44,14 +45,21 @@ import {
 const SIM_POOL_SIZE = 8;
 
 /** Torch class names bind here; every other known `type` is a generic (non-torch) schedule. */
-export function bind(spec: unknown, groups: GroupInit[]): Bound {
+export function bind(spec: unknown, groups: GroupInit[], lastEpoch = -1): Bound {
   const type = spec !== null && typeof spec === "object" ? (spec as { type?: unknown }).type : undefined;
-  if (typeof type === "string" && !isTorchType(type) && isGenericType(type)) return bindGeneric(spec, groups);
+  if (typeof type === "string" && !isTorchType(type) && isGenericType(type)) {
+    // Generic schedules scale the lr the optimizer started from.
+    return bindGeneric(spec, groups.map((g) => ({ ...g, lr: g.initial_lr ?? g.lr })));
+  }
   checkGroups(groups);
+  if (!Number.isSafeInteger(lastEpoch) || lastEpoch < -1) throw new SpecError("last_epoch", `must be an integer >= -1, got ${lastEpoch}`);
   const canonical = validateTorchSpec(spec, groups.length);
   if (canonical.type === "ReduceLROnPlateau") return bindPlateau(canonical, groups);
-  return new TorchBound(canonical, groups);
+  return new TorchBound(canonical, groups, lastEpoch);
 }
+
+/** A Python exception as the wire carries it. */
+export const pyOf = (err: PyError): PyException => ({ type: err.pyType, message: err.pyMessage });
 
 function checkGroups(groups: unknown): asserts groups is GroupInit[] {
   if (!Array.isArray(groups) || groups.length === 0) {
@@ -60,8 +68,14 @@ function checkGroups(groups: unknown): asserts groups is GroupInit[] {
   groups.forEach((g: unknown, i) => {
     const p = joinPath("groups", i);
     if (g === null || typeof g !== "object") throw new SpecError(p, "must be an object with lr");
-    const { lr, momentum, betas } = g as Record<string, unknown>;
+    const { lr, momentum, betas, initial_lr, lr_dtype } = g as Record<string, unknown>;
     if (typeof lr !== "number" || !Number.isFinite(lr)) throw new SpecError(`${p}.lr`, `must be a number, got ${String(lr)}`);
+    if (initial_lr !== undefined && initial_lr !== null && (typeof initial_lr !== "number" || !Number.isFinite(initial_lr))) {
+      throw new SpecError(`${p}.initial_lr`, `must be a number or null, got ${String(initial_lr)}`);
+    }
+    if (lr_dtype !== undefined && lr_dtype !== null && lr_dtype !== "float32" && lr_dtype !== "float64") {
+      throw new SpecError(`${p}.lr_dtype`, `must be "float32", "float64" or null, got ${String(lr_dtype)}`);
+    }
     if (momentum !== undefined && momentum !== null && (typeof momentum !== "number" || !Number.isFinite(momentum))) {
       throw new SpecError(`${p}.momentum`, `must be a number or null, got ${String(momentum)}`);
     }
@@ -96,23 +110,29 @@ function located(fn: (v: number) => number, path: string, arg: string): (v: numb
     try {
       return fn(v);
     } catch (err) {
-      if (err instanceof PyError) throw new SpecError(path, `raises ${err.message} at ${arg}=${v}`);
+      if (err instanceof PyError) throw new SpecError(path, `raises ${err.message} at ${arg}=${v}`, pyOf(err));
       throw err;
     }
   };
 }
 
-/** Constructs the scheduler tree on `opt`, children first, as a user's code would. */
-function build(spec: CanonicalSpec, opt: SimOptimizer, path: string): TorchScheduler {
+/**
+ * Constructs the scheduler tree on `opt`, children first (each with
+ * last_epoch=-1), as a user's code would; `lastEpoch` is the top one's.
+ */
+function build(spec: CanonicalSpec, opt: SimOptimizer, path: string, lastEpoch = -1): TorchScheduler {
   const children =
     spec.type === "SequentialLR" || spec.type === "ChainedScheduler"
       ? (spec.schedulers as CanonicalSpec[]).map((c, i) => build(c, opt, joinPath(joinPath(path, "schedulers"), i)))
       : [];
   try {
+    opt.constructLastEpoch = lastEpoch;
     return construct(spec, opt, path, children);
   } catch (err) {
-    if (err instanceof PyError) throw new SpecError(path, `torch raises ${err.message} when constructing ${spec.type}`);
+    if (err instanceof PyError) throw new SpecError(path, `torch raises ${err.message} when constructing ${spec.type}`, pyOf(err));
     throw err;
+  } finally {
+    opt.constructLastEpoch = undefined;
   }
 }
 
@@ -200,8 +220,49 @@ interface Sim {
 
 const originKeyOf = (origin?: Rebase): string => (origin ? `${origin.step}|${origin.lr.join(",")}` : "");
 
+/** Keys a constructor may write into a param group, in the order `opened` lists them. */
+const GROUP_KEYS = ["lr", "initial_lr", "max_lr", "min_lr", "base_momentum", "max_momentum", "momentum", "betas"] as const;
+
+function constructedOf(sim: Sim): Constructed {
+  const groups = sim.opt.groups.map((g: SimGroup) => {
+    const out: Record<string, number | number[]> = {};
+    for (const k of GROUP_KEYS) {
+      const v = g[k];
+      if (v !== undefined) out[k] = Array.isArray(v) ? [...v] : v;
+    }
+    return out;
+  });
+  const attrs: Record<string, unknown> = {};
+  const top = sim.top;
+  if (top instanceof OneCycleLR) {
+    attrs.total_steps = top.o.totalSteps;
+    if (top.o.cycleMomentum) attrs.use_beta1 = top.useBeta1;
+  }
+  if (top instanceof CyclicLR && top.o.cycleMomentum) attrs.use_beta1 = top.useBeta1;
+  if (top instanceof CosineAnnealingWarmRestarts) {
+    attrs.T_cur = top.tCur;
+    attrs.T_i = top.tI;
+  }
+  return { firstRow: sim.row, groups, attrs };
+}
+
+/** What torch raises when a step fails in the simulation, or null for a bug. */
+function pyOfStep(err: unknown): PyException | null {
+  if (err instanceof PyError) return pyOf(err);
+  if (err instanceof SpecError && err.py) return err.py;
+  if (err instanceof Refusal) return err.py;
+  return null;
+}
+
 class TorchBound implements Bound {
   readonly specHash: string;
+  readonly constructed: Constructed;
+  /** The row construction leaves (last_epoch + 1). */
+  readonly firstRow: number;
+  /** CosineAnnealingWarmRestarts at the top: rows carry T_cur and T_i. */
+  private readonly warmRestarts: boolean;
+  /** A composite at the top: rows carry each child's last_epoch and last lrs. */
+  private readonly childCount: number;
   readonly kind = "deterministic" as const;
   readonly momentumKey: MomentumKey;
   readonly groups: number;
@@ -219,13 +280,18 @@ class TorchBound implements Bound {
   constructor(
     readonly canonical: CanonicalSpec,
     private readonly groupInits: GroupInit[],
+    private readonly lastEpoch: number,
   ) {
     this.specHash = contentHash(canonical);
     this.groups = groupInits.length;
     this.chainable = someNode(canonical, (s) => CHAINABLE_TYPES.has(s.type));
+    this.firstRow = lastEpoch + 1;
+    this.warmRestarts = canonical.type === "CosineAnnealingWarmRestarts";
+    this.childCount = Array.isArray(canonical.schedulers) ? canonical.schedulers.length : 0;
     // Constructing one surfaces constructor errors now; it is not kept, so a
     // bound spec that is never read costs no simulation (100k cached specs).
     const first = this.newSim("");
+    this.constructed = constructedOf(first);
     this.momentumKey = writesMomentum(canonical) ? (first.opt.hasBetas ? "betas" : "momentum") : null;
     this.rowEnd = rowEndOf(first.top);
     this.checkLambdasEarly();
@@ -253,8 +319,23 @@ class TorchBound implements Bound {
 
   private newSim(originKey: string): Sim {
     const opt = makeOptimizer(this.groupInits);
-    const top = build(this.canonical, opt, "");
-    return { row: 0, opt, top, originKey };
+    const top = build(this.canonical, opt, "", this.lastEpoch);
+    return { row: this.firstRow, opt, top, originKey };
+  }
+
+  /**
+   * Per-row attributes torch updates each step: CosineAnnealingWarmRestarts'
+   * T_cur/T_i; a composite's children's last_epoch and get_last_lr().
+   */
+  private newAttrs(count: number): Record<string, Float64Array> | undefined {
+    if (this.warmRestarts) return { T_cur: new Float64Array(count), T_i: new Float64Array(count) };
+    if (this.childCount === 0) return undefined;
+    const attrs: Record<string, Float64Array> = {};
+    for (let c = 0; c < this.childCount; c++) {
+      attrs[`schedulers[${c}].last_epoch`] = new Float64Array(count);
+      attrs[`schedulers[${c}].last_lr`] = new Float64Array(count * this.groups);
+    }
+    return attrs;
   }
 
   /** The pooled simulation furthest along but not past `start`, or a new one. */
@@ -276,7 +357,8 @@ class TorchBound implements Bound {
     try {
       sim.top.step();
     } catch (err) {
-      if (err instanceof PyError) throw new SpecError("", `torch raises ${err.message} at step ${sim.row + 1}`);
+      const py = pyOfStep(err);
+      if (py) throw new Refusal("", py, sim.row + 1);
       throw err;
     }
     sim.row += 1;
@@ -297,44 +379,66 @@ class TorchBound implements Bound {
       const useBeta1 = this.momentumKey === "betas";
       for (let i = 0; i < groups.length; i++) out.momentum[base + i] = readMomentum(groups[i], useBeta1);
     }
+    if (out.attrs) {
+      const attrs = out.attrs;
+      if (this.warmRestarts) {
+        const top = sim.top as CosineAnnealingWarmRestarts;
+        attrs.T_cur[k] = top.tCur;
+        attrs.T_i[k] = top.tI;
+      }
+      sim.top.children?.forEach((child, c) => {
+        attrs[`schedulers[${c}].last_epoch`][k] = child.hasLastEpoch ? child.lastEpoch : NaN;
+        const lastLr = attrs[`schedulers[${c}].last_lr`];
+        for (let i = 0; i < groups.length; i++) lastLr[base + i] = child.lastLr[i];
+      });
+    }
   }
 
   rows(start: number, count: number, origin?: Rebase): Rows {
     if (!Number.isInteger(start) || start < 0) throw new RangeError(`start must be an integer >= 0, got ${start}`);
     if (!Number.isInteger(count) || count < 0) throw new RangeError(`count must be an integer >= 0, got ${count}`);
-    if (origin) checkOrigin(origin, this.groups);
+    if (start < this.firstRow) throw new SpecError("start", `must be >= ${this.firstRow}, the row construction leaves (last_epoch + 1)`);
+    if (origin) checkOrigin(origin, this.groups, this.firstRow);
     const n = this.groups;
     const out: Rows = {
       lr: new Float64Array(count * n),
       momentum: this.momentumKey ? new Float64Array(count * n) : null,
     };
+    out.attrs = this.newAttrs(count);
     if (count === 0) return out;
-    if (!origin) {
-      const direct = this.directRows();
-      if (direct) {
-        this.fillDirect(direct, start, count, out);
-        return out;
+    try {
+      if (!origin) {
+        const direct = this.directRows();
+        if (direct) {
+          this.fillDirect(direct, start, count, out);
+          return out;
+        }
       }
+      const key = originKeyOf(origin);
+      const sim = this.takeSim(start, key);
+      if (origin && origin.step === sim.row && sim.row === this.firstRow) this.applyOrigin(sim, origin);
+      // A failed step leaves the simulation half-stepped: it is not put back.
+      while (sim.row < start) this.stepOnce(sim, origin);
+      for (let k = 0; k < count; k++) {
+        if (k > 0) this.stepOnce(sim, origin);
+        this.record(sim, out, k);
+      }
+      this.putBack(sim);
+      return out;
+    } catch (err) {
+      if (!(err instanceof Refusal) || err.row === undefined) throw err;
+      return stopAt(out, start, err.row, err.py, n);
     }
-    const key = originKeyOf(origin);
-    const sim = this.takeSim(start, key);
-    if (origin && origin.step === 0 && sim.row === 0) this.applyOrigin(sim, origin);
-    // A failed step leaves the simulation half-stepped: it is not put back.
-    while (sim.row < start) this.stepOnce(sim, origin);
-    for (let k = 0; k < count; k++) {
-      if (k > 0) this.stepOnce(sim, origin);
-      this.record(sim, out, k);
-    }
-    this.putBack(sim);
-    return out;
   }
 
   private directRows(): { top: DirectRows; checkedTo: number } | null {
     if (this.direct === undefined) {
       const sim = this.newSim("");
       const top = sim.top;
-      // Its construction took step 0; rows past it are checked as they are filled.
-      this.direct = hasDirectRows(top) ? { top, checkedTo: 1 } : null;
+      // float32 lrs round every operation: only the replay does that.
+      const direct = hasDirectRows(top) && !sim.opt.groups.some((g) => g.f32);
+      // Its construction took row firstRow; rows past it are checked as they are filled.
+      this.direct = direct ? { top, checkedTo: this.firstRow + 1 } : null;
       if (!this.direct) this.putBack(sim); // the replay starts from it instead
     }
     return this.direct;
@@ -360,18 +464,24 @@ class TorchBound implements Bound {
       direct.checkedTo = Math.max(direct.checkedTo, start + count);
     } catch (err) {
       if (!(err instanceof StepFailure)) throw err;
-      if (err.error instanceof PyError) throw new SpecError("", `torch raises ${err.error.message} at step ${err.row}`);
+      const py = pyOfStep(err.error);
+      if (py) throw new Refusal("", py, err.row);
       throw err.error;
     }
   }
 
-  epochRows(epochs: number[]): Rows {
+  epochRows(epochs: number[], lr?: number[]): Rows {
     const sim = this.newSim("");
+    if (lr) {
+      checkOrigin({ step: sim.row, lr }, this.groups, this.firstRow, "lr");
+      this.applyOrigin(sim, { step: sim.row, lr });
+    }
     const n = this.groups;
     const out: Rows = {
       lr: new Float64Array(epochs.length * n),
       momentum: this.momentumKey ? new Float64Array(epochs.length * n) : null,
     };
+    out.attrs = this.newAttrs(epochs.length);
     epochs.forEach((epoch, k) => {
       if (typeof epoch !== "number" || !Number.isFinite(epoch)) {
         throw new SpecError(joinPath("epochs", k), `must be a number, got ${String(epoch)}`);
@@ -379,7 +489,8 @@ class TorchBound implements Bound {
       try {
         sim.top.step(epoch);
       } catch (err) {
-        if (err instanceof PyError) throw new SpecError(joinPath("epochs", k), `torch raises ${err.message} at step(${epoch})`);
+        const py = pyOfStep(err);
+        if (py) throw new Refusal(joinPath("epochs", k), py);
         throw err;
       }
       this.record(sim, out, k);
@@ -418,13 +529,25 @@ function torchCycleStarts(spec: CanonicalSpec): ((start: number, count: number) 
   return undefined;
 }
 
-function checkOrigin(origin: Rebase, groups: number): void {
-  if (!Number.isInteger(origin.step) || origin.step < 0) {
-    throw new SpecError("origin.step", `must be an integer >= 0, got ${String(origin.step)}`);
+function checkOrigin(origin: Rebase, groups: number, firstRow = 0, lrPath = "origin.lr"): void {
+  if (!Number.isInteger(origin.step) || origin.step < firstRow) {
+    throw new SpecError("origin.step", `must be an integer >= ${firstRow}, got ${String(origin.step)}`);
   }
   if (!Array.isArray(origin.lr) || origin.lr.length !== groups || !origin.lr.every((v) => typeof v === "number")) {
-    throw new SpecError("origin.lr", `must be a list of ${groups} numbers`);
+    throw new SpecError(lrPath, `must be a list of ${groups} numbers`);
   }
+}
+
+/** Rows [start, row) of `out`, and where torch raises. */
+function stopAt(out: Rows, start: number, row: number, py: PyException, n: number): Rows {
+  const count = Math.max(0, row - start);
+  const cut = (a: Float64Array, per: number) => a.slice(0, count * per);
+  const stopped: Rows = { lr: cut(out.lr, n), momentum: out.momentum ? cut(out.momentum, n) : null, stop: { row, py } };
+  if (out.attrs) {
+    const rows = out.lr.length / n;
+    stopped.attrs = Object.fromEntries(Object.entries(out.attrs).map(([k, v]) => [k, cut(v, rows ? v.length / rows : 1)]));
+  }
+  return stopped;
 }
 
 function bindPlateau(canonical: CanonicalSpec, groups: GroupInit[]): Bound {
@@ -437,6 +560,7 @@ function bindPlateau(canonical: CanonicalSpec, groups: GroupInit[]): Bound {
     thresholdMode: canonical.threshold_mode as "rel" | "abs",
     cooldown: canonical.cooldown as number,
     minLrs: perGroup(canonical.min_lr, n),
+    minLrScalar: !Array.isArray(canonical.min_lr),
     eps: canonical.eps as number,
   };
   const result = (state: PlateauState): MetricResult => ({
@@ -458,20 +582,26 @@ function bindPlateau(canonical: CanonicalSpec, groups: GroupInit[]): Bound {
     initialState: () => result(plateauInitial(groups.map((g) => g.lr))),
     metricStep: (state: MetricState, metric: number) => {
       if (typeof metric !== "number") throw new SpecError("metric", `must be a number, got ${String(metric)}`);
-      return result(plateauStep(cfg, checkPlateauState(state, n), metric));
+      try {
+        return result(plateauStep(cfg, checkPlateauState(state), metric));
+      } catch (err) {
+        if (err instanceof PyError) throw new Refusal("state.lr", pyOf(err));
+        throw err;
+      }
     },
   };
 }
 
 /** The state comes back from a client: check its shape before trusting it. */
-function checkPlateauState(state: MetricState, n: number): PlateauState {
+function checkPlateauState(state: MetricState): PlateauState {
   const s = state as Partial<PlateauState> | null;
   const bad = (field: string, what: string): never => {
     throw new SpecError(`state.${field}`, `must be ${what}`);
   };
   if (!s || typeof s !== "object") bad("", "an object");
   const st = s as Partial<PlateauState>;
-  if (!Array.isArray(st.lr) || st.lr.length !== n || !st.lr.every((v) => typeof v === "number")) bad("lr", `a list of ${n} numbers`);
+  // Groups added since construction (add_param_group) come in as more lrs.
+  if (!Array.isArray(st.lr) || st.lr.length === 0 || !st.lr.every((v) => typeof v === "number")) bad("lr", "a non-empty list of numbers");
   if (st.best !== null && typeof st.best !== "number") bad("best", "a number or null");
   for (const k of ["num_bad_epochs", "cooldown_counter", "last_epoch"] as const) {
     if (!Number.isInteger(st[k])) bad(k, "an integer");

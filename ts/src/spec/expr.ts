@@ -15,7 +15,7 @@
  * `False` and comparisons give 1/0 as Python bools do in arithmetic.
  */
 import { SpecError } from "./api";
-import { PyError, powOfBase, pyDiv, pyFloor, pyFloorDiv, pyLog, pyMod, pyPow } from "../schedules/torch/pymath";
+import { PyError, exprDiv, powOfBase, pyFloor, pyFloorDiv, pyLog, pyMod, pyPow } from "../schedules/torch/pymath";
 
 export type Expr =
   | { kind: "num"; value: number }
@@ -381,7 +381,7 @@ export function evaluate(e: Expr, vars: Readonly<Record<string, number>>): numbe
         case "*":
           return a * b;
         case "/":
-          return pyDiv(a, b);
+          return exprDiv(a, b);
         case "//":
           return pyFloorDiv(a, b);
         case "%":
@@ -505,7 +505,7 @@ function compileBinary(e: Extract<Expr, { kind: "binary" }>, variable: string): 
     case "*":
       return (v) => a(v) * b(v);
     case "/":
-      return (v) => pyDiv(a(v), b(v));
+      return (v) => exprDiv(a(v), b(v));
     case "//":
       return (v) => pyFloorDiv(a(v), b(v));
     case "%":
@@ -524,7 +524,7 @@ function withConstantLeft(op: BinaryOp, c: number, b: Compiled): Compiled {
     case "*":
       return (v) => c * b(v);
     case "/":
-      return (v) => pyDiv(c, b(v));
+      return (v) => exprDiv(c, b(v));
     case "//":
       return (v) => pyFloorDiv(c, b(v));
     case "%":
@@ -543,7 +543,7 @@ function withConstantRight(op: BinaryOp, a: Compiled, c: number): Compiled {
     case "*":
       return (v) => a(v) * c;
     case "/":
-      return (v) => pyDiv(a(v), c);
+      return (v) => exprDiv(a(v), c);
     case "//":
       return (v) => pyFloorDiv(a(v), c);
     case "%":

@@ -1,12 +1,12 @@
 /**
- * Validation of torch-scheduler specs: torch's names and defaults, torch's
- * own constructor checks, plus what torch accepts and then fails on later
- * (a division by zero at some step). Produces the canonical spec: every
- * field explicit, so equal schedules hash equally.
+ * Validation of torch-scheduler specs: torch's names and defaults and
+ * torch's own constructor checks. What torch accepts and then fails on later
+ * (a division by zero at some step) is accepted here too: the simulation
+ * stops the rows at that step with torch's exception. Produces the canonical
+ * spec: every field explicit, so equal schedules hash equally.
  */
 import { SpecError } from "./api";
 import { parseExpr } from "./expr";
-import { bisectRight } from "../schedules/torch/pymath";
 import { oneCyclePhases } from "../schedules/torch/cyclic";
 
 export const TORCH_TYPES = [
@@ -71,7 +71,12 @@ interface Check<T> {
   ok: (v: T) => boolean;
   /** what the value must be, e.g. "a float in [0, 1]" */
   what: string;
+  /** torch's own ValueError text for a value it refuses (the drop-in raises it). */
+  torch?: (v: T) => string;
 }
+
+/** torch raises ValueError with this text. */
+const valueError = (message: string) => ({ type: "ValueError", message });
 
 /** Reads one spec object's fields, remembering which were used. */
 class Fields {
@@ -85,8 +90,8 @@ class Fields {
   at(name: string): string {
     return joinPath(this.path, name);
   }
-  fail(name: string, rule: string): never {
-    throw new SpecError(this.at(name), rule);
+  fail(name: string, rule: string, torch?: string): never {
+    throw new SpecError(this.at(name), rule, torch === undefined ? undefined : valueError(torch));
   }
   raw(name: string): unknown {
     this.used.add(name);
@@ -99,7 +104,7 @@ class Fields {
       return def;
     }
     if (!is(v)) this.fail(name, `must be ${check?.what ?? what}, got ${show(v)}`);
-    if (check && !check.ok(v)) this.fail(name, `must be ${check.what}, got ${show(v)}`);
+    if (check && !check.ok(v)) this.fail(name, `must be ${check.what}, got ${show(v)}`, check.torch?.(v));
     return v;
   }
   number(name: string, def?: number, check?: Check<number>): number {
@@ -111,12 +116,14 @@ class Fields {
   bool(name: string, def: boolean): boolean {
     return this.value(name, (v): v is boolean => typeof v === "boolean", "true or false", def);
   }
-  choice<T extends string>(name: string, options: readonly T[], def: T): T {
+  choice<T extends string>(name: string, options: readonly T[], def: T, torch?: (v: string) => string): T {
     const what = `one of ${options.map((o) => `'${o}'`).join(", ")}`;
-    return this.value(name, (v): v is T => typeof v === "string" && (options as readonly string[]).includes(v), what, def);
+    const v = this.raw(name);
+    if (torch && typeof v === "string" && !(options as readonly string[]).includes(v)) this.fail(name, `must be ${what}, got ${show(v)}`, torch(v));
+    return this.value(name, (x): x is T => typeof x === "string" && (options as readonly string[]).includes(x), what, def);
   }
   /** A number, or a list with one number per param group (torch's _format_param). */
-  perGroup(name: string, groups: number, def?: number, check?: Check<number>): number | number[] {
+  perGroup(name: string, groups: number, def?: number, check?: Check<number>, torchLength?: (n: number) => string): number | number[] {
     const v = this.raw(name);
     if (v === undefined) {
       if (def === undefined) this.fail(name, `required by ${this.type}: must be a number or a list of one per param group`);
@@ -129,7 +136,13 @@ class Fields {
     };
     if (Array.isArray(v)) {
       if (v.length !== groups) {
-        this.fail(name, `must have the same length as optimizer.param_groups: ${name} has ${v.length} values, param_groups has ${groups}`);
+        this.fail(
+          name,
+          `must have the same length as optimizer.param_groups: ${name} has ${v.length} values, param_groups has ${groups}`,
+          torchLength
+            ? torchLength(v.length)
+            : `${name} must have the same length as optimizer.param_groups. ${name} has ${v.length} values, param_groups has ${groups}.`,
+        );
       }
       return v.map((x, i) => one(x, joinPath(this.at(name), i)));
     }
@@ -152,7 +165,9 @@ class Fields {
       return x;
     };
     if (Array.isArray(v)) {
-      if (v.length !== groups) this.fail(name, `expected ${groups} lr_lambdas (one per param group), got ${v.length}`);
+      if (v.length !== groups) {
+        this.fail(name, `expected ${groups} lr_lambdas (one per param group), got ${v.length}`, `Expected ${groups} lr_lambdas, but got ${v.length}`);
+      }
       return v.map((x, i) => check(x, joinPath(this.at(name), i)));
     }
     if (v === undefined) this.fail(name, `required by ${this.type}: must be an expression over '${variable}' or a list of them`);
@@ -169,8 +184,10 @@ class Fields {
 }
 
 const inUnit: Check<number> = { ok: (v) => v >= 0 && v <= 1, what: "a float in [0, 1]" };
+
+/** A Python number as an f-string prints it (ints as ints: JSON cannot tell 5.0 from 5). */
+const pyNum = (v: number): string => (Number.isInteger(v) ? String(v) : String(v).replace(/e([+-])(\d)$/, "e$10$2"));
 const positiveInt: Check<number> = { ok: (v) => v > 0, what: "a positive integer" };
-const positive: Check<number> = { ok: (v) => v > 0, what: "a number > 0" };
 const nonZero: Check<number> = { ok: (v) => v !== 0, what: "a nonzero number" };
 
 /** Validates a spec for `groups` param groups and returns its canonical form. */
@@ -192,52 +209,49 @@ export function validateTorchSpec(spec: unknown, groups: number, path = ""): Can
 function readFields(type: TorchType, f: Fields, groups: number): Record<string, unknown> {
   switch (type) {
     case "StepLR":
-      return { step_size: f.int("step_size", undefined, positiveInt), gamma: f.number("gamma", 0.1) };
+      // step_size 0: torch constructs it and raises at step 1 (integer modulo by zero); the rows stop there.
+      return { step_size: f.int("step_size"), gamma: f.number("gamma", 0.1) };
     case "MultiStepLR":
       return { milestones: f.intList("milestones"), gamma: f.number("gamma", 0.1) };
     case "ConstantLR": {
       const factor = f.number("factor", 1.0 / 3, {
         ok: (v) => v >= 0 && v <= 1,
         what: "a float in [0, 1] (Constant multiplicative factor expected to be between 0 and 1.)",
+        torch: () => "Constant multiplicative factor expected to be between 0 and 1.",
       });
-      const total_iters = f.int("total_iters", 5);
-      if (factor === 0 && total_iters >= 1) {
-        f.fail("factor", `must be > 0 when total_iters >= 1: torch divides by factor at step total_iters (ZeroDivisionError), got 0`);
-      }
-      return { factor, total_iters };
+      // factor 0: torch divides by it at step total_iters (ZeroDivisionError): the rows stop there.
+      return { factor, total_iters: f.int("total_iters", 5) };
     }
     case "LinearLR":
       return {
         start_factor: f.number("start_factor", 1.0 / 3, {
           ok: (v) => v > 0 && v <= 1,
           what: "a float in (0, 1] (Starting multiplicative factor expected to be greater than 0 and less or equal to 1.)",
+          torch: () => "Starting multiplicative factor expected to be greater than 0 and less or equal to 1.",
         }),
         end_factor: f.number("end_factor", 1.0, {
           ok: (v) => v >= 0 && v <= 1,
           what: "a float in [0, 1] (Ending multiplicative factor expected to be between 0 and 1.)",
+          torch: () => "Ending multiplicative factor expected to be between 0 and 1.",
         }),
         total_iters: f.int("total_iters", 5),
       };
     case "ExponentialLR":
       return { gamma: f.number("gamma") };
-    case "PolynomialLR": {
-      const total_iters = f.int("total_iters", 5);
-      const power = f.number("power", 1.0);
-      if (power < 0 && total_iters >= 1) {
-        f.fail("power", `must be >= 0: torch computes 0.0 ** power at step total_iters (ZeroDivisionError), got ${power}`);
-      }
-      return { total_iters, power };
-    }
+    case "PolynomialLR":
+      // power < 0: torch computes 0.0 ** power at step total_iters (ZeroDivisionError): the rows stop there.
+      return { total_iters: f.int("total_iters", 5), power: f.number("power", 1.0) };
     case "CosineAnnealingLR":
       return {
-        T_max: f.number("T_max", undefined, { ok: (v) => v > 0, what: "a number > 0 (torch divides by T_max)" }),
+        // T_max 0: torch raises at step 1 (modulo by zero): the rows stop there.
+        T_max: f.number("T_max"),
         eta_min: f.number("eta_min", 0.0),
       };
     case "CosineAnnealingWarmRestarts":
       return {
-        T_0: f.int("T_0", undefined, positiveInt),
-        T_mult: f.int("T_mult", 1, { ok: (v) => v >= 1, what: "an integer >= 1" }),
-        eta_min: f.number("eta_min", 0.0),
+        T_0: f.int("T_0", undefined, { ...positiveInt, torch: (v) => `Expected positive integer T_0, but got ${pyNum(v)}` }),
+        T_mult: f.int("T_mult", 1, { ok: (v) => v >= 1, what: "an integer >= 1", torch: (v) => `Expected integer T_mult >= 1, but got ${pyNum(v)}` }),
+        eta_min: etaMinOfWarmRestarts(f),
       };
     case "LambdaLR":
     case "MultiplicativeLR":
@@ -248,13 +262,13 @@ function readFields(type: TorchType, f: Fields, groups: number): Record<string, 
       return oneCycleFields(f, groups);
     case "ReduceLROnPlateau":
       return {
-        mode: f.choice("mode", ["min", "max"] as const, "min"),
-        factor: f.number("factor", 0.1, { ok: (v) => v < 1.0, what: "a number < 1.0 (Factor should be < 1.0.)" }),
+        mode: f.choice("mode", ["min", "max"] as const, "min", (m) => `mode ${m} is unknown!`),
+        factor: f.number("factor", 0.1, { ok: (v) => v < 1.0, what: "a number < 1.0 (Factor should be < 1.0.)", torch: () => "Factor should be < 1.0." }),
         patience: f.int("patience", 10),
         threshold: f.number("threshold", 1e-4),
-        threshold_mode: f.choice("threshold_mode", ["rel", "abs"] as const, "rel"),
+        threshold_mode: f.choice("threshold_mode", ["rel", "abs"] as const, "rel", (m) => `threshold mode ${m} is unknown!`),
         cooldown: f.int("cooldown", 0),
-        min_lr: f.perGroup("min_lr", groups, 0),
+        min_lr: f.perGroup("min_lr", groups, 0, undefined, (n) => `expected ${groups} min_lrs, got ${n}`),
         eps: f.number("eps", 1e-8),
       };
     case "SequentialLR":
@@ -267,17 +281,16 @@ function readFields(type: TorchType, f: Fields, groups: number): Record<string, 
 function cyclicFields(f: Fields, groups: number): Record<string, unknown> {
   const base_lr = f.perGroup("base_lr", groups);
   const max_lr = f.perGroup("max_lr", groups);
-  const step_size_up = f.number("step_size_up", 2000, positive);
+  // Sizes summing to 0: torch's constructor divides by zero (ZeroDivisionError, from the simulation).
+  const step_size_up = f.number("step_size_up", 2000);
   const downRaw = f.raw("step_size_down");
   let step_size_down: number | null = null;
-  if (downRaw !== undefined && downRaw !== null) {
-    step_size_down = f.number("step_size_down", undefined, { ok: (v) => v >= 0, what: "a number >= 0 or null" });
-  }
+  if (downRaw !== undefined && downRaw !== null) step_size_down = f.number("step_size_down");
   const scaleRaw = f.raw("scale_fn");
   const scale_fn = scaleRaw === undefined || scaleRaw === null ? null : (f.expressions("scale_fn", 1, "x") as string);
   let mode: string;
   if (scale_fn === null) {
-    mode = f.choice("mode", ["triangular", "triangular2", "exp_range"] as const, "triangular");
+    mode = f.choice("mode", ["triangular", "triangular2", "exp_range"] as const, "triangular", () => "mode is invalid and scale_fn is None");
   } else {
     // torch ignores mode when scale_fn is given.
     const m = f.raw("mode");
@@ -302,7 +315,16 @@ function cyclicFields(f: Fields, groups: number): Record<string, unknown> {
 function optionalPositiveInt(f: Fields, name: string): number | null {
   const v = f.raw(name);
   if (v === undefined || v === null) return null;
-  return f.int(name, undefined, positiveInt);
+  return f.int(name, undefined, { ...positiveInt, torch: (x) => `Expected positive integer ${name}, but got ${pyNum(x)}` });
+}
+
+/** torch: `isinstance(eta_min, (float, int))`, else a ValueError naming the type. */
+function etaMinOfWarmRestarts(f: Fields): number {
+  const v = f.raw("eta_min");
+  if (typeof v === "string") {
+    f.fail("eta_min", `must be a number, got ${show(v)}`, `Expected float or int eta_min, but got ${v} of type <class 'str'>`);
+  }
+  return f.number("eta_min", 0.0);
 }
 
 function oneCycleFields(f: Fields, groups: number): Record<string, unknown> {
@@ -311,7 +333,8 @@ function oneCycleFields(f: Fields, groups: number): Record<string, unknown> {
   const epochs = optionalPositiveInt(f, "epochs");
   const steps_per_epoch = optionalPositiveInt(f, "steps_per_epoch");
   if (total_steps === null && (epochs === null || steps_per_epoch === null)) {
-    f.fail("total_steps", "You must define either total_steps OR (epochs AND steps_per_epoch)");
+    const must = "You must define either total_steps OR (epochs AND steps_per_epoch)";
+    f.fail("total_steps", must, must);
   }
   const T = total_steps ?? (epochs as number) * (steps_per_epoch as number);
   const out = {
@@ -319,8 +342,8 @@ function oneCycleFields(f: Fields, groups: number): Record<string, unknown> {
     total_steps,
     epochs,
     steps_per_epoch,
-    pct_start: f.number("pct_start", 0.3, inUnit),
-    anneal_strategy: f.choice("anneal_strategy", ["cos", "linear"] as const, "cos"),
+    pct_start: f.number("pct_start", 0.3, { ...inUnit, torch: (v) => `Expected float between 0 and 1 pct_start, but got ${v}` }),
+    anneal_strategy: f.choice("anneal_strategy", ["cos", "linear"] as const, "cos", (a) => `anneal_strategy must be one of 'cos' or 'linear', instead got ${a}`),
     cycle_momentum: f.bool("cycle_momentum", true),
     base_momentum: f.perGroup("base_momentum", groups, 0.85),
     max_momentum: f.perGroup("max_momentum", groups, 0.95),
@@ -328,13 +351,7 @@ function oneCycleFields(f: Fields, groups: number): Record<string, unknown> {
     final_div_factor: f.number("final_div_factor", 1e4, nonZero),
     three_phase: f.bool("three_phase", false),
   };
-  const zeroStep = oneCycleZeroDivisionStep(T, out.pct_start, out.three_phase);
-  if (zeroStep !== null) {
-    f.fail(
-      "pct_start",
-      `with total_steps=${T} a phase of OneCycleLR has zero length and torch divides by zero at step ${zeroStep}, got ${out.pct_start}`,
-    );
-  }
+  // A phase of zero length makes torch divide by zero at some step: the rows stop there.
   return out;
 }
 
@@ -359,7 +376,11 @@ export function oneCycleZeroDivisionStep(total: number, pctStart: number, threeP
 function childSpecs(f: Fields, groups: number): CanonicalSpec[] {
   const v = f.raw("schedulers");
   if (!Array.isArray(v) || v.length < 1) {
-    f.fail("schedulers", `${f.type} expects at least one scheduler, got ${show(v)}`);
+    const torchSays =
+      f.type === "ChainedScheduler"
+        ? "ChainedScheduler expects at least one scheduler to be chained, but got no scheduler."
+        : `${f.type} expects at least one scheduler, but got no scheduler.`;
+    f.fail("schedulers", `${f.type} expects at least one scheduler, got ${show(v)}`, Array.isArray(v) ? torchSays : undefined);
   }
   return v.map((child, i) => {
     const p = joinPath(f.at("schedulers"), i);
@@ -374,7 +395,6 @@ function childSpecs(f: Fields, groups: number): CanonicalSpec[] {
   });
 }
 
-const COMPOSITES = new Set(["SequentialLR", "ChainedScheduler"]);
 
 function sequentialFields(f: Fields, groups: number): Record<string, unknown> {
   const schedulers = childSpecs(f, groups);
@@ -383,18 +403,10 @@ function sequentialFields(f: Fields, groups: number): Record<string, unknown> {
     f.fail(
       "milestones",
       `Sequential Schedulers expects number of schedulers provided to be one more than the number of milestone points, but got number of schedulers ${schedulers.length} and the number of milestones to be equal to ${milestones.length}`,
+      `Sequential Schedulers expects number of schedulers provided to be one more than the number of milestone points, but got number of schedulers ${schedulers.length} and the number of milestones to be equal to ${milestones.length}`,
     );
   }
-  // At a milestone torch calls child._update_lr(0); a composite child has no get_lr there.
-  for (const m of milestones) {
-    if (m < 1) continue;
-    const idx = bisectRight(milestones, m);
-    if (idx > 0 && milestones[idx - 1] === m && COMPOSITES.has(schedulers[idx].type)) {
-      throw new SpecError(
-        joinPath(f.at("schedulers"), idx),
-        `a ${schedulers[idx].type} can only be the first active child of a SequentialLR: torch raises NotImplementedError when it starts at milestone ${m}`,
-      );
-    }
-  }
+  // A composite child reached at a milestone has no get_lr for torch's
+  // _update_lr(0): NotImplementedError at that step, where the rows stop.
   return { schedulers, milestones };
 }

@@ -1,4 +1,4 @@
-import type { SimOptimizer } from "./optimizer";
+import type { SimGroup, SimOptimizer } from "./optimizer";
 import { PyError } from "./pymath";
 
 /**
@@ -15,20 +15,40 @@ export abstract class TorchScheduler {
   children?: TorchScheduler[];
   /** Whether the scheduler has a `last_epoch` attribute (ChainedScheduler has none). */
   hasLastEpoch = true;
+  /** The constructor's `last_epoch` argument (-1: a fresh schedule). */
+  readonly startEpoch: number;
 
   constructor(
     readonly optimizer: SimOptimizer,
     /** Where this scheduler sits in the spec, for error messages. */
     readonly path: string,
-  ) {}
+  ) {
+    this.startEpoch = optimizer.constructLastEpoch ?? -1;
+    optimizer.constructLastEpoch = undefined;
+  }
 
-  /** LRScheduler.__init__ with last_epoch=-1. */
+  /** LRScheduler.__init__(optimizer, last_epoch). */
   protected init(): void {
-    for (const g of this.optimizer.groups) {
-      if (g.initial_lr === undefined) g.initial_lr = g.lr; // setdefault
+    const groups = this.optimizer.groups;
+    if (this.startEpoch === -1) {
+      for (const g of groups) {
+        if (g.initial_lr === undefined) g.initial_lr = g.lr; // setdefault (a tensor is cloned: same dtype)
+      }
+    } else {
+      groups.forEach((g, i) => {
+        if (g.initial_lr === undefined) {
+          throw new PyError(
+            "KeyError",
+            `param 'initial_lr' is not specified in param_groups[${i}] when resuming scheduler with last_epoch >= 0.\n` +
+              "This typically happens when:\n" +
+              "1. You're trying to resume training from a checkpoint but haven't properly loaded the optimizer state\n" +
+              "2. You're using last_epoch >= 0 for a fresh training run (not recommended)",
+          );
+        }
+      });
     }
-    this.baseLrs = this.optimizer.groups.map((g) => g.initial_lr as number);
-    this.lastEpoch = -1;
+    this.baseLrs = groups.map((g) => g.initial_lr as number);
+    this.lastEpoch = this.startEpoch;
     this.initialStep();
   }
 
@@ -56,13 +76,24 @@ export abstract class TorchScheduler {
       this.lastEpoch = epoch;
       values = this.closedFormLr ? this.closedFormLr() : this.getLr();
     }
+    writeLrs(this.optimizer.groups, values);
+    this.keepLastLr();
+  }
+
+  /**
+   * torch's `_last_lr`: the group lrs right after this scheduler's last
+   * update (a composite's children report theirs). One reused array.
+   */
+  lastLr: number[] = [];
+  protected keepLastLr(): void {
     const groups = this.optimizer.groups;
-    for (let i = 0; i < groups.length; i++) groups[i].lr = values[i];
+    if (this.lastLr.length !== groups.length) this.lastLr = new Array<number>(groups.length).fill(0);
+    for (let i = 0; i < groups.length; i++) this.lastLr[i] = groups[i].lr;
   }
 
   /** The chainable (recursive) form: torch's get_lr(). */
   getLr(): number[] {
-    throw new PyError("NotImplementedError", `${this.constructor.name}.get_lr is not implemented`);
+    throw new PyError("NotImplementedError", ""); // LRScheduler.get_lr: `raise NotImplementedError`
   }
 
   /** torch's _get_closed_form_lr, used by step(epoch), where the class has one. */
@@ -92,17 +123,41 @@ export abstract class TorchScheduler {
   protected currentLrsTimes(factor: number): number[] {
     const groups = this.optimizer.groups;
     const out = this.lrOut();
-    for (let i = 0; i < groups.length; i++) out[i] = groups[i].lr * factor;
+    for (let i = 0; i < groups.length; i++) {
+      const g = groups[i];
+      out[i] = g.f32 ? Math.fround(g.lr * Math.fround(factor)) : g.lr * factor;
+    }
     return out;
   }
 
-  /** base_lr * `factor` for every group (the closed forms' `base_lr * f`). */
+  /** base_lr * `factor` for every group (the closed forms' `base_lr * f`; base_lr is a clone of a tensor lr). */
   protected baseLrsTimes(factor: number): number[] {
     const base = this.baseLrs;
+    const groups = this.optimizer.groups;
     const out = this.lrOut();
-    for (let i = 0; i < base.length; i++) out[i] = base[i] * factor;
+    for (let i = 0; i < base.length; i++) {
+      out[i] = groups[i].f32 ? Math.fround(base[i] * Math.fround(factor)) : base[i] * factor;
+    }
     return out;
   }
+}
+
+/** torch's _update_param_group_val for "lr": a float32 tensor's fill_ rounds. */
+export function writeLrs(groups: SimGroup[], values: readonly number[]): void {
+  for (let i = 0; i < groups.length; i++) {
+    const g = groups[i];
+    g.lr = g.f32 ? Math.fround(values[i]) : values[i];
+  }
+}
+
+/**
+ * `eta_min + (base_lr - eta_min) * c / 2` with base_lr a float32 tensor:
+ * every operation in float32 (CosineAnnealingLR, CosineAnnealingWarmRestarts).
+ */
+export function cosineFromBaseF32(base: number, etaMin: number, c: number): number {
+  const eta = Math.fround(etaMin);
+  const t = Math.fround(Math.fround(Math.fround(base - eta) * Math.fround(c)) / 2);
+  return Math.fround(eta + t);
 }
 
 /**

@@ -3,8 +3,8 @@
  * plus LambdaLR. Every expression keeps torch's operation order so rounding
  * matches bit for bit where the math library does.
  */
-import { StepFailure, TorchScheduler } from "./base";
-import type { SimOptimizer } from "./optimizer";
+import { StepFailure, TorchScheduler, cosineFromBaseF32 } from "./base";
+import { type SimOptimizer, f32 } from "./optimizer";
 import { bisectRight, pyDiv, pyFloorDiv, pyModIsZero, pyPow } from "./pymath";
 
 /** A Python callable of the epoch (lr_lambda). */
@@ -170,8 +170,10 @@ export class CosineAnnealingLR extends TorchScheduler {
     if (this.isInitial) return this.currentLrs();
     if (this.stepCount === 1 && t > 0) {
       const out = this.lrOut();
+      const c = 1 + Math.cos(pyDiv(t * Math.PI, T));
+      const groups = this.optimizer.groups;
       for (let i = 0; i < out.length; i++) {
-        out[i] = eta + pyDiv((this.baseLrs[i] - eta) * (1 + Math.cos(pyDiv(t * Math.PI, T))), 2);
+        out[i] = groups[i].f32 ? cosineFromBaseF32(this.baseLrs[i], eta, c) : eta + pyDiv((this.baseLrs[i] - eta) * c, 2);
       }
       return out;
     }
@@ -179,13 +181,24 @@ export class CosineAnnealingLR extends TorchScheduler {
       const bump = 1 - Math.cos(pyDiv(Math.PI, T));
       const groups = this.optimizer.groups;
       const out = this.lrOut();
-      for (let i = 0; i < groups.length; i++) out[i] = groups[i].lr + ((this.baseLrs[i] - eta) * bump) / 2;
+      for (let i = 0; i < groups.length; i++) {
+        const g = groups[i];
+        if (g.f32) {
+          const half = f32(f32(f32(this.baseLrs[i] - f32(eta)) * f32(bump)) / 2);
+          out[i] = f32(g.lr + half);
+        } else {
+          out[i] = g.lr + ((this.baseLrs[i] - eta) * bump) / 2;
+        }
+      }
       return out;
     }
     const ratio = pyDiv(this.onePlusCos(t), this.onePlusCos(t - 1));
     const groups = this.optimizer.groups;
     const out = this.lrOut();
-    for (let i = 0; i < groups.length; i++) out[i] = ratio * (groups[i].lr - eta) + eta;
+    for (let i = 0; i < groups.length; i++) {
+      const g = groups[i];
+      out[i] = g.f32 ? f32(f32(f32(ratio) * f32(g.lr - f32(eta))) + f32(eta)) : ratio * (g.lr - eta) + eta;
+    }
     return out;
   }
 
@@ -203,7 +216,10 @@ export class CosineAnnealingLR extends TorchScheduler {
   override closedFormLr(): number[] {
     const c = 1 + Math.cos(pyDiv(Math.PI * this.lastEpoch, this.tMax));
     const out = this.lrOut();
-    for (let i = 0; i < out.length; i++) out[i] = this.etaMin + ((this.baseLrs[i] - this.etaMin) * c) / 2;
+    const groups = this.optimizer.groups;
+    for (let i = 0; i < out.length; i++) {
+      out[i] = groups[i].f32 ? cosineFromBaseF32(this.baseLrs[i], this.etaMin, c) : this.etaMin + ((this.baseLrs[i] - this.etaMin) * c) / 2;
+    }
     return out;
   }
 }
@@ -219,7 +235,11 @@ export class LambdaLR extends TorchScheduler {
   }
   override getLr(): number[] {
     const out = this.lrOut();
-    for (let i = 0; i < out.length; i++) out[i] = this.baseLrs[i] * this.lambdas[i](this.lastEpoch);
+    const groups = this.optimizer.groups;
+    for (let i = 0; i < out.length; i++) {
+      const v = this.lambdas[i](this.lastEpoch);
+      out[i] = groups[i].f32 ? f32(this.baseLrs[i] * f32(v)) : this.baseLrs[i] * v;
+    }
     return out;
   }
 
@@ -257,7 +277,11 @@ export class MultiplicativeLR extends TorchScheduler {
     if (this.isInitial) return this.currentLrs();
     const groups = this.optimizer.groups;
     const out = this.lrOut();
-    for (let i = 0; i < groups.length; i++) out[i] = groups[i].lr * this.lambdas[i](this.lastEpoch);
+    for (let i = 0; i < groups.length; i++) {
+      const g = groups[i];
+      const v = this.lambdas[i](this.lastEpoch);
+      out[i] = g.f32 ? f32(g.lr * f32(v)) : g.lr * v;
+    }
     return out;
   }
 }

@@ -25,10 +25,10 @@ export class SequentialLR extends TorchScheduler {
   ) {
     super(opt, path);
     this.children = schedulers;
-    this.lastEpoch = -1 + 1;
+    this.lastEpoch = this.startEpoch + 1;
     for (const g of opt.groups) {
       if (g.initial_lr === undefined) throw new PyError("KeyError", "'initial_lr'");
-      g.lr = g.initial_lr;
+      g.lr = g.f32 ? Math.fround(g.initial_lr) : g.initial_lr;
     }
     recursiveUndo(this);
     const idx = bisectRight(milestones, 0);

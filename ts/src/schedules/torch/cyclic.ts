@@ -1,5 +1,5 @@
 /** CyclicLR and OneCycleLR: closed forms over group keys, writing momentum too. */
-import { StepFailure, TorchScheduler } from "./base";
+import { StepFailure, TorchScheduler, writeLrs } from "./base";
 import { groupValue, type GroupKey, type SimOptimizer, writeMomentum } from "./optimizer";
 import { PyError, pyDiv, pyFloor, pyPow } from "./pymath";
 
@@ -59,10 +59,8 @@ export class CyclicLR extends TorchScheduler {
     readonly o: CyclicOptions,
   ) {
     super(opt, path);
-    // last_epoch == -1: the group lr starts at base_lr.
-    opt.groups.forEach((g, i) => {
-      g.lr = o.baseLrs[i];
-    });
+    // last_epoch == -1: the group lr starts at base_lr (fill_ on a tensor).
+    if (this.startEpoch === -1) writeLrs(opt.groups, o.baseLrs);
     this.maxLrs = o.maxLrs;
     const up = o.stepSizeUp;
     const down = o.stepSizeDown ?? up;
@@ -88,7 +86,7 @@ export class CyclicLR extends TorchScheduler {
     this.scaleMode = scaleMode;
     if (o.cycleMomentum) {
       this.useBeta1 = requireMomentum(opt);
-      seedMomentum(opt, this.useBeta1, o.maxMomentums, o.baseMomentums);
+      if (this.startEpoch === -1) seedMomentum(opt, this.useBeta1, o.maxMomentums, o.baseMomentums);
     }
     this.init();
     // torch assigns base_lrs after super().__init__: the initial step used initial_lr.
@@ -245,14 +243,16 @@ export class OneCycleLR extends TorchScheduler {
     super(opt, path);
     this.phases = oneCyclePhases(o.totalSteps, o.pctStart, o.threePhase);
     this.anneal = o.annealStrategy === "cos" ? annealCos : annealLinear;
-    opt.groups.forEach((g, i) => {
-      g.initial_lr = pyDiv(o.maxLrs[i], o.divFactor);
-      g.max_lr = o.maxLrs[i];
-      g.min_lr = pyDiv(g.initial_lr, o.finalDivFactor);
-    });
+    if (this.startEpoch === -1) {
+      opt.groups.forEach((g, i) => {
+        g.initial_lr = pyDiv(o.maxLrs[i], o.divFactor);
+        g.max_lr = o.maxLrs[i];
+        g.min_lr = pyDiv(g.initial_lr, o.finalDivFactor);
+      });
+    }
     if (o.cycleMomentum) {
       this.useBeta1 = requireMomentum(opt);
-      seedMomentum(opt, this.useBeta1, o.maxMomentums, o.baseMomentums);
+      if (this.startEpoch === -1) seedMomentum(opt, this.useBeta1, o.maxMomentums, o.baseMomentums);
     }
     this.init();
   }

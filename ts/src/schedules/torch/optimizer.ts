@@ -6,6 +6,12 @@
  */
 export interface SimGroup {
   lr: number;
+  /**
+   * group["lr"] is a float32 tensor: torch computes on it in float32 (each
+   * operation rounded, Python scalars cast to float32 first) and fill_
+   * rounds what it writes. A float64 tensor computes exactly like a float.
+   */
+  f32?: boolean;
   initial_lr?: number;
   momentum?: number;
   betas?: [number, number];
@@ -19,6 +25,8 @@ export type GroupKey = "initial_lr" | "max_lr" | "min_lr" | "max_momentum" | "ba
 
 export interface SimOptimizer {
   groups: SimGroup[];
+  /** The `last_epoch` the next scheduler constructed on it receives (read once, then -1). */
+  constructLastEpoch?: number;
   /** "momentum" in optimizer.defaults */
   hasMomentum: boolean;
   /** "betas" in optimizer.defaults */
@@ -26,15 +34,23 @@ export interface SimOptimizer {
 }
 
 export interface GroupSeed {
+  /** group["lr"] as it is when the scheduler is constructed. */
   lr: number;
+  /** group["initial_lr"] when set (a resumed optimizer, or an earlier scheduler). */
+  initial_lr?: number | null;
+  /** group["lr"] is a tensor of this dtype (absent: a Python float). */
+  lr_dtype?: "float32" | "float64" | null;
   momentum?: number | null;
   betas?: readonly [number, number] | null;
 }
 
-/** A fresh optimizer: lr as given, no initial_lr yet (last_epoch=-1 path). */
+/** The optimizer as the scheduler's constructor finds it. */
 export function makeOptimizer(seeds: readonly GroupSeed[]): SimOptimizer {
   const groups = seeds.map((s): SimGroup => {
-    const g: SimGroup = { lr: s.lr };
+    const f32 = s.lr_dtype === "float32";
+    const g: SimGroup = { lr: f32 ? Math.fround(s.lr) : s.lr };
+    if (f32) g.f32 = true;
+    if (s.initial_lr !== undefined && s.initial_lr !== null) g.initial_lr = f32 ? Math.fround(s.initial_lr) : s.initial_lr;
     if (s.momentum !== undefined && s.momentum !== null) g.momentum = s.momentum;
     if (s.betas !== undefined && s.betas !== null) g.betas = [s.betas[0], s.betas[1]];
     return g;
@@ -76,3 +92,6 @@ export function readMomentum(group: SimGroup, useBeta1: boolean): number {
   const v = useBeta1 ? group.betas?.[0] : group.momentum;
   return v === undefined ? NaN : v;
 }
+
+/** torch's tensor arithmetic on a float32 lr: both operands float32, result rounded. */
+export const f32 = Math.fround;

@@ -2,6 +2,7 @@
  * ReduceLROnPlateau as a pure function: (state, metric) → state. No
  * constructor step: the lrs start as the optimizer's.
  */
+import { PyError } from "./pymath";
 
 export interface PlateauConfig {
   mode: "min" | "max";
@@ -11,6 +12,8 @@ export interface PlateauConfig {
   thresholdMode: "rel" | "abs";
   cooldown: number;
   minLrs: readonly number[];
+  /** min_lr was one number (torch's default_min_lr): it extends to groups added later. */
+  minLrScalar: boolean;
   eps: number;
 }
 
@@ -48,9 +51,26 @@ export function plateauStep(cfg: PlateauConfig, state: PlateauState, metric: num
     next.num_bad_epochs = 0;
   }
   if (next.num_bad_epochs > cfg.patience) {
+    // torch's _reduce_lr after optimizer.add_param_group(...).
+    let minLrs = cfg.minLrs;
+    if (next.lr.length !== minLrs.length) {
+      if (!cfg.minLrScalar) {
+        throw new PyError(
+          "RuntimeError",
+          "The number of param groups in the `optimizer` " +
+            `(${next.lr.length}) differs ` +
+            "from when `ReduceLROnPlateau` was initialized " +
+            `(${minLrs.length}), usually due to a new ` +
+            "param group being added to the optimizer. Please " +
+            "modify the `min_lrs` field to match the length " +
+            "of the `optimizer` param groups.",
+        );
+      }
+      minLrs = new Array<number>(next.lr.length).fill(minLrs[0]);
+    }
     next.lr = next.lr.map((old, i) => {
       const scaled = old * cfg.factor;
-      const minLr = cfg.minLrs[i];
+      const minLr = minLrs[i];
       const newLr = minLr > scaled ? minLr : scaled; // Python max(scaled, min_lr)
       return old - newLr > cfg.eps ? newLr : old;
     });

@@ -8,11 +8,31 @@
 export class PyError extends Error {
   constructor(
     readonly pyType: string,
-    message: string,
+    /** The exception's text as Python prints it after the type. */
+    readonly pyMessage: string,
   ) {
-    super(`${pyType}: ${message}`);
+    super(`${pyType}: ${pyMessage}`);
     this.name = "PyError";
   }
+}
+
+/**
+ * `a / b` in an expression: Python says "division by zero" for int / int and
+ * "float division by zero" otherwise. JS numbers do not say which operands
+ * were ints; integral values are taken as ints (epoch is one).
+ */
+export function exprDiv(a: number, b: number): number {
+  if (b === 0) {
+    throw new PyError("ZeroDivisionError", Number.isInteger(a) ? "division by zero" : "float division by zero");
+  }
+  return a / b;
+}
+
+/** repr() of a Python float: the wire's floats print as Python prints them (-1.0, 0.5, 1e-07). */
+export function pyFloatRepr(x: number): string {
+  if (!Number.isFinite(x)) return Number.isNaN(x) ? "nan" : x > 0 ? "inf" : "-inf";
+  if (Number.isInteger(x) && Math.abs(x) < 1e16) return x.toFixed(1);
+  return String(x).replace(/e([+-])(\d)$/, "e$10$2");
 }
 
 /** `a / b` (true division). */
@@ -40,6 +60,8 @@ export function pyMod(a: number, b: number): number {
  */
 export function pyModIsZero(a: number, b: number): boolean {
   if ((a | 0) === a && (b | 0) === b && b !== 0 && b !== -1) return (a | 0) % (b | 0) === 0;
+  // The step counters are Python ints: int % 0 says so.
+  if (b === 0 && Number.isInteger(a)) throw new PyError("ZeroDivisionError", "integer modulo by zero");
   return pyMod(a, b) === 0;
 }
 

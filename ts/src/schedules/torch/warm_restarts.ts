@@ -1,7 +1,7 @@
 /** CosineAnnealingWarmRestarts: overrides step(), fractional epochs allowed. */
-import { TorchScheduler } from "./base";
+import { TorchScheduler, cosineFromBaseF32, writeLrs } from "./base";
 import type { SimOptimizer } from "./optimizer";
-import { PyError, pyDiv, pyLog, pyMod, pyPow } from "./pymath";
+import { PyError, pyDiv, pyFloatRepr, pyLog, pyMod, pyPow } from "./pymath";
 
 export class CosineAnnealingWarmRestarts extends TorchScheduler {
   tI: number;
@@ -16,14 +16,17 @@ export class CosineAnnealingWarmRestarts extends TorchScheduler {
   ) {
     super(opt, path);
     this.tI = t0;
-    this.tCur = -1; // last_epoch
+    this.tCur = this.startEpoch; // T_cur = last_epoch
     this.init();
   }
 
   override getLr(): number[] {
     const c = 1 + Math.cos(pyDiv(Math.PI * this.tCur, this.tI));
     const out = this.lrOut();
-    for (let i = 0; i < out.length; i++) out[i] = this.etaMin + ((this.baseLrs[i] - this.etaMin) * c) / 2;
+    const groups = this.optimizer.groups;
+    for (let i = 0; i < out.length; i++) {
+      out[i] = groups[i].f32 ? cosineFromBaseF32(this.baseLrs[i], this.etaMin, c) : this.etaMin + ((this.baseLrs[i] - this.etaMin) * c) / 2;
+    }
     return out;
   }
 
@@ -39,7 +42,7 @@ export class CosineAnnealingWarmRestarts extends TorchScheduler {
         this.tI = this.tI * this.tMult;
       }
     } else {
-      if (epoch < 0) throw new PyError("ValueError", `Expected non-negative epoch, but got ${epoch}`);
+      if (epoch < 0) throw new PyError("ValueError", `Expected non-negative epoch, but got ${pyFloatRepr(epoch)}`);
       if (epoch >= this.t0) {
         if (this.tMult === 1) {
           this.tCur = pyMod(epoch, this.t0);
@@ -54,8 +57,7 @@ export class CosineAnnealingWarmRestarts extends TorchScheduler {
       }
     }
     this.lastEpoch = Math.floor(epoch);
-    const lrs = this.getLr();
-    const groups = this.optimizer.groups;
-    for (let i = 0; i < groups.length; i++) groups[i].lr = lrs[i];
+    writeLrs(this.optimizer.groups, this.getLr());
+    this.keepLastLr();
   }
 }
