@@ -102,9 +102,9 @@ describe("lrbridge plot (process)", () => {
     expect(readFileSync(pngPath).subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
   });
   it("exits 2 naming the field on an invalid spec, and on a bad output name", () => {
-    const bad = cli(['{"type":"StepLR","step_size":0}', "--steps", "10", "-o", join(dir, "bad.svg")]);
+    const bad = cli(['{"type":"OneCycleLR","max_lr":0.1,"total_steps":100,"pct_start":1.5}', "--steps", "10", "-o", join(dir, "bad.svg")]);
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toContain("step_size");
+    expect(bad.stderr).toContain("pct_start");
     const ext = cli(['{"type":"StepLR","step_size":3}', "--steps", "10", "-o", join(dir, "x.pdf")]);
     expect(ext.status).toBe(2);
     expect(ext.stderr).toContain("-o must end in .svg or .png");
