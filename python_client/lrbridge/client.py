@@ -356,9 +356,8 @@ class Client:
             f"lrbridge: no reply from {self.endpoint} after {self.retries} attempts "
             f"of {self.timeout:g}s (deadline {self.retries * self.timeout:g}s, "
             f"waited {time.monotonic() - started:.2f}s). Is the server running? Start one with "
-            f"`npx lrbridge serve --bind {self.endpoint}`, or leave server=None and "
-            f"LRBRIDGE_ENDPOINT unset to let lrbridge start its own (needs node and "
-            f"`npm install lrbridge`); "
+            f"`lrbridge serve --bind {self.endpoint}`, or leave server=None and "
+            f"LRBRIDGE_ENDPOINT unset to let lrbridge start its own; "
             f"LRBRIDGE_TIMEOUT/LRBRIDGE_RETRIES set the deadline.",
             endpoint=self.endpoint,
         )

