@@ -274,8 +274,18 @@ class Client:
     server is reported after about ``timeout * retries`` seconds.
     """
 
-    def __init__(self, endpoint: str, *, timeout: float | None = None, retries: int | None = None):
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        timeout: float | None = None,
+        retries: int | None = None,
+        revive: Callable[[], bool] | None = None,
+    ):
         self.endpoint = endpoint
+        # Called when a request got no reply: restarts a server this process
+        # owns if it died (True), or raises ServerUnavailable when it gives up.
+        self._revive = revive
         self.timeout = float(timeout) if timeout is not None else _env_float("LRBRIDGE_TIMEOUT", DEFAULT_TIMEOUT_S)
         self.retries = int(retries) if retries is not None else _env_int("LRBRIDGE_RETRIES", DEFAULT_RETRIES)
         if self.timeout <= 0 or self.retries < 1:
@@ -352,6 +362,10 @@ class Client:
                 return decode(self._socket.recv())
             # REQ is now stuck waiting for a reply: only a new socket can send again.
             self._drop_socket()
+            if self._revive is not None and self._revive():
+                # A new server on the same endpoint: a full set of attempts
+                # (handles it does not know are re-opened by the caller).
+                return self._send_with_retries(body)
         raise ServerUnavailable(
             f"lrbridge: no reply from {self.endpoint} after {self.retries} attempts "
             f"of {self.timeout:g}s (deadline {self.retries * self.timeout:g}s, "
@@ -537,8 +551,10 @@ def default_client() -> Client:
             if not endpoint:
                 from . import embedded  # starts node only when it is needed
 
-                endpoint = embedded.shared_endpoint()
-            _default, _default_pid = Client(endpoint), os.getpid()
+                _default = Client(embedded.shared_endpoint(), revive=embedded.revive_shared)
+            else:
+                _default = Client(endpoint)
+            _default_pid = os.getpid()
         return _default
 
 

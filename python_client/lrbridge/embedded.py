@@ -252,6 +252,20 @@ class ServerProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def restart(self, timeout: float | None = None) -> "ServerProcess":
+        """A fresh child on the same endpoint (the ipc directory is kept)."""
+        proc = self.process
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc is not None and proc.stdin is not None and not proc.stdin.closed:
+            proc.stdin.close()
+        if self._log_path is not None:
+            Path(self._log_path).unlink(missing_ok=True)
+            self._log_path = None
+        self.output = []
+        return self.start(timeout)
+
     def kill(self) -> None:
         """SIGKILL, no clean-up by the server: what a crash looks like."""
         if self.alive():
@@ -290,6 +304,8 @@ class ServerProcess:
 _shared_lock = threading.Lock()
 _shared: ServerProcess | None = None
 _shared_pid: int | None = None
+_restarts = 0
+DEFAULT_MAX_RESTARTS = 3
 
 
 def shared_endpoint() -> str:
@@ -303,6 +319,38 @@ def shared_endpoint() -> str:
             _shared, _shared_pid = ServerProcess().start(), os.getpid()
             atexit.register(_stop_shared)
         return _shared.endpoint
+
+
+def revive_shared() -> bool:
+    """Restart this process's server if it died; True when a new one is serving.
+
+    Called by the default client when a request got no reply. A schedule's
+    values depend on the request alone, so the client re-opens its handles on
+    the new server and carries on. After LRBRIDGE_MAX_RESTARTS restarts (3)
+    the run stops with ServerUnavailable instead of looping on a server that
+    keeps dying.
+    """
+    global _restarts
+    with _shared_lock:
+        if _shared is None or _shared_pid != os.getpid() or _shared.alive():
+            return False
+        code = _shared.process.returncode if _shared.process is not None else None
+        limit = int(os.environ.get("LRBRIDGE_MAX_RESTARTS") or DEFAULT_MAX_RESTARTS)
+        if _restarts >= limit:
+            raise ServerUnavailable(
+                f"lrbridge: the embedded server at {_shared.endpoint} died again (exit code {code}) "
+                f"after {_restarts} restarts; giving up (LRBRIDGE_MAX_RESTARTS={limit}).\n"
+                f"Its stderr: {_shared.stderr()[-2000:] or '(nothing)'}",
+                endpoint=_shared.endpoint,
+            )
+        _restarts += 1
+        print(
+            f"lrbridge: the embedded server exited (code {code}); restarting it "
+            f"({_restarts}/{limit}) and re-opening the schedules",
+            file=sys.stderr,
+        )
+        _shared.restart()
+        return True
 
 
 def _stop_shared() -> None:
