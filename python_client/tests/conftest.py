@@ -23,6 +23,9 @@ import pytest
 import zmq
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Trainer tests build tiny models from configs: nothing may come from a hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # LRBRIDGE_NODE_CLI tests another build of the server (an installed package) instead of this checkout's.
 CLI = Path(os.environ.get("LRBRIDGE_NODE_CLI") or REPO_ROOT / "dist" / "cli.js")
 
