@@ -281,11 +281,13 @@ class Client:
         timeout: float | None = None,
         retries: int | None = None,
         revive: Callable[[], bool] | None = None,
+        on_open: "Callable[[Client, Opened], None] | None" = None,
     ):
         self.endpoint = endpoint
         # Called when a request got no reply: restarts a server this process
         # owns if it died (True), or raises ServerUnavailable when it gives up.
         self._revive = revive
+        self._on_open = on_open  # sees every schedule this client opens (the cross-rank check)
         self.timeout = float(timeout) if timeout is not None else _env_float("LRBRIDGE_TIMEOUT", DEFAULT_TIMEOUT_S)
         self.retries = int(retries) if retries is not None else _env_int("LRBRIDGE_RETRIES", DEFAULT_RETRIES)
         if self.timeout <= 0 or self.retries < 1:
@@ -411,6 +413,8 @@ class Client:
             raise ProtocolError("BAD_REPLY", f"expected an 'opened' reply, got {reply.get('type')!r}")
         opened = opened_from_reply(reply, spec, groups)
         self._opened[opened.hash] = (spec, groups)
+        if self._on_open is not None:
+            self._on_open(self, opened)
         return opened
 
     def window(self, opened: Opened, start: int, count: int, origin: dict | None = None) -> Window:
@@ -542,6 +546,12 @@ _default: Client | None = None
 _default_pid: int | None = None
 
 
+def check_ranks_once(client: Client, opened: Opened) -> None:
+    from .distributed import check_ranks_once as check  # torch.distributed only when it is in use
+
+    check(client, opened)
+
+
 def default_client() -> Client:
     """The process's shared client: LRBRIDGE_ENDPOINT if set, else a private embedded server."""
     global _default, _default_pid
@@ -551,9 +561,9 @@ def default_client() -> Client:
             if not endpoint:
                 from . import embedded  # starts node only when it is needed
 
-                _default = Client(embedded.shared_endpoint(), revive=embedded.revive_shared)
+                _default = Client(**embedded.client_options(), on_open=check_ranks_once)
             else:
-                _default = Client(endpoint)
+                _default = Client(endpoint, on_open=check_ranks_once)
             _default_pid = os.getpid()
         return _default
 

@@ -22,8 +22,11 @@ The server's CLI, first match wins:
 from __future__ import annotations
 
 import atexit
+import fcntl
+import hashlib
 import json
 import os
+import re
 import queue
 import shutil
 import signal
@@ -357,3 +360,130 @@ def _stop_shared() -> None:
     with _shared_lock:
         if _shared is not None and _shared_pid == os.getpid():
             _shared.stop()
+
+
+# --------------------------------------------------------------------------
+# One server per machine for the ranks of a torchrun job
+
+
+def machine_key() -> str | None:
+    """The job whose ranks on this machine share one server, or None (a private server).
+
+    Shared when torchrun (or another torchelastic launcher) started several
+    ranks here (LOCAL_WORLD_SIZE > 1), keyed by TORCHELASTIC_RUN_ID;
+    LRBRIDGE_SHARED=0 gives each rank its own server instead.
+    """
+    if os.environ.get("LRBRIDGE_SHARED", "1") == "0":
+        return None
+    try:
+        local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE") or 1)
+    except ValueError:
+        local_ranks = 1
+    if local_ranks <= 1:
+        return None
+    return os.environ.get("TORCHELASTIC_RUN_ID") or "none"
+
+
+def machine_dir(key: str) -> Path:
+    """A short per-user, per-job directory for the socket and the locks (ipc paths max ~107 bytes)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", key)[:24]
+    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    path = Path(tempfile.gettempdir()) / f"lrbridge-{uid}" / f"{safe}-{digest}"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+class MachineServer:
+    """The server the ranks of one job on this machine share.
+
+    A bind is no lock (binding a bound ipc path silently takes it over), so
+    ownership is an flock: under ``start.lock`` (one rank decides at a time),
+    the rank that takes ``owner.lock`` starts the server and holds the lock
+    for as long as it lives; its server dies with it (stdin EOF,
+    PDEATHSIG). The others find the lock held and connect. If the owner's
+    process goes, the kernel drops its lock, and the next rank whose request
+    goes unanswered takes it and starts a new server on the same path.
+    """
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.dir = machine_dir(key)
+        self.endpoint = f"ipc://{self.dir}/server.sock"
+        self.server: ServerProcess | None = None
+        self.restarts = 0
+        self._owner_lock = None
+
+    @property
+    def owner(self) -> bool:
+        return self._owner_lock is not None
+
+    def ensure(self) -> bool:
+        """Make sure a server is serving: True when this process (re)started it."""
+        with open(self.dir / "start.lock", "a") as start:
+            fcntl.flock(start, fcntl.LOCK_EX)
+            if self._owner_lock is None:
+                lock = open(self.dir / "owner.lock", "a")
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    lock.close()
+                    return False  # a live rank owns the server, and it was ready before it let go of start.lock
+                self._owner_lock = lock
+                atexit.register(self.stop)
+            if self.server is None:
+                self.server = ServerProcess(self.endpoint)
+            if not self.server.alive():
+                self.server.restart() if self.server.process is not None else self.server.start()
+            return True
+
+    def revive(self) -> bool:
+        """Client hook: a request went unanswered. True when a new server may now be serving."""
+        if self.server is not None and self.server.alive():
+            return False  # ours is running: it is slow, not gone
+        limit = int(os.environ.get("LRBRIDGE_MAX_RESTARTS") or DEFAULT_MAX_RESTARTS)
+        if self.restarts >= limit:
+            raise ServerUnavailable(
+                f"lrbridge: the job's server at {self.endpoint} stopped answering again after "
+                f"{self.restarts} restarts; giving up (LRBRIDGE_MAX_RESTARTS={limit}).",
+                endpoint=self.endpoint,
+            )
+        if not self.ensure():
+            return False
+        self.restarts += 1
+        print(f"lrbridge: the job's server was gone; this rank started a new one ({self.restarts}/{limit})", file=sys.stderr)
+        return True
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+        if self._owner_lock is not None:
+            self._owner_lock.close()
+            self._owner_lock = None
+
+
+_machine_lock = threading.Lock()
+_machine: MachineServer | None = None
+_machine_pid: int | None = None
+
+
+def machine_server(key: str) -> MachineServer:
+    """This process's handle on the job's shared server (started here if no rank has yet)."""
+    global _machine, _machine_pid
+    with _machine_lock:
+        if _machine is None or _machine_pid != os.getpid():
+            machine = MachineServer(key)
+            machine.ensure()
+            _machine, _machine_pid = machine, os.getpid()
+        return _machine
+
+
+def client_options() -> dict:
+    """``Client`` arguments for the default client with no LRBRIDGE_ENDPOINT: the job's
+    shared server under torchrun, else this process's private one; either is
+    restarted when it dies."""
+    key = machine_key()
+    if key is not None:
+        machine = machine_server(key)
+        return {"endpoint": machine.endpoint, "revive": machine.revive}
+    return {"endpoint": shared_endpoint(), "revive": revive_shared}
