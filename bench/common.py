@@ -184,14 +184,14 @@ def machine_info() -> dict:
     import torch
     import zmq
 
-    node = subprocess.run([node(), "--version"], capture_output=True, text=True).stdout.strip()
+    node_version = subprocess.run([node(), "--version"], capture_output=True, text=True).stdout.strip()
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
         "platform": platform.platform(),
         "loadavg_at_start": os.getloadavg(),
         "versions": {
-            "node": node,
+            "node": node_version,
             "python": platform.python_version(),
             "torch": torch.__version__,
             "numpy": np.__version__,
