@@ -2,9 +2,11 @@
 
 Runs ``<node> <cli.js> serve --bind ipc://<tmpdir>/lrbridge.sock`` and waits for
 its ready line. The server is stopped at interpreter exit; if this process dies
-without running atexit (SIGKILL, os._exit), the child is asked to exit too:
-its stdin is a pipe whose write end only this process holds (EOF when it dies),
-and on Linux PR_SET_PDEATHSIG sends it SIGTERM.
+without running atexit (SIGKILL, os._exit), the child exits too: its stdin is
+a pipe whose write end only this process holds, so it reads EOF
+(``--exit-on-stdin-eof``). No preexec_fn (PR_SET_PDEATHSIG): it makes
+subprocess fork the whole interpreter instead of vfork, ~50-100 ms with torch
+loaded, most of what starting the server cost.
 
 Nothing is looked up on PATH or under the working directory, and nothing is
 fetched: the wheel carries the server.
@@ -29,7 +31,6 @@ import os
 import re
 import queue
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -143,17 +144,6 @@ def main(argv: list[str] | None = None) -> int:
 # One server process
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM when the parent thread dies (Linux)."""
-    try:
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except Exception:
-        pass  # best effort: stdin EOF and atexit still apply
-
-
 def _pump_lines(stream, lines: "queue.Queue[str | None]") -> None:
     """Read the child's stdout forever (so its pipe never fills); queue every line."""
     for raw in iter(stream.readline, b""):
@@ -189,8 +179,6 @@ class ServerProcess:
         argv = [*(self.command or server_command()), "serve", "--bind", self.endpoint, "--exit-on-stdin-eof"]
         log = tempfile.NamedTemporaryFile(prefix="lrbridge-stderr-", suffix=".log", delete=False)
         self._log_path = log.name
-        # PDEATHSIG fires when the *thread* that forked exits: only tie it to the main thread.
-        on_main_thread = threading.current_thread() is threading.main_thread()
         try:
             self.process = subprocess.Popen(
                 argv,
@@ -198,7 +186,6 @@ class ServerProcess:
                 stdout=subprocess.PIPE,
                 stderr=log,
                 start_new_session=True,  # Ctrl-C in the terminal reaches Python, not the server
-                preexec_fn=_die_with_parent if on_main_thread and sys.platform == "linux" else None,
             )
         except OSError as exc:
             log.close()
