@@ -387,8 +387,7 @@ class MachineServer:
     A bind is no lock (binding a bound ipc path silently takes it over), so
     ownership is an flock: under ``start.lock`` (one rank decides at a time),
     the rank that takes ``owner.lock`` starts the server and holds the lock
-    for as long as it lives; its server dies with it (stdin EOF,
-    PDEATHSIG). The others find the lock held and connect. If the owner's
+    for as long as it lives; its server dies with it (stdin EOF). The others find the lock held and connect. If the owner's
     process goes, the kernel drops its lock, and the next rank whose request
     goes unanswered takes it and starts a new server on the same path.
     """
