@@ -16,8 +16,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -71,17 +69,19 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _node_pids() -> set[int]:
-    pids = set()
+def _servers_of(job_dir: Path) -> list[int]:
+    """Server processes bound in this job's directory (other servers on the machine do not count)."""
+    pids = []
+    needle = str(job_dir).encode()
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
                 cmd = (d / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if any(c.endswith(b"cli.js") for c in cmd) and b"serve" in cmd:
-                pids.add(int(d.name))
-    return pids
+            if b"serve" in cmd and any(needle in c for c in cmd):
+                pids.append(int(d.name))
+    return sorted(pids)
 
 
 def run(repeats: int) -> dict:
@@ -99,13 +99,15 @@ def run(repeats: int) -> dict:
     join = [j["ms"] for j in joins]
     log(f"  join the job's server: {spread(join)['median']:.0f} ms")
 
-    before = _node_pids()
-    job = _env(LOCAL_WORLD_SIZE="4", TORCHELASTIC_RUN_ID=f"bench-{uuid.uuid4().hex[:8]}")
+    from lrbridge.embedded import machine_dir
+
+    run_id = f"bench-{uuid.uuid4().hex[:8]}"
+    job = _env(LOCAL_WORLD_SIZE="4", TORCHELASTIC_RUN_ID=run_id)
     ranks = [subprocess.Popen([sys.executable, "-c", RANK, "hold"], env=job, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True) for _ in range(4)]
     try:
         reports = [json.loads(p.stdout.readline()) for p in ranks]
-        servers = sorted(_node_pids() - before)
+        servers = _servers_of(machine_dir(run_id))
         rss = [_rss_mb(pid) for pid in servers]
     finally:
         for p in ranks:
