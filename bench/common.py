@@ -22,6 +22,13 @@ CLI = DIST / "cli.js"
 READY_PREFIX = "lrbridge serving on"
 
 
+def node() -> str:
+    """The pinned Node the server runs on for users (LRBRIDGE_NODE overrides it, as there)."""
+    from lrbridge.embedded import node_executable
+
+    return node_executable()
+
+
 # --------------------------------------------------------------------------
 # Statistics
 
@@ -99,7 +106,7 @@ class Server:
 
     def __init__(self, endpoint: str, extra: list[str] | None = None, start_timeout: float = 60.0):
         self.endpoint = endpoint
-        self.argv = ["node", str(CLI), "serve", "--bind", endpoint, *(extra or [])]
+        self.argv = [node(), str(CLI), "serve", "--bind", endpoint, *(extra or [])]
         self.proc = subprocess.Popen(
             self.argv,
             cwd=ROOT,
@@ -177,14 +184,14 @@ def machine_info() -> dict:
     import torch
     import zmq
 
-    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    node_version = subprocess.run([node(), "--version"], capture_output=True, text=True).stdout.strip()
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
         "platform": platform.platform(),
         "loadavg_at_start": os.getloadavg(),
         "versions": {
-            "node": node,
+            "node": node_version,
             "python": platform.python_version(),
             "torch": torch.__version__,
             "numpy": np.__version__,

@@ -206,10 +206,30 @@ NOTES = [
 ]
 
 
+def startup_section(s: dict) -> list[str]:
+    return [
+        "## Start-up: the first scheduler",
+        "",
+        "Construction of a `OneCycleLR` in a fresh process (torch and lrbridge already imported), timed "
+        "in that process. *private*: no server anywhere, the construction starts the process's own. "
+        "*join*: a torchrun-like job (LOCAL_WORLD_SIZE=4) whose server another rank already started.",
+        "",
+        "| case | median [min–max] |",
+        "|---|---|",
+        f"| private server started | {_sp(s['private_ms'], 0)} ms |",
+        f"| joining the job's server | {_sp(s['join_ms'], 1)} ms |",
+        "",
+        f"{s['ranks']} ranks of one job on this machine: {s['node_processes']} Node process(es), "
+        f"RSS {', '.join(f'{m:.0f} MB' for m in s['node_rss_mb'])}.",
+        "",
+    ]
+
+
 def markdown(r: dict) -> str:
     lines = header(r) + targets_table(r)
     sec = r["sections"]
     render = {
+        "startup": startup_section,
         "step": lambda s: step_section(s, r["args"]),
         "e2e": e2e_section,
         "compute": compute_section,

@@ -3,7 +3,7 @@ bench/results/<full|quick>.json and docs/benchmarks.md.
 
     .venv/bin/python bench/run.py                 # full run (< 15 min on 2 cores)
     .venv/bin/python bench/run.py --quick         # ~2 min: fewer steps, short levels and soak
-    .venv/bin/python bench/run.py --only step,e2e # some sections (step, e2e, compute, load, cache)
+    .venv/bin/python bench/run.py --only step,e2e # some sections (startup, step, e2e, compute, load, cache)
     .venv/bin/python bench/run.py --soak-seconds 600
 
 Every comparison (lrbridge vs torch) is made inside this one run, as a ratio.
@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE.parent / "python_client"))
 import common  # noqa: E402
 from common import ROOT, Server, free_tcp_endpoint, log, machine_info  # noqa: E402
 
-SECTIONS = ("step", "e2e", "compute", "load", "cache", "soak")
+SECTIONS = ("startup", "step", "e2e", "compute", "load", "cache", "soak")
 # The soak runs last and, unless --soak-seconds says otherwise, takes what is
 # left of BUDGET_S (the 10 minutes when the rest was quick enough).
 BUDGET_S = 14 * 60.0
@@ -62,6 +62,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.levels = [1, 8, 32, 64]
     args.level_seconds = 1.5 if q else 4.0
     args.cache_total = 100_000
+    args.startup_repeats = 5 if q else 11
     if args.soak_seconds is None and q:
         args.soak_seconds = QUICK_SOAK_S
     return args
@@ -108,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
             targets.append({"section": name, "target": f"{name} section ran", "value": str(exc)[:200], "pass": False})
         results["timings_s"][name] = round(time.time() - t, 1)
         log(f"[{name}] done in {results['timings_s'][name]:.0f} s")
+
+    import startup
+
+    section("startup", lambda: startup.run(args.startup_repeats), startup.targets)
 
     endpoint = free_tcp_endpoint() if args.transport == "tcp" else common.ipc_endpoint("bench")
     need_server = {"step", "e2e"} & set(args.only)

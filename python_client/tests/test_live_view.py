@@ -7,6 +7,7 @@ import subprocess
 
 import torch
 
+from lrbridge.embedded import node_executable
 from lrbridge.lr_scheduler import OneCycleLR
 
 
@@ -19,7 +20,7 @@ def test_a_run_shows_up_in_stats_with_its_spec_hash_and_progress(fresh_server, s
         sched.step()
 
     out = subprocess.run(
-        ["node", str(server_cli), "top", "--json", "--connect", proc.endpoint],
+        [node_executable(), str(server_cli), "top", "--json", "--connect", proc.endpoint],
         capture_output=True, text=True, timeout=30, check=True,
     )
     import json

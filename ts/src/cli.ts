@@ -10,7 +10,25 @@ commands:
   top    live view of the schedules a server is serving (--connect ENDPOINT)
 `;
 
+// Node 22 is the oldest with what the server uses; the wheel pins Node 24, and the
+// same spec gives the same bits only on the same engine.
+const MIN_NODE_MAJOR = 22;
+
+// V8's compile cache on disk (os.tmpdir()/node-compile-cache, keyed by file
+// content and Node version): a server start skips most of compiling its
+// modules, which is most of what an embedded server's start costs.
+// NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+(require("node:module") as { enableCompileCache?: () => unknown }).enableCompileCache?.();
+
 async function main(argv: string[]): Promise<number> {
+  const major = Number(process.versions.node.split(".")[0]);
+  if (major < MIN_NODE_MAJOR) {
+    process.stderr.write(
+      `lrbridge: Node ${process.versions.node} is too old (needs >= ${MIN_NODE_MAJOR}); ` +
+        `point LRBRIDGE_NODE at a newer node, or unset it to use the Node pinned by the lrbridge wheel\n`,
+    );
+    return 1;
+  }
   const [command, ...rest] = argv;
   switch (command) {
     case "eval":

@@ -6,10 +6,10 @@ import { describe, expect, it } from "vitest";
 import { evaluateSchedule, parseEvalArgs } from "../src/commands/eval";
 
 const ROOT = join(__dirname, "..", "..");
-const TS_NODE = join(ROOT, "node_modules", ".bin", "ts-node");
 
+// The Node running the tests (the pinned one under make), not whichever `node` is on PATH.
 function cli(args: string[]) {
-  return spawnSync(TS_NODE, ["--transpile-only", join(ROOT, "ts", "src", "cli.ts"), "eval", ...args], {
+  return spawnSync(process.execPath, ["-r", "ts-node/register/transpile-only", join(ROOT, "ts", "src", "cli.ts"), "eval", ...args], {
     cwd: ROOT,
     encoding: "utf8",
   });

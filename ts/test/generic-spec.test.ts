@@ -54,6 +54,25 @@ describe("validation", () => {
   });
 });
 
+describe("hf: the argument sets transformers.get_scheduler accepts", () => {
+  const same = (a: object, b: object) => expect(bindGeneric({ type: "hf", ...a }, G1).specHash).toBe(bindGeneric({ type: "hf", ...b }, G1).specHash);
+  it("step counts a schedule does not use are accepted and hash as if absent", () => {
+    same({ name: "constant", num_warmup_steps: 5, num_training_steps: 50 }, { name: "constant" });
+    same({ name: "constant_with_warmup", num_warmup_steps: 5, num_training_steps: 50 }, { name: "constant_with_warmup", num_warmup_steps: 5 });
+    same({ name: "inverse_sqrt", num_warmup_steps: 5, num_training_steps: 50 }, { name: "inverse_sqrt", num_warmup_steps: 5 });
+  });
+  it("lr_init is read where transformers divides by the optimizer's lr, ignored elsewhere", () => {
+    same({ name: "linear", num_warmup_steps: 5, num_training_steps: 50, lr_init: 0.3 }, { name: "linear", num_warmup_steps: 5, num_training_steps: 50 });
+    expect(specError(() => bindGeneric({ type: "hf", name: "cosine_with_min_lr", num_warmup_steps: 0, num_training_steps: 10, min_lr: 0.01 }, G1)).path).toBe("lr_init");
+  });
+  it("warmup_stable_decay with both step counts takes num_stable_steps", () => {
+    same(
+      { name: "warmup_stable_decay", num_warmup_steps: 2, num_decay_steps: 3, num_stable_steps: 4, num_training_steps: 100 },
+      { name: "warmup_stable_decay", num_warmup_steps: 2, num_decay_steps: 3, num_stable_steps: 4 },
+    );
+  });
+});
+
 describe("canonical form and hash", () => {
   it("fills defaults; equal specs hash equally regardless of key order or spelled-out defaults", () => {
     const a = bindGeneric({ type: "rex", total_steps: 100 }, G1);

@@ -78,6 +78,16 @@ export class Fields {
     return this.obj[key];
   }
 
+  /**
+   * Accept a field that does not change the values (a library's signature
+   * takes it and ignores it): checked by `rule` if given, left out of the
+   * canonical form, so the spec hashes as if it were absent.
+   */
+  ignore(key: string, rule?: NumRule): void {
+    const v = this.raw(key);
+    if (rule !== undefined && v !== undefined && v !== null) checkNum(this.at(key), v, rule);
+  }
+
   /** Record a value in the canonical form. */
   put<T>(key: string, v: T): T {
     this.seen.add(key);

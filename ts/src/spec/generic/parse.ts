@@ -367,16 +367,30 @@ function hfDefaults(name: R.HfName): R.HfOptions {
 /**
  * `{"type":"hf","name":…}`: transformers.get_scheduler with the same
  * argument names (num_warmup_steps, num_training_steps, then the
- * scheduler_specific_kwargs flattened in). `lr_init` stands for
- * optimizer.defaults["lr"] (polynomial, and min_lr of cosine(_warmup)_with_min_lr).
+ * scheduler_specific_kwargs flattened in), accepting the argument sets
+ * get_scheduler accepts: a step count a schedule does not use is ignored
+ * (constant takes neither; constant_with_warmup and inverse_sqrt take no
+ * num_training_steps), and warmup_stable_decay with num_stable_steps ignores
+ * num_training_steps (transformers warns). `lr_init` stands for
+ * optimizer.defaults["lr"], which polynomial and min_lr divide by
+ * (lrbridge.Schedule fills it in from the optimizer); other names ignore it.
+ * Ignored fields stay out of the canonical form.
  */
 function parseHf(f: Fields): Parsed {
   const name = f.oneOf("name", R.HF_NAMES);
   const o = hfDefaults(name);
-  if (name === "constant") return { schedule: R.hf(o), canonical: f.done() };
-  o.num_warmup_steps = f.num("num_warmup_steps", { integer: true, min: 0 });
+  const steps = { integer: true, min: 0 };
+  if (name === "constant") {
+    f.ignore("num_warmup_steps", steps);
+    f.ignore("num_training_steps", steps);
+    f.ignore("lr_init", { gt: 0 });
+    return { schedule: R.hf(o), canonical: f.done() };
+  }
+  o.num_warmup_steps = f.num("num_warmup_steps", steps);
   const needsTotal = !["constant_with_warmup", "inverse_sqrt", "warmup_stable_decay"].includes(name);
   if (needsTotal) o.num_training_steps = f.num("num_training_steps", { integer: true, min: 1 });
+  else if (name !== "warmup_stable_decay") f.ignore("num_training_steps", steps);
+  let usesLrInit = false;
   switch (name) {
     case "cosine":
       o.num_cycles = f.num("num_cycles", { gt: 0 }, 0.5);
@@ -387,7 +401,11 @@ function parseHf(f: Fields): Parsed {
     case "polynomial":
       o.power = f.num("power", { gt: 0 }, 1.0);
       o.lr_end = f.num("lr_end", { min: 0 }, 1e-7);
+      if (!f.has("lr_init")) {
+        throw new SpecError(f.at("lr_init"), "is required (transformers reads optimizer.defaults['lr']; lrbridge.Schedule and lrbridge.get_scheduler fill it in)");
+      }
       o.lr_init = f.num("lr_init", { gt: o.lr_end });
+      usesLrInit = true;
       if (!(o.num_training_steps > o.num_warmup_steps)) {
         throw new SpecError(f.at("num_training_steps"), `must be > num_warmup_steps (${o.num_warmup_steps}) for polynomial, got ${o.num_training_steps}`);
       }
@@ -401,7 +419,11 @@ function parseHf(f: Fields): Parsed {
       if (f.has("min_lr") === f.has("min_lr_rate")) throw new SpecError(f.at("min_lr_rate"), "give exactly one of min_lr or min_lr_rate");
       if (f.has("min_lr")) {
         const minLr = f.num("min_lr", { min: 0 });
+        if (!f.has("lr_init")) {
+          throw new SpecError(f.at("lr_init"), "is required with min_lr (transformers reads optimizer.defaults['lr']; lrbridge.Schedule and lrbridge.get_scheduler fill it in)");
+        }
         o.lr_init = f.num("lr_init", { gt: 0 });
+        usesLrInit = true;
         o.min_lr_rate = minLr / o.lr_init;
       } else o.min_lr_rate = f.num("min_lr_rate", { min: 0, max: 1 });
       if (name === "cosine_warmup_with_min_lr") o.warmup_lr_rate = f.numOrNull("warmup_lr_rate", { min: 0, max: 1 }, null);
@@ -409,7 +431,12 @@ function parseHf(f: Fields): Parsed {
     }
     case "warmup_stable_decay":
       o.num_decay_steps = f.num("num_decay_steps", { integer: true, min: 0 });
-      o.num_stable_steps = stableSteps(f, "num_stable_steps", "num_training_steps", o.num_warmup_steps, o.num_decay_steps);
+      if (f.has("num_stable_steps")) {
+        f.ignore("num_training_steps", steps);
+        o.num_stable_steps = f.num("num_stable_steps", { integer: true, min: 0 });
+      } else {
+        o.num_stable_steps = stableSteps(f, "num_stable_steps", "num_training_steps", o.num_warmup_steps, o.num_decay_steps);
+      }
       o.warmup_type = f.oneOf<R.WsdShape>("warmup_type", ["linear", "cosine", "1-sqrt"], "linear");
       o.decay_type = f.oneOf<R.WsdShape>("decay_type", ["linear", "cosine", "1-sqrt"], "cosine");
       o.min_lr_ratio = f.num("min_lr_ratio", { min: 0, max: 1 }, 0);
@@ -418,6 +445,7 @@ function parseHf(f: Fields): Parsed {
     default:
       break;
   }
+  if (!usesLrInit) f.ignore("lr_init", { gt: 0 });
   return { schedule: R.hf(o), canonical: f.done() };
 }
 
