@@ -36,7 +36,7 @@ from lrbridge.client import (
     window_from_reply,
     window_message,
 )
-from lrbridge.errors import UnknownHash
+from lrbridge.errors import ReplayPending, UnknownHash
 
 WIRE_DIR = Path(__file__).resolve().parents[2] / "proto" / "vectors" / "wire"
 VECTOR_FILES = sorted(WIRE_DIR.glob("*.json"))
@@ -164,7 +164,12 @@ def test_replies_parse(vector):
     else:
         assert kind == "error"
         error = error_from_reply(reply)
-        expected_class = {"SPEC_INVALID": SpecError, "UNKNOWN_HASH": UnknownHash, "BAD_REQUEST": BadRequest}.get(
+        expected_class = {
+            "SPEC_INVALID": SpecError,
+            "UNKNOWN_HASH": UnknownHash,
+            "BAD_REQUEST": BadRequest,
+            "REPLAY_PENDING": ReplayPending,
+        }.get(
             reply["code"], ProtocolError
         )
         assert type(error) is expected_class

@@ -64,6 +64,8 @@ export interface HelloReply extends ReplyHead {
   capabilities: string[];
   max_window: number;
   max_values: number;
+  /** Every size limit a request or spec must keep (name → value). */
+  limits: Record<string, number>;
 }
 export interface OpenedReply extends ReplyHead {
   type: "opened";
@@ -128,6 +130,8 @@ export interface StatsReply extends ReplyHead {
   errors: number;
   cache_size: number;
   cache_capacity: number;
+  cache_bytes: number;
+  cache_max_bytes: number;
   schedules: ScheduleActivity[];
 }
 export type Reply = HelloReply | OpenedReply | WindowReply | MetricReply | StatsReply | ErrorReply;
