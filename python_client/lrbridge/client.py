@@ -184,6 +184,8 @@ class Opened:
     groups: int
     # first row the schedule refuses (OneCycleLR: total_steps + 1); None: every row exists
     row_end: int | None = None
+    # most rows the server serves in one window of this handle (None: only the hello limits)
+    max_rows: int | None = None
     # metric kind only: the values right after construction
     state: dict | None = None
     lr: list[float] | None = None
@@ -220,6 +222,7 @@ def opened_from_reply(reply: dict, spec: dict, groups: list) -> Opened:
             chainable=bool(reply.get("chainable", False)),
             groups=int(reply["groups"]),
             row_end=None if reply.get("row_end") is None else int(reply["row_end"]),
+            max_rows=None if reply.get("max_rows") is None else int(reply["max_rows"]),
             state=reply.get("state") if kind == "metric" else None,
             lr=_floats(reply.get("lr")) if kind == "metric" else None,
             momentum=_floats(reply.get("momentum")) if kind == "metric" else None,
@@ -433,7 +436,7 @@ class Client:
         """
         if count < 1 or start < 0:
             raise ValueError(f"lrbridge: window needs start >= 0 and count >= 1, got {start}, {count}")
-        piece_rows = max(1, min(self.max_window, self.max_values // max(1, opened.groups)))
+        piece_rows = max(1, min(self.max_window, self.max_values // max(1, opened.groups), opened.max_rows or self.max_window))
         parts = []
         for piece_start in range(start, start + count, piece_rows):
             piece_count = min(piece_rows, start + count - piece_start)

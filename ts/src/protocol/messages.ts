@@ -78,6 +78,8 @@ export interface OpenedReply extends ReplyHead {
   groups: number;
   /** First row the schedule refuses (OneCycleLR: total_steps + 1); null when unbounded. */
   row_end: number | null;
+  /** Most rows one window of this handle may ask for (limits: max_window, max_values, window_work). */
+  max_rows: number;
   state?: MetricState;
   lr?: number[];
   momentum?: number[] | null;

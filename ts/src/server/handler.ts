@@ -5,7 +5,7 @@
  */
 import type { Bound, GroupInit } from "../spec/api";
 import { SpecError } from "../spec/api";
-import { SPEC_LIMITS, checkSpecShape } from "../spec/limits";
+import { SPEC_LIMITS, checkSpecShape, maxRowsFor } from "../spec/limits";
 import { REPLAY_LIMITS, ReplayPending, ReplayTooFar, withReplayBudget } from "../spec/budget";
 import { contentHash } from "../spec/canonical";
 import {
@@ -73,6 +73,8 @@ export class Handler {
   private errors = 0;
 
   private readonly replaySliceMs: number;
+  /** Rows one window of a bound spec may have (window_work), set when it is cached. */
+  private readonly maxRows = new WeakMap<Bound, number>();
 
   constructor(private readonly options: HandlerOptions) {
     this.cache = new LruCache(options.cacheSize ?? DEFAULT_CACHE_SIZE, options.cacheBytes ?? DEFAULT_CACHE_BYTES);
@@ -194,8 +196,9 @@ export class Handler {
 
   private open(request: OpenRequest, id: number, peer: string): OpenedReply {
     let bound: Bound;
+    let schedules: number;
     try {
-      checkSpecShape(request.spec);
+      schedules = checkSpecShape(request.spec, request.groups.length);
       bound = this.options.bind(request.spec, request.groups);
     } catch (err) {
       if (err instanceof SpecError) throw new ProtocolError("SPEC_INVALID", err.message, err.path);
@@ -205,7 +208,10 @@ export class Handler {
     // Idempotent: a second open of the same thing keeps the first binding.
     const cached = this.cache.get(hash);
     if (cached) bound = cached;
-    else this.cache.set(hash, bound, estimateBytes(bound, request.groups.length), peer);
+    else {
+      this.cache.set(hash, bound, estimateBytes(bound, request.groups.length), peer);
+      this.maxRows.set(bound, Math.min(MAX_WINDOW, Math.floor(MAX_VALUES / bound.groups), maxRowsFor(schedules, bound.groups)));
+    }
     this.activity.opened(hash, bound, request.client);
 
     const reply: OpenedReply = {
@@ -220,6 +226,7 @@ export class Handler {
       chainable: bound.chainable,
       groups: bound.groups,
       row_end: bound.rowEnd,
+      max_rows: this.maxRows.get(bound) ?? MAX_WINDOW,
     };
     if (bound.kind === "metric") {
       const initial = callSchedule(() => requireMethod(bound.initialState, "initialState").call(bound));
@@ -246,6 +253,10 @@ export class Handler {
       }
     }
     checkValueCount(request.count, bound.groups, "count");
+    const maxRows = this.maxRows.get(bound) ?? MAX_WINDOW;
+    if (request.count > maxRows) {
+      throw new ProtocolError("WINDOW_TOO_LARGE", `count ${request.count} is over this schedule's max_rows ${maxRows} (window_work)`, "count");
+    }
     const rows = callSchedule(() => withReplayBudget(this.replaySliceMs, () => bound.rows(request.start, request.count, request.origin)));
     const reply = windowReply(id, request.hash, request.start, request.count, bound, rows);
     if (bound.cycles) reply.cycle_starts = bound.cycles(request.start, request.count);
@@ -258,6 +269,10 @@ export class Handler {
     if (bound.kind !== "deterministic") throw new ProtocolError("WRONG_KIND", "epoch on a metric-driven schedule: send metric", "type");
     if (!bound.epochRows) throw new ProtocolError("WRONG_KIND", "this schedule has no step(epoch) form", "type");
     checkValueCount(request.epochs.length, bound.groups, "epochs");
+    const maxRows = this.maxRows.get(bound) ?? MAX_WINDOW;
+    if (request.epochs.length > maxRows) {
+      throw new ProtocolError("WINDOW_TOO_LARGE", `${request.epochs.length} epochs is over this schedule's max_rows ${maxRows} (window_work)`, "epochs");
+    }
     const epochRows = bound.epochRows;
     const rows = callSchedule(() => epochRows.call(bound, request.epochs));
     return windowReply(id, request.hash, 0, request.epochs.length, bound, rows);

@@ -19,9 +19,13 @@ export const SPEC_LIMITS = {
   /** Milestones of one MultiStepLR or SequentialLR, boundaries of one piecewise or join. */
   milestones: 1024,
   /** Largest fractal `horizon`. */
-  fractal_horizon: 65536,
+  fractal_horizon: 16384,
   /** Largest range_test `num_steps`. */
   range_test_steps: 4096,
+  /** Schedules in a spec (maps with a `type`) × param groups: what building one simulation costs. */
+  open_work: 65536,
+  /** Rows × groups × schedules in a spec: what one window costs; `opened.max_rows` says how many rows that allows. */
+  window_work: 1 << 20,
 } as const;
 
 export type SpecLimit = keyof typeof SPEC_LIMITS;
@@ -38,8 +42,11 @@ export function checkListLimit(path: string, length: number, limit: SpecLimit): 
  * Depth, size and number kinds of a raw spec, before any validation walks it
  * recursively. Iterative, so a deep spec cannot exhaust the stack here. A
  * bigint (an integer beyond 2^53 on the wire) is refused where it is.
+ * With `groups`, also the cost of building it (open_work). Returns how many
+ * schedules (maps with a `type`) the spec holds.
  */
-export function checkSpecShape(spec: unknown, root = "spec"): void {
+export function checkSpecShape(spec: unknown, groups = 1, root = "spec"): number {
+  let schedules = 0;
   const stack: { value: unknown; path: string; depth: number }[] = [{ value: spec, path: "", depth: 1 }];
   let nodes = 0;
   while (stack.length > 0) {
@@ -51,7 +58,17 @@ export function checkSpecShape(spec: unknown, root = "spec"): void {
     if (Array.isArray(value)) {
       value.forEach((v, i) => stack.push({ value: v, path: `${path}[${i}]`, depth: depth + 1 }));
     } else {
+      if (typeof (value as { type?: unknown }).type === "string") schedules += 1;
       for (const [k, v] of Object.entries(value)) stack.push({ value: v, path: path ? `${path}.${k}` : k, depth: depth + 1 });
     }
   }
+  if (Math.max(1, schedules) * groups > SPEC_LIMITS.open_work) {
+    overLimit(root, "open_work", `${schedules} schedules × ${groups} param groups`);
+  }
+  return Math.max(1, schedules);
+}
+
+/** The most rows one window of a spec with `schedules` schedules over `groups` groups may have (window_work). */
+export function maxRowsFor(schedules: number, groups: number): number {
+  return Math.max(1, Math.floor(SPEC_LIMITS.window_work / (Math.max(1, schedules) * groups)));
 }
