@@ -189,7 +189,7 @@ describe("attacks against a real server, an honest client served throughout", ()
   });
 
   it("fuzzed frames (mutated valid messages and random bytes): no INTERNAL, every frame answered, honest client served", async () => {
-    const count = Number(process.env.LRBRIDGE_FUZZ_FRAMES ?? 3000);
+    const count = Number(process.env.LRBRIDGE_FUZZ_FRAMES ?? 2000);
     const honest = new Honest();
     honest.start();
     const socket = new Dealer({ linger: 0, receiveTimeout: 20_000 });

@@ -247,7 +247,7 @@ describe("lrbridge serve options", () => {
   it("parses --bind and --cache, with defaults", () => {
     expect(parseServeArgs([])).toEqual({
       endpoint: "tcp://127.0.0.1:5555",
-      cacheSize: 4096,
+      cacheSize: 65536,
       cacheBytes: 512 * 2 ** 20,
       exitOnStdinEof: false,
     });

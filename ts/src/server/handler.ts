@@ -44,7 +44,8 @@ import { LruCache } from "./lru";
 export type BindFn = (spec: unknown, groups: GroupInit[]) => Bound;
 
 export const SERVER_NAME = "lrbridge-ts/0.1.0";
-export const DEFAULT_CACHE_SIZE = 4096;
+/** Entries are cheap (a spec and a few closures); the byte budget is what bounds memory. */
+export const DEFAULT_CACHE_SIZE = 65536;
 export const DEFAULT_CACHE_BYTES = 512 * 1024 * 1024;
 
 export interface HandlerOptions {

@@ -1,16 +1,19 @@
 /**
  * The bound-spec cache: bounded in entries and in (estimated) bytes. Each
  * entry belongs to the peer that last opened it. When the cache is over a
- * bound, the peer holding the most bytes loses its least recently used
- * entry, so a peer that opens a flood of schedules evicts its own before an
- * honest client's; among equal holders it is plain LRU.
+ * bound, the victim is taken among the least recently used entries: the
+ * oldest one of the peer that holds the most bytes among their owners. So a
+ * peer that floods heavy opens evicts its own before an honest client's, and
+ * among equal holders it is plain LRU. Looking at a fixed number of the
+ * oldest entries keeps an eviction O(1) however many peers there are.
  */
+/** How many of the least recently used entries an eviction looks at. */
+const VICTIM_WINDOW = 64;
+
 interface Entry<V> {
   value: V;
   bytes: number;
   owner: string;
-  /** Last touch, for LRU among owners. */
-  seq: number;
 }
 
 interface Holding<K> {
@@ -23,7 +26,6 @@ export class LruCache<K, V> {
   private readonly entries = new Map<K, Entry<V>>();
   private readonly owners = new Map<string, Holding<K>>();
   private totalBytes = 0;
-  private clock = 0;
 
   constructor(
     readonly capacity: number,
@@ -56,7 +58,7 @@ export class LruCache<K, V> {
 
   set(key: K, value: V, bytes = 0, owner = ""): void {
     this.remove(key);
-    const entry: Entry<V> = { value, bytes, owner, seq: 0 };
+    const entry: Entry<V> = { value, bytes, owner };
     this.entries.set(key, entry);
     let holding = this.owners.get(owner);
     if (!holding) this.owners.set(owner, (holding = { bytes: 0, keys: new Set() }));
@@ -72,7 +74,6 @@ export class LruCache<K, V> {
   }
 
   private touch(key: K, entry: Entry<V>): void {
-    entry.seq = ++this.clock;
     this.entries.delete(key);
     this.entries.set(key, entry);
     const keys = this.owners.get(entry.owner)!.keys;
@@ -91,22 +92,17 @@ export class LruCache<K, V> {
     if (holding.keys.size === 0) this.owners.delete(entry.owner);
   }
 
-  /** The least recently used entry of the heaviest owner (not `keep`). */
+  /** Among the VICTIM_WINDOW least recently used entries (not `keep`): the oldest of the heaviest owner. */
   private victim(keep: K): K | undefined {
-    let best: { key: K; bytes: number; seq: number } | undefined;
-    for (const holding of this.owners.values()) {
-      let oldest: K | undefined;
-      for (const k of holding.keys) {
-        if (k !== keep) {
-          oldest = k;
-          break;
-        }
-      }
-      if (oldest === undefined) continue;
-      const seq = this.entries.get(oldest)!.seq;
-      // By held entries when no bytes are given (plain LRU among equals).
-      const weight = holding.bytes + holding.keys.size * 1e-9;
-      if (!best || weight > best.bytes || (weight === best.bytes && seq < best.seq)) best = { key: oldest, bytes: weight, seq };
+    let best: { key: K; weight: number } | undefined;
+    let seen = 0;
+    for (const [key, entry] of this.entries) {
+      if (key === keep) continue;
+      const holding = this.owners.get(entry.owner)!;
+      // Bytes first, then entries held (plain LRU when no bytes are given); the first seen is the oldest.
+      const weight = holding.bytes + holding.keys.size * 1e-6;
+      if (!best || weight > best.weight) best = { key, weight };
+      if (++seen >= VICTIM_WINDOW) break;
     }
     return best?.key;
   }

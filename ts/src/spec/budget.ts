@@ -12,7 +12,7 @@ export const REPLAY_LIMITS = {
   /** Milliseconds of replay one request may cost before REPLAY_PENDING. */
   replay_slice_ms: 20,
   /** Furthest `start` a replayed schedule serves (BAD_REQUEST beyond). */
-  replay_rows: 2 ** 32,
+  replay_rows: 4_000_000_000,
 } as const;
 
 /** The replay reached `reached` of `target` rows in its slice; ask again to continue. */
