@@ -95,11 +95,12 @@ function valid(r: () => number, id: number, hashes: readonly string[]): Msg {
   }
 }
 
-/** Every map and list inside a message, with how to replace one of its entries. */
-function slots(value: unknown, out: { holder: Record<string, unknown> | unknown[]; key: string | number }[] = []) {
-  if (Array.isArray(value)) value.forEach((v, i) => (out.push({ holder: value, key: i }), slots(v, out)));
+/** Entries of the maps and lists inside a message (the first 8 levels and 16 per list), with how to replace one. */
+function slots(value: unknown, out: { holder: Record<string, unknown> | unknown[]; key: string | number }[] = [], depth = 0) {
+  if (depth > 8) return out;
+  if (Array.isArray(value)) value.slice(0, 16).forEach((v, i) => (out.push({ holder: value, key: i }), slots(v, out, depth + 1)));
   else if (value !== null && typeof value === "object" && !(value instanceof Uint8Array)) {
-    for (const [k, v] of Object.entries(value)) out.push({ holder: value as Record<string, unknown>, key: k }), slots(v, out);
+    for (const [k, v] of Object.entries(value)) out.push({ holder: value as Record<string, unknown>, key: k }), slots(v, out, depth + 1);
   }
   return out;
 }

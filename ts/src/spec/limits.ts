@@ -46,20 +46,38 @@ export function checkListLimit(path: string, length: number, limit: SpecLimit): 
  * schedules (maps with a `type`) the spec holds.
  */
 export function checkSpecShape(spec: unknown, groups = 1, root = "spec"): number {
+  // Paths are built only for an error: each stack entry points at its parent.
+  interface Item {
+    value: unknown;
+    parent: Item | null;
+    key: string | number;
+    depth: number;
+  }
+  const pathOf = (item: Item): string => {
+    const keys: (string | number)[] = [];
+    for (let at: Item | null = item; at && at.parent; at = at.parent) keys.push(at.key);
+    let path = "";
+    for (let i = keys.length - 1; i >= 0; i--) path = typeof keys[i] === "number" ? `${path}[${keys[i]}]` : path ? `${path}.${keys[i]}` : String(keys[i]);
+    return path || root;
+  };
   let schedules = 0;
-  const stack: { value: unknown; path: string; depth: number }[] = [{ value: spec, path: "", depth: 1 }];
-  let nodes = 0;
+  let nodes = 1;
+  const tooMany = (item: Item) => overLimit(pathOf(item), "spec_nodes", `a spec of more than ${SPEC_LIMITS.spec_nodes} values`);
+  const stack: Item[] = [{ value: spec, parent: null, key: "", depth: 1 }];
   while (stack.length > 0) {
-    const { value, path, depth } = stack.pop()!;
-    if (++nodes > SPEC_LIMITS.spec_nodes) overLimit(path || root, "spec_nodes", `a spec of more than ${SPEC_LIMITS.spec_nodes} values`);
-    if (typeof value === "bigint") throw new SpecError(path || root, `integer ${value} is beyond 2**53: not a number a schedule can use`);
+    const item = stack.pop()!;
+    const value = item.value;
+    if (typeof value === "bigint") throw new SpecError(pathOf(item), `integer ${value} is beyond 2**53: not a number a schedule can use`);
     if (value === null || typeof value !== "object" || value instanceof Uint8Array) continue;
-    if (depth > SPEC_LIMITS.spec_depth) overLimit(path || root, "spec_depth", `nesting ${depth} deep`);
+    if (item.depth > SPEC_LIMITS.spec_depth) overLimit(pathOf(item), "spec_depth", `nesting ${item.depth} deep`);
     if (Array.isArray(value)) {
-      value.forEach((v, i) => stack.push({ value: v, path: `${path}[${i}]`, depth: depth + 1 }));
+      if ((nodes += value.length) > SPEC_LIMITS.spec_nodes) tooMany(item);
+      for (let i = 0; i < value.length; i++) stack.push({ value: value[i], parent: item, key: i, depth: item.depth + 1 });
     } else {
+      const keys = Object.keys(value);
+      if ((nodes += keys.length) > SPEC_LIMITS.spec_nodes) tooMany(item);
       if (typeof (value as { type?: unknown }).type === "string") schedules += 1;
-      for (const [k, v] of Object.entries(value)) stack.push({ value: v, path: path ? `${path}.${k}` : k, depth: depth + 1 });
+      for (const k of keys) stack.push({ value: (value as Record<string, unknown>)[k], parent: item, key: k, depth: item.depth + 1 });
     }
   }
   if (Math.max(1, schedules) * groups > SPEC_LIMITS.open_work) {
