@@ -109,7 +109,19 @@ export const ATTACKS: Attack[] = [
           boundaries: Array.from({ length: 59_999 }, () => 1),
         }),
       ),
-    expect: { type: "error", code: "SPEC_INVALID", mentions: /spec_nodes|pieces/ },
+    expect: { type: "error", code: "BAD_FRAME", mentions: /more than 100000 values/ },
+  },
+  {
+    name: "join of 9000 pieces (under body_nodes, over spec_nodes)",
+    body: () =>
+      encodeBody(
+        open({
+          type: "join",
+          schedules: Array.from({ length: 9000 }, () => ({ type: "constant" })),
+          boundaries: Array.from({ length: 8999 }, () => 1),
+        }),
+      ),
+    expect: { type: "error", code: "SPEC_INVALID", mentions: /spec_nodes/ },
   },
   {
     name: "join of 300 pieces (over pieces, under spec_nodes)",
@@ -135,7 +147,21 @@ export const ATTACKS: Attack[] = [
         metric: 1.0,
         state: { step: 200_000, avg: 1, best: 1, losses: new Array(200_000).fill(1), done: false, reason: null, suggestions: null },
       }),
-    expect: { type: "error", code: "BAD_REQUEST" },
+    expect: { type: "error", code: "BAD_FRAME", mentions: /more than 100000 values/ },
+  },
+  {
+    name: "range_test state with 50k losses (under body_nodes)",
+    setup: [open({ type: "range_test", num_steps: 100 })],
+    body: (s) =>
+      encodeBody({
+        v: 1,
+        id: 2,
+        type: "metric",
+        hash: s[0].hash,
+        metric: 1.0,
+        state: { step: 50_000, avg: 1, best: 1, losses: new Array(50_000).fill(1), done: false, reason: null, suggestions: null },
+      }),
+    expect: { type: "error", code: "BAD_REQUEST", mentions: /state\.step/ },
   },
   {
     name: "range_test num_steps 1e6",
@@ -151,7 +177,12 @@ export const ATTACKS: Attack[] = [
   {
     name: "MultiStepLR of 100k milestones (500 KB)",
     body: () => encodeBody(open({ type: "MultiStepLR", milestones: Array.from({ length: 100_000 }, (_, i) => i * 7 + 1_000_000) })),
-    expect: { type: "error", code: "SPEC_INVALID", mentions: /spec_nodes|milestones/ },
+    expect: { type: "error", code: "BAD_FRAME", mentions: /more than 100000 values/ },
+  },
+  {
+    name: "MultiStepLR of 5000 milestones",
+    body: () => encodeBody(open({ type: "MultiStepLR", milestones: Array.from({ length: 5000 }, (_, i) => i * 7 + 1) })),
+    expect: { type: "error", code: "SPEC_INVALID", mentions: /milestones = 1024/ },
   },
   {
     name: "plateau state through msgpackr references",

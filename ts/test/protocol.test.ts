@@ -85,7 +85,9 @@ describe("codec", () => {
     expect(() => decodeBody(nested(MAX_DECODE_DEPTH))).not.toThrow();
     expect(() => decodeBody(nested(MAX_DECODE_DEPTH + 1))).toThrow(/nesting deeper/);
     expect(() => decodeBody(nested(1_000_000))).toThrow(/nesting deeper/);
-    const wide = Buffer.concat([Buffer.from([0xdd, 0, 0x04, 0, 0x01]), Buffer.alloc(MAX_DECODE_NODES + 1, 0)]);
+    const header = Buffer.from([0xdd, 0, 0, 0, 0]);
+    header.writeUInt32BE(MAX_DECODE_NODES, 1); // the array and its entries: one value too many
+    const wide = Buffer.concat([header, Buffer.alloc(MAX_DECODE_NODES, 0)]);
     expect(() => decodeBody(wide)).toThrow(/more than/);
     // A header claiming more entries than there are bytes is refused before anything is read.
     expect(() => decodeBody(Buffer.from("dfffffffff", "hex"))).toThrow(/longer than the body/);

@@ -28,8 +28,11 @@ export function encodeBody(message: unknown): Buffer {
 
 /** Deepest nesting of maps and arrays a body may have (the body map is depth 1). */
 export const MAX_DECODE_DEPTH = 32;
-/** Most values (maps, arrays, scalars, map keys included) one body may hold. */
-export const MAX_DECODE_NODES = 262144;
+/**
+ * Most values (maps, arrays, scalars, map keys included) one body may hold:
+ * the largest honest body is an `epoch` request of max_window (65536) epochs.
+ */
+export const MAX_DECODE_NODES = 100_000;
 
 /**
  * Decodes one message body; throws on anything that is not exactly one
