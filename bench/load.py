@@ -125,11 +125,36 @@ WARMUP_S = 30.0
 SOAK_CACHE = 512  # small, so the LRU is full within seconds and evicts for the rest of the soak
 
 
-def soak(pool: Pool, seconds: float, clients: int, rate_per_client: float, open_every: int) -> dict:
-    """A fresh tcp server at a fixed request rate, its RSS sampled every second."""
+def start_attackers(endpoint: str, seconds: float, n: int, max_frames: int | None = None) -> list:
+    """bench/attacker.ts processes: the attack catalogue and fuzzed frames against `endpoint`."""
+    argv = ["node", "-r", "ts-node/register/transpile-only", str(ROOT / "bench" / "attacker.ts"), endpoint, str(seconds)]
+    return [subprocess.Popen([*argv, str(1000 + i), *([str(max_frames)] if max_frames else [])], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(n)]
+
+
+def attacker_results(procs: list) -> dict:
+    out = {"frames": 0, "replies": 0, "internal": 0, "codes": {}, "failed": 0}
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=7200)
+        try:
+            r = json.loads(stdout.strip().splitlines()[-1])
+        except (IndexError, json.JSONDecodeError):
+            out["failed"] += 1
+            log(f"  attacker failed: {stderr[-500:]}")
+            continue
+        for k in ("frames", "replies", "internal"):
+            out[k] += r[k]
+        for code, n in r["codes"].items():
+            out["codes"][code] = out["codes"].get(code, 0) + n
+    return out
+
+
+def soak(pool: Pool, seconds: float, clients: int, rate_per_client: float, open_every: int, attackers: int = 0) -> dict:
+    """A fresh tcp server at a fixed request rate, its RSS sampled every second; attackers alongside."""
     with Server(free_tcp_endpoint(), ["--cache", str(SOAK_CACHE)]) as server:
         cmd = {**base_cmd(server.endpoint, seconds, 1.0 + 0.05 * clients), "rate": rate_per_client,
                "open_every": open_every}
+        attack_procs = start_attackers(server.endpoint, seconds, attackers) if attackers else []
         pool.start(clients, cmd)
         t0 = time.time()
         samples = []
@@ -137,6 +162,7 @@ def soak(pool: Pool, seconds: float, clients: int, rate_per_client: float, open_
             samples.append((time.time() - t0, server.rss_mib()))
             time.sleep(1.0)
         results = pool.results(clients)
+        attacks = attacker_results(attack_procs)
         samples.append((time.time() - t0, server.rss_mib()))
         alive = server.alive()
     summary = summarize(results, clients, "tcp")
@@ -163,6 +189,8 @@ def soak(pool: Pool, seconds: float, clients: int, rate_per_client: float, open_
         "rtt_p50_us": summary["rtt_p50_us"],
         "rtt_p99_us": summary["rtt_p99_us"],
         "server_alive": alive,
+        "attackers": attackers,
+        "attacks": attacks,
         "warmup_s": warmup,
         "rss_mib": {"start": rss[0], "end": rss[-1], "max": max(rss), "after_warmup": tail_rss[0]},
         "rss_slope_mib_per_min": slope_per_minute(tail_t, tail_rss),
@@ -197,16 +225,17 @@ def run(levels: list[int], seconds: float) -> dict:
     return {"window": WINDOW, "groups": len(GROUPS), "seconds_per_level": seconds, "levels": levels_out}
 
 
-def run_soak(seconds: float, clients: int = 8, rate: float = 250.0) -> dict:
+def run_soak(seconds: float, clients: int = 64, rate: float = 30.0, attackers: int = 2) -> dict:
     pool = Pool(clients, _expected_file())
     try:
-        log(f"  soak: {seconds:.0f} s at {clients}×{rate:.0f} windows/s")
-        out = soak(pool, seconds, clients, rate, open_every=20)
+        log(f"  soak: {seconds:.0f} s at {clients}×{rate:.0f} windows/s, {attackers} attackers")
+        out = soak(pool, seconds, clients, rate, open_every=20, attackers=attackers)
     finally:
         pool.close()
     log(f"  soak: RSS {out['rss_mib']['start']:.1f} → {out['rss_mib']['end']:.1f} MiB "
         f"(max {out['rss_mib']['max']:.1f}), slope {out['rss_slope_mib_per_min']:+.2f} MiB/min, "
-        f"errors {out['errors']} dropped {out['dropped']}")
+        f"errors {out['errors']} dropped {out['dropped']}; attackers sent {out['attacks']['frames']} frames, "
+        f"{out['attacks']['internal']} INTERNAL")
     return out
 
 
@@ -230,9 +259,12 @@ def soak_targets(s: dict) -> list[dict]:
     # Flat memory: the median of the last third of the post-warm-up samples
     # within 5 MiB of the first third's (GC sawtooth is ~MiBs either way).
     return [{
-        "target": f"soak {s['seconds']:.0f} s: server memory does not grow, no errors",
+        "target": f"soak {s['seconds']:.0f} s, {s['clients']} clients and {s.get('attackers', 0)} attackers: "
+                  "server memory does not grow, no errors or wrong values, no INTERNAL",
         "value": f"RSS {s['rss_mib']['start']:.1f} → {s['rss_mib']['end']:.1f} MiB (max {s['rss_mib']['max']:.1f}); "
                  f"growth {s['rss_growth_mib']:+.1f} MiB, slope {s['rss_slope_mib_per_min']:+.2f} MiB/min; "
-                 f"{s['errors']} errors, {s['dropped']} dropped",
-        "pass": s["rss_growth_mib"] <= 5.0 and s["errors"] == 0 and s["dropped"] == 0 and s["server_alive"],
+                 f"{s['errors']} errors, {s['dropped']} dropped; "
+                 f"attackers: {s.get('attacks', {}).get('frames', 0)} frames, {s.get('attacks', {}).get('internal', 0)} INTERNAL",
+        "pass": s["rss_growth_mib"] <= 5.0 and s["errors"] == 0 and s["dropped"] == 0 and s["server_alive"]
+        and s.get("attacks", {}).get("internal", 0) == 0 and s.get("attacks", {}).get("failed", 0) == 0,
     }]

@@ -150,12 +150,37 @@ def soak_section(k: dict) -> list[str]:
             "slope after the warm-up "
             f"{k['rss_slope_mib_per_min']:+.2f} MiB/min, growth (last third vs first third of that) "
             f"{k['rss_growth_mib']:+.1f} MiB. {k['errors']} errors, {k['dropped']} dropped, {k['checked']} checked; "
-            f"RTT p50 {_f(k['rtt_p50_us'], 0)} µs, p99 {_f(k['rtt_p99_us'], 0)} µs.",
+            f"RTT p50 {_f(k['rtt_p50_us'], 0)} µs, p99 {_f(k['rtt_p99_us'], 0)} µs."
+            + (f" Alongside, {k['attackers']} attackers (bench/attacker.ts: the attack catalogue and fuzzed frames) "
+               f"sent {k['attacks']['frames']:,} frames: {k['attacks']['internal']} INTERNAL, replies by code "
+               f"{k['attacks']['codes']}." if k.get("attackers") else ""),
             "",
             "| seconds | " + " | ".join(f"{t:.0f}" for t, _ in _every_tenth(k["rss_samples"])) + " |",
             "|---|" + "---:|" * len(_every_tenth(k["rss_samples"])),
             "| RSS MiB | " + " | ".join(f"{v:.1f}" for _, v in _every_tenth(k["rss_samples"])) + " |",
         ]
+    return lines + [""]
+
+
+def attacks_section(a: dict) -> list[str]:
+    f = a["fuzz"]
+    lines = [
+        "## Attacks", "",
+        "Each request of ts/test/attack_catalogue.ts in its own process against the in-process handler "
+        "(`node -r ts-node/register/transpile-only bench/attacks.ts`; `--src DIR` measures another tree):", "",
+        "| attack | answer | ms per request (max) | requests | RSS MiB |", "|---|---|---:|---:|---:|",
+    ]
+    for x in a["per_attack"]:
+        lines.append(f"| {x['name']} | {x.get('outcome', '?')} | {x.get('ms_max', '—')} | {x.get('requests', '—')} | "
+                     f"{x.get('rss_mib', '—')} |")
+    lines += [
+        "",
+        f"Fuzz: {f['frames']:,} frames from bench/attacker.ts in {f['seconds']} s against a fresh server: "
+        f"{f['internal']} INTERNAL, server alive {f['server_alive']}, RSS {f['server_rss_mib']:.0f} MiB at the end; "
+        f"replies by code {f['codes']}. An honest client meanwhile: {f['honest_windows']} windows, "
+        f"{f['honest_wrong']} wrong, reply time p50 {f['honest_ms_p50']:.1f} ms, p99 {f['honest_ms_p99']:.1f} ms, "
+        f"max {f['honest_ms_max']:.1f} ms.",
+    ]
     return lines + [""]
 
 
@@ -189,8 +214,11 @@ NOTES = [
     "## How to run, and what the numbers mean",
     "",
     "- `make bench` runs everything (< 15 minutes on the 2-core VM); `make bench BENCH_ARGS=--quick` is a "
-    "~2.5 minute version (fewer steps, short load levels, 50 s soak); `--only step,e2e,compute,load,cache,soak` runs "
-    "some sections (written to `bench/results/partial.*`, never over a full run); `--soak-seconds N` sets the soak.",
+    "~2.5 minute version (fewer steps, short load levels, 50 s soak); `--only step,e2e,compute,load,cache,attacks,soak` "
+    "runs some sections (written to `bench/results/partial.*`, never over a full run); `--soak-seconds N` sets the soak.",
+    "- **Attacks.** The attacks section times each known attack request and then fuzzes a server with 100k frames "
+    "(about 9 minutes on the 2-core VM; 5k with --quick) while an honest client reads windows; the soak runs 64 "
+    "clients with two attackers alongside. With the 100k fuzz a full run is longer than 15 minutes.",
     "- **Soak length.** The issue asks for 10 minutes. The rest of the run takes about 8 minutes on the 2-core VM, "
     "so 10 more do not fit in the 15-minute budget: the soak runs last and by default takes what is left of 14 "
     "minutes (at least 60 s, at most 600 s); the soak section gives the length used. `--soak-seconds 600` runs "
@@ -235,6 +263,7 @@ def markdown(r: dict) -> str:
         "compute": compute_section,
         "load": load_section,
         "cache": cache_section,
+        "attacks": attacks_section,
         "soak": soak_section,
     }
     for name, fn in render.items():

@@ -25,7 +25,7 @@ import msgpack
 import numpy as np
 import zmq
 
-from .errors import BadRequest, LRBridgeError, ProtocolError, ServerUnavailable, UnknownHash, py_exception, spec_error_class
+from .errors import BadRequest, LRBridgeError, ProtocolError, ReplayPending, ServerUnavailable, UnknownHash, py_exception, spec_error_class
 
 PROTOCOL_VERSION = 2
 DEFAULT_TIMEOUT_S = 2.0
@@ -33,6 +33,13 @@ DEFAULT_RETRIES = 3
 # Announced by the server in `hello`; the client splits larger windows.
 DEFAULT_MAX_WINDOW = 65536
 DEFAULT_MAX_VALUES = 1 << 20  # rows x groups in one reply
+# A far resume of a replayed schedule arrives as REPLAY_PENDING slices; each is a
+# live reply, so this only bounds a replay that makes no progress (its simulation
+# evicted again and again).
+DEFAULT_REPLAY_DEADLINE_S = 3600.0
+# Re-opens in a row for one request: another client's opens may evict the handle
+# between our open and our window.
+REOPEN_ATTEMPTS = 5
 
 _T = TypeVar("_T")
 
@@ -160,6 +167,8 @@ def error_from_reply(reply: dict) -> LRBridgeError:
         return UnknownHash(code, message, path=path)
     if code == "BAD_REQUEST":
         return BadRequest(code, message, path=path)
+    if code == "REPLAY_PENDING":
+        return ReplayPending(code, message, path=path)
     return ProtocolError(code, message, path=path)
 
 
@@ -190,6 +199,8 @@ class Opened:
     group_keys: list | None = None
     attrs: dict = field(default_factory=dict)
     last_epoch: int = -1
+    # most rows the server serves in one window of this handle (None: only the hello limits)
+    max_rows: int | None = None
     # metric kind only: the values right after construction
     state: dict | None = None
     lr: list[float] | None = None
@@ -233,6 +244,7 @@ def opened_from_reply(reply: dict, spec: dict, groups: list) -> Opened:
             first_row=int(reply.get("first_row") or 0),
             group_keys=reply.get("group_keys"),
             attrs=dict(reply.get("attrs") or {}),
+            max_rows=None if reply.get("max_rows") is None else int(reply["max_rows"]),
             state=reply.get("state") if kind == "metric" else None,
             lr=_floats(reply.get("lr")) if kind == "metric" else None,
             momentum=_floats(reply.get("momentum")) if kind == "metric" else None,
@@ -332,6 +344,7 @@ class Client:
             raise ValueError(f"lrbridge: timeout must be > 0 and retries >= 1, got {self.timeout}, {self.retries}")
         self.max_window = DEFAULT_MAX_WINDOW
         self.max_values = DEFAULT_MAX_VALUES
+        self.replay_deadline = DEFAULT_REPLAY_DEADLINE_S
         self._ids = itertools.count()
         self._socket: zmq.Socket | None = None
         self._pid = os.getpid()
@@ -417,12 +430,27 @@ class Client:
         )
 
     def _with_reopen(self, opened: Opened, call: Callable[[], _T]) -> _T:
-        """Run ``call``; if the server forgot the handle, re-open it and run it once more."""
-        try:
-            return call()
-        except UnknownHash:
-            self._reopen(opened)
-            return call()
+        """Run ``call``; if the server forgot the handle, re-open it and run it again.
+
+        A few times in a row: under heavy open churn from other clients the
+        handle can be evicted again before our request reaches it.
+        """
+        for _attempt in range(REOPEN_ATTEMPTS):
+            try:
+                return call()
+            except UnknownHash:
+                self._reopen(opened)
+        return call()
+
+    def _until_replayed(self, call: Callable[[], _T]) -> _T:
+        """Run ``call`` again while the server answers REPLAY_PENDING (it continues each time)."""
+        deadline = time.monotonic() + self.replay_deadline
+        while True:
+            try:
+                return call()
+            except ReplayPending:
+                if time.monotonic() > deadline:
+                    raise
 
     def _reopen(self, opened: Opened) -> None:
         spec, groups, last_epoch = self._opened.get(
@@ -466,7 +494,7 @@ class Client:
         """
         if count < 1 or start < 0:
             raise ValueError(f"lrbridge: window needs start >= 0 and count >= 1, got {start}, {count}")
-        piece_rows = max(1, min(self.max_window, self.max_values // max(1, opened.groups)))
+        piece_rows = max(1, min(self.max_window, self.max_values // max(1, opened.groups), opened.max_rows or self.max_window))
         parts = []
         for piece_start in range(start, start + count, piece_rows):
             piece_count = min(piece_rows, start + count - piece_start)
@@ -477,7 +505,7 @@ class Client:
 
     def _window_piece(self, opened: Opened, start: int, count: int, origin: dict | None) -> Window:
         msg = window_message(opened.hash, start, count, origin)
-        window = self._with_reopen(opened, lambda: window_from_reply(self.request(msg)))
+        window = self._with_reopen(opened, lambda: self._until_replayed(lambda: window_from_reply(self.request(msg))))
         if window.stop is not None and window.start == start and window.count < count:
             return window  # torch raises at window.stop["row"]: the caller decides when
         if window.start != start or window.count != count:

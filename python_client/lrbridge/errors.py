@@ -101,3 +101,12 @@ class UnknownHash(ProtocolError):
     ``Client`` handles it by re-sending ``open``; callers only see it when the
     re-open itself is impossible.
     """
+
+
+class ReplayPending(ProtocolError):
+    """REPLAY_PENDING: the server simulated toward a far ``start`` for its
+    per-request slice and kept the simulation where it got to.
+
+    ``Client`` handles it by sending the same request again; callers only see
+    it when the replay takes longer than ``Client.replay_deadline`` seconds.
+    """

@@ -84,7 +84,12 @@ class WindowStream:
         self.opened = opened
         self.groups = max(1, int(opened.groups))
         # One request per window, never more than the server answers in one piece.
-        rows_cap = min(client.max_window, client.max_values // self.groups, WINDOW_VALUES // self.groups)
+        rows_cap = min(
+            client.max_window,
+            client.max_values // self.groups,
+            WINDOW_VALUES // self.groups,
+            opened.max_rows or client.max_window,
+        )
         self.window = max(2, min(int(window), rows_cap))
         self.end = opened.row_end if end is None else int(end)
         self.origin = _copy_origin(origin)

@@ -37,7 +37,7 @@ from lrbridge.client import (
     window_from_reply,
     window_message,
 )
-from lrbridge.errors import UnknownHash
+from lrbridge.errors import ReplayPending, UnknownHash
 
 WIRE_DIR = Path(__file__).resolve().parents[2] / "proto" / "vectors" / "wire"
 VECTOR_FILES = sorted(WIRE_DIR.glob("*.json"))
@@ -175,7 +175,12 @@ def test_replies_parse(vector):
             # torch's exception, type and text.
             assert type(error).__name__ == reply["py"]["type"] and str(error) == reply["py"]["message"]
             return
-        expected_class = {"SPEC_INVALID": SpecError, "UNKNOWN_HASH": UnknownHash, "BAD_REQUEST": BadRequest}.get(
+        expected_class = {
+            "SPEC_INVALID": SpecError,
+            "UNKNOWN_HASH": UnknownHash,
+            "BAD_REQUEST": BadRequest,
+            "REPLAY_PENDING": ReplayPending,
+        }.get(
             reply["code"], ProtocolError
         )
         assert isinstance(error, expected_class)

@@ -11,6 +11,7 @@
  * requests to send first in `setup`.
  */
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { Packr } from "msgpackr";
 import { join } from "node:path";
 import { decodeBody, encodeBody, MAX_REQUEST_BYTES, MAX_WINDOW, toJsonable } from "../src/protocol";
 import { bind } from "../src/spec/bind";
@@ -154,6 +155,11 @@ function cases(): VectorCase[] {
     },
     { name: "error_BAD_FRAME", about: "the body is a msgpack array, not a map", request: [1, "hello"] },
     { name: "error_BAD_FRAME_undecodable", about: "the body is not msgpack (0xc1 is never used)", request: { hex: "c1" } },
+    {
+      name: "error_BAD_FRAME_extension",
+      about: "a msgpackr record (an extension type) is not plain msgpack: refused before decoding",
+      request: { hex: new Packr({ useRecords: true }).pack({ v: 2, id: 1, type: "hello" }).toString("hex") },
+    },
     { name: "error_BAD_VERSION", about: "v is 1: this server speaks 2 only", request: { v: 1, id: 11, type: "hello" } },
     { name: "error_UNKNOWN_TYPE", about: "type is not a message", request: { v: 2, id: 12, type: "dance" } },
     { name: "error_BAD_REQUEST", about: "count must be >= 1", request: { v: 2, id: 13, type: "window", hash: step, start: 0, count: 0 } },
@@ -161,6 +167,11 @@ function cases(): VectorCase[] {
       name: "error_SPEC_INVALID",
       about: "pct_start must be in [0, 1]",
       request: open(14, { ...ONECYCLE, pct_start: 1.5 }, PLAIN_GROUPS),
+    },
+    {
+      name: "error_SPEC_INVALID_limit",
+      about: "a spec over one of the limits announced in hello: the message names the limit",
+      request: open(19, { type: "fractal", horizon: 2 ** 20, lambda_min: 0.1, lambda_max: 10 }, PLAIN_GROUPS),
     },
     {
       name: "error_UNKNOWN_HASH",
@@ -199,6 +210,29 @@ function internalVector(): Msg {
   };
 }
 
+/**
+ * How far a replay gets in its slice depends on the machine, so this reply is
+ * pinned as the server makes it with a zero budget (one check interval of
+ * steps); a real server answers the same shape with another row.
+ */
+function replayPendingVector(): Msg {
+  const handler = new Handler({ bind, replaySliceMs: 0 });
+  const setup = open(2, STEP, STEP_GROUPS);
+  handler.handle(setup);
+  const request = { v: 2, id: 20, type: "window", hash: hashOf(STEP, STEP_GROUPS), start: 100_000_000, count: 64 };
+  const replyBytes = handler.handleBytes(encodeBody(request)).bytes;
+  return {
+    name: "error_REPLAY_PENDING",
+    about:
+      "a window far past what the server has simulated: it replayed for its per-request slice, kept the simulation, " +
+      "and asks for the same request again (reply only: the row reached depends on the machine)",
+    request: null,
+    request_hex: null,
+    reply: toJsonable(decodeBody(replyBytes)),
+    reply_hex: replyBytes.toString("hex"),
+  };
+}
+
 function requestBytes(request: VectorCase["request"]): Buffer {
   if ("hex" in request) return Buffer.from((request as { hex: string }).hex, "hex");
   if ("size" in request) return Buffer.alloc((request as { size: number }).size);
@@ -230,7 +264,7 @@ function vectorFor(c: VectorCase): Msg {
 function main(): void {
   mkdirSync(OUT_DIR, { recursive: true });
   for (const file of readdirSync(OUT_DIR)) if (file.endsWith(".json")) rmSync(join(OUT_DIR, file));
-  const vectors = [...cases().map(vectorFor), internalVector()];
+  const vectors = [...cases().map(vectorFor), internalVector(), replayPendingVector()];
   for (const vector of vectors) {
     writeFileSync(join(OUT_DIR, `${vector.name}.json`), `${JSON.stringify(vector, null, 1)}\n`);
   }

@@ -183,3 +183,16 @@ describe("range test (metric)", () => {
     expect(specError(() => b.metricStep!({ ...b.initialState!().state, step: 3 }, 1)).path).toBe("state.losses");
   });
 });
+
+describe("pieceAt", () => {
+  it("is bisect_right over the boundaries, repeated boundaries included", async () => {
+    const { pieceAt } = await import("../src/schedules/combinators");
+    const linear = (b: number[], t: number) => {
+      let i = 0;
+      while (i < b.length && t >= b[i]) i++;
+      return i;
+    };
+    const cases = [[], [5], [3, 3, 3], [0, 2, 2, 7, 100], Array.from({ length: 256 }, (_, i) => i * 3)];
+    for (const b of cases) for (let t = 0; t < 800; t++) expect(pieceAt(b, t), `${b} ${t}`).toBe(linear(b, t));
+  });
+});

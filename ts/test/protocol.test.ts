@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { Packr } from "msgpackr";
 import {
+  MAX_DECODE_DEPTH,
+  MAX_DECODE_NODES,
   MAX_WINDOW,
   ProtocolError,
   binToFloat64,
@@ -56,12 +59,44 @@ describe("codec", () => {
     expect(decoded.b).toEqual([null, true, 0.1]);
   });
 
-  it("tells msgpack maps from the other objects msgpackr decodes", () => {
+  it("tells msgpack maps from arrays and bins", () => {
     expect(isPlainMap(decodeBody(Buffer.from("80", "hex")))).toBe(true);
-    expect(isPlainMap(decodeBody(Buffer.from("c1", "hex")))).toBe(false); // msgpackr's C1 marker object
-    expect(isPlainMap(decodeBody(Buffer.from("d6ff00000001", "hex")))).toBe(false); // timestamp → Date
     expect(isPlainMap(decodeBody(Buffer.from("9101", "hex")))).toBe(false);
     expect(isPlainMap(decodeBody(Buffer.from("c40101", "hex")))).toBe(false);
+  });
+
+  it("refuses everything that is not plain msgpack: extensions, records, references, 0xc1", () => {
+    expect(() => decodeBody(Buffer.from("c1", "hex"))).toThrow(/0xc1/);
+    expect(() => decodeBody(Buffer.from("d6ff00000001", "hex"))).toThrow(/0xd6/); // timestamp
+    // msgpackr with records and structured clones (shared references) on: its own extensions.
+    const fancy = new Packr({ useRecords: true, structuredClone: true });
+    const shared = { type: "StepLR", step_size: 2 };
+    expect(() => decodeBody(fancy.pack({ v: 1, id: 1, type: "open", spec: shared, again: shared }))).toThrow(/not plain msgpack/);
+    expect(() => decodeBody(fancy.pack([{ a: 1 }, { a: 2 }]))).toThrow(/not plain msgpack/);
+  });
+
+  it("refuses map keys that are not strings", () => {
+    expect(() => decodeBody(Buffer.from("810102", "hex"))).toThrow(/map key/);
+    expect(decodeBody(Buffer.from("81a16101", "hex"))).toEqual({ a: 1 });
+  });
+
+  it("bounds nesting depth and the number of values, without recursion", () => {
+    const nested = (depth: number) => Buffer.concat([Buffer.alloc(depth - 1, 0x91), Buffer.from([0x80])]);
+    expect(() => decodeBody(nested(MAX_DECODE_DEPTH))).not.toThrow();
+    expect(() => decodeBody(nested(MAX_DECODE_DEPTH + 1))).toThrow(/nesting deeper/);
+    expect(() => decodeBody(nested(1_000_000))).toThrow(/nesting deeper/);
+    const header = Buffer.from([0xdd, 0, 0, 0, 0]);
+    header.writeUInt32BE(MAX_DECODE_NODES, 1); // the array and its entries: one value too many
+    const wide = Buffer.concat([header, Buffer.alloc(MAX_DECODE_NODES, 0)]);
+    expect(() => decodeBody(wide)).toThrow(/more than/);
+    // A header claiming more entries than there are bytes is refused before anything is read.
+    expect(() => decodeBody(Buffer.from("dfffffffff", "hex"))).toThrow(/longer than the body/);
+  });
+
+  it("refuses trailing bytes and truncated strings", () => {
+    expect(() => decodeBody(Buffer.from("8001", "hex"))).toThrow(/after the value/);
+    expect(() => decodeBody(Buffer.from("81a16101a5", "hex"))).toThrow();
+    expect(() => decodeBody(Buffer.from("d9ff61", "hex"))).toThrow(/truncated/);
   });
 
   it("refuses truncated input", () => {

@@ -245,12 +245,19 @@ describe("lrbridge serve", () => {
 
 describe("lrbridge serve options", () => {
   it("parses --bind and --cache, with defaults", () => {
-    expect(parseServeArgs([])).toEqual({ endpoint: "tcp://127.0.0.1:5555", cacheSize: 4096, exitOnStdinEof: false });
-    expect(parseServeArgs(["--bind", "ipc:///tmp/x.sock", "--cache=16", "--exit-on-stdin-eof"])).toEqual({
+    expect(parseServeArgs([])).toEqual({
+      endpoint: "tcp://127.0.0.1:5555",
+      cacheSize: 65536,
+      cacheBytes: 512 * 2 ** 20,
+      exitOnStdinEof: false,
+    });
+    expect(parseServeArgs(["--bind", "ipc:///tmp/x.sock", "--cache=16", "--cache-mib", "8", "--exit-on-stdin-eof"])).toEqual({
       endpoint: "ipc:///tmp/x.sock",
       cacheSize: 16,
+      cacheBytes: 8 * 2 ** 20,
       exitOnStdinEof: true,
     });
+    expect(parseServeArgs(["--cache-mib", "0"])).toHaveProperty("error");
     expect(parseServeArgs(["--cache", "0"])).toHaveProperty("error");
     expect(parseServeArgs(["--bind", "udp://x"])).toHaveProperty("error");
     expect(parseServeArgs(["--bind"])).toHaveProperty("error");

@@ -157,6 +157,18 @@ describe("handle()", () => {
     expect(bytes.includes(Buffer.from("a26964d3", "hex"))).toBe(true); // "id": int64
   });
 
+  it("rebuilds metric states from their known fields: keys a client adds are not sent back", () => {
+    const handler = new Handler({ bind });
+    for (const spec of [{ type: "ReduceLROnPlateau" }, { type: "range_test", num_steps: 10 }]) {
+      const opened = handler.handle({ v: 2, id: 1, type: "open", spec, groups: [{ lr: 0.1 }] });
+      if (opened.type !== "opened") throw new Error(JSON.stringify(opened));
+      const state = { ...(opened.state as Record<string, unknown>), extra: new Array(1000).fill(1) };
+      const reply = handler.handle({ v: 2, id: 2, type: "metric", hash: opened.hash, state, metric: 1.0 });
+      expect(reply.type).toBe("metric");
+      expect(Object.keys((reply as { state: object }).state)).not.toContain("extra");
+    }
+  });
+
   it("turns an exception inside a handler into INTERNAL and keeps answering", () => {
     // Fault injection: a bind that breaks (not a stand-in for the real one) shows the isolation.
     const errors: unknown[] = [];

@@ -10,6 +10,7 @@ export const ERROR_CODES = [
   "WRONG_KIND",
   "WINDOW_TOO_LARGE",
   "TOO_LARGE",
+  "REPLAY_PENDING",
   "INTERNAL",
 ] as const;
 

@@ -69,6 +69,8 @@ export interface HelloReply extends ReplyHead {
   capabilities: string[];
   max_window: number;
   max_values: number;
+  /** Every size limit a request or spec must keep (name → value). */
+  limits: Record<string, number>;
 }
 export interface OpenedReply extends ReplyHead {
   type: "opened";
@@ -87,6 +89,8 @@ export interface OpenedReply extends ReplyHead {
   group_keys?: Record<string, number | number[]>[];
   /** Scheduler attributes the constructor sets that a drop-in exposes. */
   attrs?: Record<string, unknown>;
+  /** Most rows one window of this handle may ask for (limits: max_window, max_values, window_work). */
+  max_rows: number;
   state?: MetricState;
   lr?: number[];
   momentum?: number[] | null;
@@ -144,6 +148,8 @@ export interface StatsReply extends ReplyHead {
   errors: number;
   cache_size: number;
   cache_capacity: number;
+  cache_bytes: number;
+  cache_max_bytes: number;
   schedules: ScheduleActivity[];
 }
 export type Reply = HelloReply | OpenedReply | WindowReply | MetricReply | StatsReply | ErrorReply;

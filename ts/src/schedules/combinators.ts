@@ -60,11 +60,16 @@ export function warmup(then: GroupSchedule, o: WarmupOptions): GroupSchedule {
   };
 }
 
-/** Index of the piece that owns step t: boundaries passed so far. */
-function pieceAt(boundaries: number[], t: number): number {
-  let i = 0;
-  while (i < boundaries.length && t >= boundaries[i]) i++;
-  return i;
+/** Index of the piece that owns step t: boundaries passed so far (bisect_right; boundaries are non-decreasing). */
+export function pieceAt(boundaries: readonly number[], t: number): number {
+  let lo = 0;
+  let hi = boundaries.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (t >= boundaries[mid]) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /**

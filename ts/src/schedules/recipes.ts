@@ -368,7 +368,8 @@ export function fractal(m: number, M: number, T: number): GroupSchedule {
   const values = fractalPermutation(T).map((i) => steps[i]);
   return {
     lr: (base) => (t) => base * values[t % T],
-    range: (base) => [base * Math.min(...values), base * Math.max(...values)],
+    // A loop, not Math.min(...values): a spread of a long horizon overflows the stack.
+    range: (base) => [base * values.reduce((a, b) => Math.min(a, b)), base * values.reduce((a, b) => Math.max(a, b))],
     cycleStarts: (from, to) => cycleStartsFromIndex((t) => Math.floor(t / T), from, to),
   };
 }

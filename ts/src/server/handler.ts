@@ -5,12 +5,17 @@
  */
 import type { Bound, GroupInit, Rows } from "../spec/api";
 import { Refusal, SpecError } from "../spec/api";
+import { SPEC_LIMITS, checkSpecShape, maxRowsFor } from "../spec/limits";
+import { REPLAY_LIMITS, ReplayPending, ReplayTooFar, withReplayBudget } from "../spec/budget";
 import { contentHash } from "../spec/canonical";
 import {
   CAPABILITIES,
   ErrorReply,
   EpochRequest,
   HelloReply,
+  MAX_DECODE_DEPTH,
+  MAX_DECODE_NODES,
+  MAX_GROUPS,
   MAX_REQUEST_BYTES,
   MAX_VALUES,
   MAX_WINDOW,
@@ -39,13 +44,19 @@ import { LruCache } from "./lru";
 export type BindFn = (spec: unknown, groups: GroupInit[], lastEpoch?: number) => Bound;
 
 export const SERVER_NAME = "lrbridge-ts/0.1.0";
-export const DEFAULT_CACHE_SIZE = 4096;
+/** Entries are cheap (a spec and a few closures); the byte budget is what bounds memory. */
+export const DEFAULT_CACHE_SIZE = 65536;
+export const DEFAULT_CACHE_BYTES = 512 * 1024 * 1024;
 
 export interface HandlerOptions {
   bind: BindFn;
   cacheSize?: number;
   /** The clock `stats` reads (ms since the epoch); fixed in the wire vectors. */
   now?: () => number;
+  /** Budget of the cache in estimated bytes (bound specs and their pooled simulations). */
+  cacheBytes?: number;
+  /** Milliseconds of replay one request may take before REPLAY_PENDING (REPLAY_LIMITS.replay_slice_ms). */
+  replaySliceMs?: number;
   /** Told about every INTERNAL reply (the server logs the stack). */
   onInternalError?: (err: unknown) => void;
 }
@@ -65,8 +76,13 @@ export class Handler {
   private requests = 0;
   private errors = 0;
 
+  private readonly replaySliceMs: number;
+  /** Rows one window of a bound spec may have (window_work), set when it is cached. */
+  private readonly maxRows = new WeakMap<Bound, number>();
+
   constructor(private readonly options: HandlerOptions) {
-    this.cache = new LruCache(options.cacheSize ?? DEFAULT_CACHE_SIZE);
+    this.cache = new LruCache(options.cacheSize ?? DEFAULT_CACHE_SIZE, options.cacheBytes ?? DEFAULT_CACHE_BYTES);
+    this.replaySliceMs = options.replaySliceMs ?? REPLAY_LIMITS.replay_slice_ms;
     this.now = options.now ?? Date.now;
     this.activity = new Activity(this.now);
     this.startedAt = this.now();
@@ -78,12 +94,12 @@ export class Handler {
   }
 
   /** Raw body bytes → encoded reply (and what it was, for logging). Never throws. */
-  handleBytes(bytes: Uint8Array): Handled & { bytes: Buffer } {
-    const handled = this.handleRaw(bytes);
+  handleBytes(bytes: Uint8Array, peer = ""): Handled & { bytes: Buffer } {
+    const handled = this.handleRaw(bytes, peer);
     return { ...handled, bytes: this.encode(handled.reply) };
   }
 
-  private handleRaw(bytes: Uint8Array): Handled {
+  private handleRaw(bytes: Uint8Array, peer: string): Handled {
     if (bytes.byteLength > MAX_REQUEST_BYTES) {
       return { reply: errorReply(null, "TOO_LARGE", `request of ${bytes.byteLength} bytes is over ${MAX_REQUEST_BYTES}`) };
     }
@@ -93,17 +109,17 @@ export class Handler {
     } catch (err) {
       return { reply: errorReply(null, "BAD_FRAME", `body is not one msgpack value: ${messageOf(err)}`) };
     }
-    return this.handleDecoded(body);
+    return this.handleDecoded(body, peer);
   }
 
-  private handleDecoded(body: unknown): Handled {
-    const handled = this.handleCounted(body);
+  private handleDecoded(body: unknown, peer = ""): Handled {
+    const handled = this.handleCounted(body, peer);
     this.requests += 1;
     if (handled.reply.type === "error") this.errors += 1;
     return handled;
   }
 
-  private handleCounted(body: unknown): Handled {
+  private handleCounted(body: unknown, peer: string): Handled {
     if (!isPlainMap(body)) return { reply: errorReply(null, "BAD_FRAME", "body is not a msgpack map") };
     const id = readId(body);
     let request: RequestBody;
@@ -113,7 +129,7 @@ export class Handler {
       return { reply: this.replyForError(id, err) };
     }
     try {
-      return { reply: this.dispatch(request, id as number), request };
+      return { reply: this.dispatch(request, id as number, peer), request };
     } catch (err) {
       return { reply: this.replyForError(id, err), request };
     }
@@ -129,12 +145,12 @@ export class Handler {
     }
   }
 
-  private dispatch(request: RequestBody, id: number): Reply {
+  private dispatch(request: RequestBody, id: number, peer: string): Reply {
     switch (request.type) {
       case "hello":
         return this.hello(id);
       case "open":
-        return this.open(request, id);
+        return this.open(request, id, peer);
       case "window":
       case "rebase":
         return this.window(request, id);
@@ -158,6 +174,8 @@ export class Handler {
       errors: this.errors,
       cache_size: this.cache.size,
       cache_capacity: this.cache.capacity,
+      cache_bytes: this.cache.bytes,
+      cache_max_bytes: this.cache.maxBytes,
       schedules: this.activity.list(),
     };
   }
@@ -172,12 +190,22 @@ export class Handler {
       capabilities: [...CAPABILITIES],
       max_window: MAX_WINDOW,
       max_values: MAX_VALUES,
+      limits: {
+        request_bytes: MAX_REQUEST_BYTES,
+        body_depth: MAX_DECODE_DEPTH,
+        body_nodes: MAX_DECODE_NODES,
+        groups: MAX_GROUPS,
+        ...SPEC_LIMITS,
+        ...REPLAY_LIMITS,
+      },
     };
   }
 
-  private open(request: OpenRequest, id: number): OpenedReply {
+  private open(request: OpenRequest, id: number, peer: string): OpenedReply {
     let bound: Bound;
+    let schedules: number;
     try {
+      schedules = checkSpecShape(request.spec, request.groups.length);
       bound = this.options.bind(request.spec, request.groups, request.last_epoch);
     } catch (err) {
       if (err instanceof SpecError) throw new ProtocolError("SPEC_INVALID", err.message, err.path, err.py ?? { type: "ValueError", message: err.rule });
@@ -187,7 +215,10 @@ export class Handler {
     // Idempotent: a second open of the same thing keeps the first binding.
     const cached = this.cache.get(hash);
     if (cached) bound = cached;
-    else this.cache.set(hash, bound);
+    else {
+      this.cache.set(hash, bound, estimateBytes(bound, request.groups.length), peer);
+      this.maxRows.set(bound, Math.min(MAX_WINDOW, Math.floor(MAX_VALUES / bound.groups), maxRowsFor(schedules, bound.groups)));
+    }
     this.activity.opened(hash, bound, request.client);
 
     const reply: OpenedReply = {
@@ -202,6 +233,7 @@ export class Handler {
       chainable: bound.chainable,
       groups: bound.groups,
       row_end: bound.rowEnd,
+      max_rows: this.maxRows.get(bound) ?? MAX_WINDOW,
     };
     if (bound.constructed) {
       reply.first_row = bound.constructed.firstRow;
@@ -233,7 +265,11 @@ export class Handler {
       }
     }
     checkValueCount(request.count, bound.groups, "count");
-    const rows = callSchedule(() => bound.rows(request.start, request.count, request.origin));
+    const maxRows = this.maxRows.get(bound) ?? MAX_WINDOW;
+    if (request.count > maxRows) {
+      throw new ProtocolError("WINDOW_TOO_LARGE", `count ${request.count} is over this schedule's max_rows ${maxRows} (window_work)`, "count");
+    }
+    const rows = callSchedule(() => withReplayBudget(this.replaySliceMs, () => bound.rows(request.start, request.count, request.origin)));
     const count = rows.stop ? rows.lr.length / bound.groups : request.count;
     const reply = windowReply(id, request.hash, request.start, count, bound, rows);
     if (bound.cycles) reply.cycle_starts = bound.cycles(request.start, count);
@@ -246,6 +282,10 @@ export class Handler {
     if (bound.kind !== "deterministic") throw new ProtocolError("WRONG_KIND", "epoch on a metric-driven schedule: send metric", "type");
     if (!bound.epochRows) throw new ProtocolError("WRONG_KIND", "this schedule has no step(epoch) form", "type");
     checkValueCount(request.epochs.length, bound.groups, "epochs");
+    const maxRows = this.maxRows.get(bound) ?? MAX_WINDOW;
+    if (request.epochs.length > maxRows) {
+      throw new ProtocolError("WINDOW_TOO_LARGE", `${request.epochs.length} epochs is over this schedule's max_rows ${maxRows} (window_work)`, "epochs");
+    }
     const epochRows = bound.epochRows;
     if (request.lr && request.lr.length !== bound.groups) {
       throw new ProtocolError("BAD_REQUEST", `lr has ${request.lr.length} values for ${bound.groups} groups`, "lr");
@@ -298,6 +338,37 @@ function windowReply(
   return reply;
 }
 
+/**
+ * What a bound spec may come to hold, in bytes, for the cache's budget: its
+ * canonical form and compiled closures (~8 bytes of heap per JSON byte), and
+ * per group, up to one optimizer and scheduler tree per pooled simulation
+ * plus the direct-rows one. Tables a spec builds (fractal) count per entry.
+ * An estimate: generous, because undercounting is what lets memory grow.
+ */
+function estimateBytes(bound: Bound, groups: number): number {
+  const json = JSON.stringify(bound.canonical) ?? "";
+  let schedulers = 0;
+  let tables = 0;
+  const stack: unknown[] = [bound.canonical];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || typeof v !== "object") continue;
+    if (Array.isArray(v)) {
+      stack.push(...v);
+      continue;
+    }
+    const map = v as Record<string, unknown>;
+    if (typeof map.type === "string") schedulers += 1;
+    if (typeof map.horizon === "number") tables += map.horizon * 8 * 3;
+    stack.push(...Object.values(map));
+  }
+  const perSimulation = 512 + groups * (160 + 96 * schedulers);
+  return 4096 + json.length * 8 + tables + (SIM_POOL_BOUND + 2) * perSimulation;
+}
+
+/** Simulations a bound spec may keep alive (bind.ts's pool and the direct-rows one). */
+const SIM_POOL_BOUND = 8;
+
 function checkValueCount(rows: number, groups: number, path: string): void {
   if (rows * groups > MAX_VALUES) {
     throw new ProtocolError("WINDOW_TOO_LARGE", `${rows} rows × ${groups} groups is over max_values ${MAX_VALUES}`, path);
@@ -315,6 +386,8 @@ function callSchedule<T>(fn: () => T): T {
   } catch (err) {
     if (err instanceof Refusal) throw new ProtocolError("REFUSED", err.message, err.path || undefined, err.py);
     if (err instanceof SpecError) throw new ProtocolError("BAD_REQUEST", err.message, err.path || undefined);
+    if (err instanceof ReplayPending) throw new ProtocolError("REPLAY_PENDING", err.message, "start");
+    if (err instanceof ReplayTooFar) throw new ProtocolError("BAD_REQUEST", err.message, "start");
     throw err;
   }
 }

@@ -1,15 +1,17 @@
 /** `lrbridge serve`: parse options, serve until SIGINT/SIGTERM, exit 0. */
 import { bind } from "../spec/bind";
-import { DEFAULT_CACHE_SIZE } from "./handler";
+import { DEFAULT_CACHE_BYTES, DEFAULT_CACHE_SIZE } from "./handler";
 import { startServer } from "./server";
 
 const DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555";
 
-const USAGE = `usage: lrbridge serve [--bind ENDPOINT] [--cache N] [--exit-on-stdin-eof]
+const USAGE = `usage: lrbridge serve [--bind ENDPOINT] [--cache N] [--cache-mib M] [--exit-on-stdin-eof]
 
   --bind ENDPOINT  tcp://HOST:PORT (port 0 picks a free port) or ipc://PATH
                    (default ${DEFAULT_ENDPOINT})
   --cache N        how many bound schedules to keep (LRU, default ${DEFAULT_CACHE_SIZE})
+  --cache-mib M    memory budget of those schedules, estimated, in MiB
+                   (default ${DEFAULT_CACHE_BYTES / 2 ** 20})
   --exit-on-stdin-eof
                    shut down when stdin closes: a server embedded in a training
                    process dies with it, however that process ends
@@ -20,12 +22,18 @@ Prints "lrbridge serving on <endpoint>" to stdout once bound.
 export interface ServeArgs {
   endpoint: string;
   cacheSize: number;
+  cacheBytes: number;
   exitOnStdinEof: boolean;
 }
 
 /** Parses `serve` options; returns a usage message instead when they are wrong. */
 export function parseServeArgs(args: string[]): ServeArgs | { error: string } | { help: true } {
-  const parsed: ServeArgs = { endpoint: DEFAULT_ENDPOINT, cacheSize: DEFAULT_CACHE_SIZE, exitOnStdinEof: false };
+  const parsed: ServeArgs = {
+    endpoint: DEFAULT_ENDPOINT,
+    cacheSize: DEFAULT_CACHE_SIZE,
+    cacheBytes: DEFAULT_CACHE_BYTES,
+    exitOnStdinEof: false,
+  };
   for (let i = 0; i < args.length; i++) {
     const [flag, inline] = args[i].split(/=(.*)/s, 2);
     const value = () => inline ?? args[++i];
@@ -44,6 +52,13 @@ export function parseServeArgs(args: string[]): ServeArgs | { error: string } | 
         const n = Number(text);
         if (!Number.isSafeInteger(n) || n < 1) return { error: `--cache needs an integer >= 1, got ${text}` };
         parsed.cacheSize = n;
+        break;
+      }
+      case "--cache-mib": {
+        const text = value();
+        const n = Number(text);
+        if (!Number.isFinite(n) || n < 1) return { error: `--cache-mib needs a number >= 1, got ${text}` };
+        parsed.cacheBytes = Math.floor(n * 2 ** 20);
         break;
       }
       case "--exit-on-stdin-eof":
@@ -67,7 +82,7 @@ export async function run(args: string[]): Promise<number> {
     return 2;
   }
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const server = await startServer({ endpoint: parsed.endpoint, cacheSize: parsed.cacheSize, bind, log });
+  const server = await startServer({ endpoint: parsed.endpoint, cacheSize: parsed.cacheSize, cacheBytes: parsed.cacheBytes, bind, log });
 
   let stopping: Promise<void> | null = null;
   const stop = (signal: string) => {

@@ -8,6 +8,7 @@ import { Refusal, SpecError } from "./api";
 import { contentHash } from "./canonical";
 import { compileFunction } from "./expr";
 import { rowEndOf } from "./row_end";
+import { ReplayPending, checkInterval, checkReplayTarget, replayBudgetSpent } from "./budget";
 import { bindGeneric, isGenericType } from "./generic";
 import { CHAINABLE_TYPES, type CanonicalSpec, isTorchType, joinPath, validateTorchSpec } from "./validate";
 import {
@@ -414,11 +415,20 @@ class TorchBound implements Bound {
           return out;
         }
       }
+      checkReplayTarget(start);
       const key = originKeyOf(origin);
       const sim = this.takeSim(start, key);
       if (origin && origin.step === sim.row && sim.row === this.firstRow) this.applyOrigin(sim, origin);
       // A failed step leaves the simulation half-stepped: it is not put back.
-      while (sim.row < start) this.stepOnce(sim, origin);
+      const every = checkInterval(n);
+      for (let k = 1; sim.row < start; k++) {
+        this.stepOnce(sim, origin);
+        if (k % every === 0 && sim.row < start && replayBudgetSpent()) {
+          // Kept where it got to: the same request continues from here.
+          this.putBack(sim);
+          throw new ReplayPending(sim.row, start);
+        }
+      }
       for (let k = 0; k < count; k++) {
         if (k > 0) this.stepOnce(sim, origin);
         this.record(sim, out, k);
@@ -451,13 +461,18 @@ class TorchBound implements Bound {
    */
   private fillDirect(direct: { top: DirectRows; checkedTo: number }, start: number, count: number, out: Rows): void {
     const n = this.groups;
-    const chunk = 4096;
+    const chunk = checkInterval(n);
+    // A lone OneCycleLR raises at no row before its known end (validation refused its
+    // zero-length phases): only rows from the end on need the check, so far starts cost nothing.
+    if (this.canonical.type === "OneCycleLR") direct.checkedTo = Math.max(direct.checkedTo, Math.min(start, this.rowEnd ?? start));
     try {
       if (direct.checkedTo < start) {
+        checkReplayTarget(start);
         const scratch = { lr: new Float64Array(chunk * n), momentum: out.momentum ? new Float64Array(chunk * n) : null };
         for (let t = direct.checkedTo; t < start; t += chunk) {
           direct.top.fillRows(t, Math.min(chunk, start - t), scratch.lr, scratch.momentum);
           direct.checkedTo = Math.min(start, t + chunk);
+          if (direct.checkedTo < start && replayBudgetSpent()) throw new ReplayPending(direct.checkedTo, start);
         }
       }
       direct.top.fillRows(start, count, out.lr, out.momentum);
@@ -522,7 +537,10 @@ function torchCycleStarts(spec: CanonicalSpec): ((start: number, count: number) 
     return (start, count) => {
       const out: number[] = [];
       // Restarts at 0, T_0, T_0 + T_0·T_mult, ... (plain step(), no epochs).
-      for (let at = 0, len = t0; at < start + count; at += len, len *= mult) if (at >= start) out.push(at);
+      // T_mult = 1: every T_0, so start at the first multiple at or after `start`.
+      // T_mult >= 2: cycles double at least, so the walk is logarithmic in `start`.
+      let at = mult === 1 ? Math.ceil(start / t0) * t0 : 0;
+      for (let len = t0; at < start + count; at += len, len *= mult) if (at >= start) out.push(at);
       return out;
     };
   }

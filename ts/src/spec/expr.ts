@@ -15,7 +15,8 @@
  * `False` and comparisons give 1/0 as Python bools do in arithmetic.
  */
 import { SpecError } from "./api";
-import { PyError, exprDiv, powOfBase, pyFloor, pyFloorDiv, pyLog, pyMod, pyPow } from "../schedules/torch/pymath";
+import { SPEC_LIMITS, overLimit } from "./limits";
+import { PyError, exprDiv, powOfBase, pyDiv, pyFloor, pyFloorDiv, pyLog, pyMod, pyPow } from "../schedules/torch/pymath";
 
 export type Expr =
   | { kind: "num"; value: number }
@@ -109,6 +110,8 @@ function tokenize(src: string): Token[] {
 /** Recursive descent over Python's expression grammar (the subset above). */
 class Parser {
   private pos = 0;
+  /** Recursion depth of the descent: bounded so nesting is an error, not a stack overflow. */
+  private depth = 0;
   constructor(
     private readonly tokens: Token[],
     private readonly variables: readonly string[],
@@ -139,7 +142,19 @@ class Parser {
   }
 
   // conditional: or_test ['if' or_test 'else' conditional]
+  private nested<T>(parse: () => T): T {
+    if (++this.depth > SPEC_LIMITS.expr_depth) throw new DepthError();
+    try {
+      return parse();
+    } finally {
+      this.depth -= 1;
+    }
+  }
+
   private conditional(): Expr {
+    return this.nested(() => this.conditionalBody());
+  }
+  private conditionalBody(): Expr {
     const then = this.orTest();
     if (!this.isOp("if")) return then;
     this.next();
@@ -167,7 +182,7 @@ class Parser {
   private notTest(): Expr {
     if (this.isOp("not")) {
       this.next();
-      return { kind: "unary", op: "not", arg: this.notTest() };
+      return { kind: "unary", op: "not", arg: this.nested(() => this.notTest()) };
     }
     return this.comparison();
   }
@@ -204,7 +219,7 @@ class Parser {
   private factor(): Expr {
     if (this.isOp("-") || this.isOp("+")) {
       const op = this.next().text as "-" | "+";
-      return { kind: "unary", op, arg: this.factor() };
+      return { kind: "unary", op, arg: this.nested(() => this.factor()) };
     }
     return this.power();
   }
@@ -213,7 +228,7 @@ class Parser {
     const base = this.atom();
     if (!this.isOp("**")) return base;
     this.next();
-    return { kind: "binary", op: "**", left: base, right: this.factor() };
+    return { kind: "binary", op: "**", left: base, right: this.nested(() => this.factor()) };
   }
   private atom(): Expr {
     const t = this.next();
@@ -257,11 +272,42 @@ class Parser {
 
 /** Parses `source`; errors are SpecErrors at `path` naming the column. */
 export function parseExpr(source: string, variables: readonly string[], path: string): Expr {
+  if (source.length > SPEC_LIMITS.expr_length) overLimit(path, "expr_length", `an expression of ${source.length} characters`);
+  let expr: Expr;
   try {
-    return new Parser(tokenize(source), variables).parse();
+    expr = new Parser(tokenize(source), variables).parse();
   } catch (err) {
     if (err instanceof ParseError) throw new SpecError(path, `${err.message} at column ${err.column}`);
+    if (err instanceof DepthError) overLimit(path, "expr_depth", "the expression's nesting");
     throw err;
+  }
+  // Left-associative chains (1+1+1+…) nest without deep parsing; evaluation recurses on the tree.
+  if (treeDepth(expr, SPEC_LIMITS.expr_depth) > SPEC_LIMITS.expr_depth) overLimit(path, "expr_depth", "the expression's nesting");
+  return expr;
+}
+
+class DepthError extends Error {}
+
+/** Depth of an expression tree, counting no further than `cap` + 1. */
+function treeDepth(e: Expr, cap: number): number {
+  if (cap < 0) return 1;
+  const sub = (xs: Expr[]) => xs.reduce((d, x) => Math.max(d, treeDepth(x, cap - 1)), 0);
+  switch (e.kind) {
+    case "num":
+    case "var":
+      return 1;
+    case "unary":
+      return 1 + sub([e.arg]);
+    case "binary":
+    case "and":
+    case "or":
+      return 1 + sub([e.left, e.right]);
+    case "compare":
+      return 1 + sub(e.operands);
+    case "cond":
+      return 1 + sub([e.test, e.then, e.otherwise]);
+    case "call":
+      return 1 + sub(e.args);
   }
 }
 

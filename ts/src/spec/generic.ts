@@ -24,6 +24,7 @@ import { type Schedule } from "../schedules/types";
 import { inverseMomentumFor } from "../schedules/momentum";
 import * as RT from "../schedules/range_test";
 import { Fields, checkNum, describe } from "./generic/fields";
+import { SPEC_LIMITS, overLimit } from "./limits";
 import { type Parsed, SCHEDULE_TYPES, parseSchedule } from "./generic/parse";
 
 const METRIC_TYPES = ["range_test"];
@@ -176,6 +177,7 @@ function bindRangeTest(f: Fields, groups: GroupInit[]): GenericBound {
     skip_start: 0,
     skip_end: 0,
   };
+  if (o.num_steps > SPEC_LIMITS.range_test_steps) overLimit(f.at("num_steps"), "range_test_steps", `num_steps ${o.num_steps}`);
   o.skip_start = f.num("skip_start", { integer: true, min: 0 }, Math.floor(o.num_steps / 10));
   o.skip_end = f.num("skip_end", { integer: true, min: 0 }, 5);
   const canonical = f.done();
@@ -203,28 +205,43 @@ function bindRangeTest(f: Fields, groups: GroupInit[]): GenericBound {
     metricStep(state: MetricState, metric: number): MetricResult {
       // NaN/inf losses are allowed: they end the test as "diverged"
       if (typeof metric !== "number") throw new SpecError("metric", `must be a number (the batch loss), got ${describe(metric)}`);
-      return result(RT.rangeTestStep(o, readRangeState(state), metric));
+      return result(RT.rangeTestStep(o, readRangeState(state, o.num_steps), metric));
     },
   };
 }
 
-/** Validate a client-carried RangeState. */
-function readRangeState(raw: MetricState): RT.RangeState {
+/**
+ * Validate a client-carried RangeState and rebuild it from its known fields
+ * (nothing the client added is echoed back). A test never has more than
+ * num_steps losses, so the state's size is bounded by the spec's.
+ */
+function readRangeState(raw: MetricState, numSteps: number): RT.RangeState {
   const f = Fields.of("state", raw);
+  const step = f.num("step", { integer: true, min: 0, max: numSteps });
   const rawLosses = f.raw("losses");
   if (!Array.isArray(rawLosses) || !rawLosses.every((x) => typeof x === "number")) {
     throw new SpecError("state.losses", `must be an array of numbers, got ${describe(rawLosses)}`);
   }
   const losses = rawLosses as number[];
-  const step = f.num("step", { integer: true, min: 0 });
   if (losses.length !== step) throw new SpecError("state.losses", `must hold one smoothed loss per step (${step}), got ${losses.length}`);
+  const reason = f.raw("reason") ?? null;
+  if (reason !== null && reason !== "finished" && reason !== "diverged") {
+    throw new SpecError("state.reason", `must be "finished", "diverged" or null, got ${describe(reason)}`);
+  }
   return {
     step,
     avg: f.num("avg", {}),
     best: f.numOrNull("best", {}, null),
-    losses,
+    losses: [...losses],
     done: f.bool("done", false),
-    reason: (f.raw("reason") as RT.RangeState["reason"]) ?? null,
-    suggestions: (f.raw("suggestions") as RT.Suggestions | null) ?? null,
+    reason,
+    suggestions: readSuggestions(f.raw("suggestions")),
   };
+}
+
+function readSuggestions(raw: unknown): RT.Suggestions | null {
+  if (raw === undefined || raw === null) return null;
+  const f = Fields.of("state.suggestions", raw);
+  const one = (k: keyof RT.Suggestions) => f.numOrNull(k, {}, null);
+  return { valley: one("valley"), slide: one("slide"), minimum: one("minimum"), steep: one("steep") };
 }

@@ -7,6 +7,8 @@
  */
 import { SpecError } from "./api";
 import { parseExpr } from "./expr";
+import { checkListLimit } from "./limits";
+import { bisectRight } from "../schedules/torch/pymath";
 import { oneCyclePhases } from "../schedules/torch/cyclic";
 
 export const TORCH_TYPES = [
@@ -151,6 +153,7 @@ class Fields {
   intList(name: string): number[] {
     const v = this.raw(name);
     if (!Array.isArray(v)) this.fail(name, `required by ${this.type}: must be a list of integers, got ${show(v)}`);
+    checkListLimit(this.at(name), v.length, "milestones");
     return v.map((x, i) => {
       if (!isInt(x)) throw new SpecError(joinPath(this.at(name), i), `must be an integer, got ${show(x)}`);
       return x;
@@ -382,6 +385,7 @@ function childSpecs(f: Fields, groups: number): CanonicalSpec[] {
         : `${f.type} expects at least one scheduler, but got no scheduler.`;
     f.fail("schedulers", `${f.type} expects at least one scheduler, got ${show(v)}`, Array.isArray(v) ? torchSays : undefined);
   }
+  checkListLimit(f.at("schedulers"), v.length, "pieces");
   return v.map((child, i) => {
     const p = joinPath(f.at("schedulers"), i);
     const c = validateTorchSpec(child, groups, p);

@@ -39,7 +39,14 @@ function isBetter(cfg: PlateauConfig, a: number, bestOrNull: number | null): boo
 }
 
 export function plateauStep(cfg: PlateauConfig, state: PlateauState, metric: number): PlateauState {
-  const next: PlateauState = { ...state, lr: [...state.lr], last_epoch: state.last_epoch + 1 };
+  // Built from the known fields only: the state comes from a client and anything else it carries is dropped.
+  const next: PlateauState = {
+    lr: [...state.lr],
+    best: state.best,
+    num_bad_epochs: state.num_bad_epochs,
+    cooldown_counter: state.cooldown_counter,
+    last_epoch: state.last_epoch + 1,
+  };
   if (isBetter(cfg, metric, state.best)) {
     next.best = metric;
     next.num_bad_epochs = 0;

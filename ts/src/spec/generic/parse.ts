@@ -12,6 +12,7 @@ import { combineByFraction, cycles, join, multiply, warmup, type WarmupMode, typ
 import { type NoiseOptions, type NoiseType, withNoise } from "../../schedules/noise";
 import * as R from "../../schedules/recipes";
 import { Fields, describe, join as joinPath } from "./fields";
+import { SPEC_LIMITS, checkListLimit, overLimit } from "../limits";
 
 export interface Parsed {
   schedule: GroupSchedule;
@@ -90,6 +91,7 @@ function children(f: Fields, key: string, minCount: number): Parsed[] {
   if (!Array.isArray(v) || v.length < minCount) {
     throw new SpecError(f.at(key), `must be an array of at least ${minCount} schedule spec(s), got ${describe(v)}`);
   }
+  checkListLimit(f.at(key), v.length, "pieces");
   const parsed = v.map((s, i) => parseSchedule(joinPath(f.at(key), i), s));
   f.put(key, parsed.map((p) => p.canonical));
   return parsed;
@@ -144,6 +146,7 @@ const PARSERS: Record<string, Parser> = {
 
   piecewise: (f) => {
     const boundaries = f.nums("boundaries", { integer: true, min: 0 });
+    checkListLimit(f.at("boundaries"), boundaries.length, "milestones");
     increasing(f, "boundaries", boundaries, true);
     const values = f.nums("values", {});
     if (values.length !== boundaries.length + 1) {
@@ -201,6 +204,7 @@ const PARSERS: Record<string, Parser> = {
   combine: (f) => {
     const total = f.num("total_steps", { integer: true, min: 1 });
     const pcts = f.nums("pcts", { min: 0, max: 1 });
+    checkListLimit(f.at("pcts"), pcts.length, "pieces");
     const sum = pcts.reduce((a, b) => a + b, 0);
     if (pcts.length === 0 || Math.abs(sum - 1) > 1e-9) throw new SpecError(f.at("pcts"), `must be fractions summing to 1, got sum ${sum}`);
     const raw = f.raw("phases");
@@ -325,7 +329,8 @@ const PARSERS: Record<string, Parser> = {
   },
 
   fractal: (f) => {
-    const horizon = f.num("horizon", { integer: true, min: 1, max: 2 ** 24 });
+    const horizon = f.num("horizon", { integer: true, min: 1 });
+    if (horizon > SPEC_LIMITS.fractal_horizon) overLimit(f.at("horizon"), "fractal_horizon", `horizon ${horizon}`);
     if ((horizon & (horizon - 1)) !== 0) throw new SpecError(f.at("horizon"), `must be a power of 2, got ${horizon}`);
     const lo = f.num("lambda_min", { gt: 0 });
     const hi = f.num("lambda_max", { gt: 0 });
