@@ -51,7 +51,7 @@ function runOne(name: string, src: string): void {
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const { Handler } = require(join(src, "server", "handler"));
   // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const { bind } = require(join(src, "spec", "bind"));
+  const { bind } = require(src);
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const { encodeBody, decodeBody } = require(join(src, "protocol"));
   const a = ATTACKS.find((x) => x.name === name)!;

@@ -5,11 +5,11 @@
  * stdin, writes one JSON result on stdout. Uses the compiled core in dist/
  * (what `lrbridge serve` runs), so `make setup` must have built it.
  */
-import type { Bound, GroupInit } from "../ts/src/spec/api";
+import type { Bound, GroupInit } from "../ts/src/core/api";
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const dist = process.env.LRBRIDGE_BENCH_DIST ?? require("path").join(__dirname, "..", "dist");
-const { bind } = require(require("path").join(dist, "spec", "bind")) as { bind: (spec: unknown, groups: GroupInit[]) => Bound };
+const { bind } = require(dist) as { bind: (spec: unknown, groups: GroupInit[]) => Bound };
 
 interface Case {
   name: string;

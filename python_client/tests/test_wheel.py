@@ -101,7 +101,7 @@ def test_the_npm_tarball_builds_on_pack_and_serves(tmp_path):
     pack = _run([*npm_command(), "pack", "--pack-destination", str(tmp_path), "--json"], cwd=ROOT)
     [info] = json.loads(pack.stdout[pack.stdout.index("[") :])
     files = {f["path"] for f in info["files"]}
-    assert "dist/cli.js" in files and "dist/server/main.js" in files
+    assert "dist/cli.js" in files and "dist/commands/serve.js" in files
     app = tmp_path / "app"
     app.mkdir()
     (app / "package.json").write_text('{"name": "app", "private": true}\n')

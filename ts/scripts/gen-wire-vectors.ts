@@ -14,7 +14,7 @@ import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { Packr } from "msgpackr";
 import { join } from "node:path";
 import { decodeBody, encodeBody, MAX_REQUEST_BYTES, MAX_WINDOW, toJsonable } from "../src/protocol";
-import { bind } from "../src/spec/bind";
+import { bind } from "../src/bind";
 import { VECTOR_CLOCK } from "./vector_clock";
 import { Handler } from "../src/server/handler";
 

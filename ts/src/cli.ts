@@ -36,7 +36,7 @@ async function main(argv: string[]): Promise<number> {
     case "plot":
       return (await import("./commands/plot")).run(rest);
     case "serve":
-      return (await import("./server/main")).run(rest);
+      return (await import("./commands/serve")).run(rest);
     case "top":
       return (await import("./commands/top")).run(rest);
     case undefined:

@@ -12,7 +12,7 @@ import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Dealer, Request } from "zeromq";
 import { binToFloat64, decodeBody, encodeBody } from "../src/protocol";
-import { bind } from "../src/spec/bind";
+import { bind } from "../src/bind";
 import { ATTACKS } from "./attack_catalogue";
 import { FUZZ_GROUPS, FUZZ_SPECS, fuzzFrames } from "./fuzz";
 

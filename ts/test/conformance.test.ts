@@ -6,8 +6,8 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { Refusal, SpecError, type GroupInit, type Rows } from "../src/spec/api";
-import { bind } from "../src/spec/bind";
+import { Refusal, SpecError, type GroupInit, type Rows } from "../src/core/api";
+import { bind } from "../src/bind";
 
 const DIR = join(__dirname, "..", "..", "proto", "vectors", "torch");
 const REL = 1e-12;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bind } from "../src/spec/bind";
+import { bind } from "../src/bind";
 
 /** Steps where the lr is back at its cycle start value, read off the rows themselves. */
 function restartsIn(lr: Float64Array, atStart: number): number[] {

@@ -8,8 +8,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import type { Bound, GroupInit, Rows } from "../src/spec/api";
-import { bind } from "../src/spec/bind";
+import type { Bound, GroupInit, Rows } from "../src/core/api";
+import { bind } from "../src/bind";
 
 const DIR = join(__dirname, "..", "..", "proto", "vectors", "torch");
 

@@ -3,9 +3,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { SpecError } from "../src/spec/api";
-import { compileFunction, evaluate, parseExpr } from "../src/spec/expr";
-import { PyError } from "../src/schedules/torch/pymath";
+import { SpecError } from "../src/core/api";
+import { compileFunction, evaluate, parseExpr } from "../src/core/expr";
+import { PyError } from "../src/core/pymath";
 
 const at = (src: string, epoch = 0) => compileFunction(src, "epoch", "lr_lambda")(epoch);
 

@@ -1,8 +1,8 @@
 /** The generic spec grammar: validation, canonical form, scale, momentum, cycles, range test. */
 import { describe, expect, it } from "vitest";
-import { SpecError } from "../src/spec/api";
-import { contentHash } from "../src/spec/canonical";
-import { bindGeneric, isGenericType } from "../src/spec/generic";
+import { SpecError } from "../src/core/api";
+import { contentHash } from "../src/core/canonical";
+import { bindGeneric, isGenericType } from "../src/library/bind";
 
 function specError(fn: () => unknown): SpecError {
   try {
@@ -186,7 +186,7 @@ describe("range test (metric)", () => {
 
 describe("pieceAt", () => {
   it("is bisect_right over the boundaries, repeated boundaries included", async () => {
-    const { pieceAt } = await import("../src/schedules/combinators");
+    const { pieceAt } = await import("../src/library/combinators");
     const linear = (b: number[], t: number) => {
       let i = 0;
       while (i < b.length && t >= b[i]) i++;

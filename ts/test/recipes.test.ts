@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { bindGeneric } from "../src/spec/generic";
+import { bindGeneric } from "../src/library/bind";
 
 const DIR = join(__dirname, "..", "..", "proto", "vectors", "recipes");
 

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { binToFloat64 } from "../src/protocol";
 import { Handler } from "../src/server/handler";
-import { bind } from "../src/spec/bind";
+import { bind } from "../src/bind";
 
 const SPECS = [
   { type: "SequentialLR", schedulers: [{ type: "LinearLR", start_factor: 0.2, total_iters: 7 }, { type: "CosineAnnealingLR", T_max: 33 }], milestones: [7] },

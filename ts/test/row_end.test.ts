@@ -5,8 +5,8 @@
  * chains), and against the simulator's own refusal.
  */
 import { describe, expect, it } from "vitest";
-import type { GroupInit } from "../src/spec/api";
-import { bind } from "../src/spec/bind";
+import type { GroupInit } from "../src/core/api";
+import { bind } from "../src/bind";
 import { hasTorch, runTorch } from "./torch_oracle";
 
 const SGD: GroupInit[] = [{ lr: 0.1, momentum: 0.9 }];

@@ -1,13 +1,13 @@
 /** Profiles, sampling rate and combinators against values worked by hand. */
 import { describe, expect, it } from "vitest";
-import * as P from "../src/schedules/profiles";
-import { sampleEvery, sampleTimes } from "../src/schedules/sampling";
-import { combineByFraction, cycles, join, multiply, warmup } from "../src/schedules/combinators";
-import { hashUniform, noiseAt, withNoise } from "../src/schedules/noise";
-import { inverseMomentum } from "../src/schedules/momentum";
-import { scaled } from "../src/schedules/types";
-import { chebyshevSteps, fastaiOneCycle, fractalPermutation, hfLambda, snapshotEnsemble, timmCosine } from "../src/schedules/recipes";
-import { npGradient, valley } from "../src/schedules/range_test";
+import * as P from "../src/library/profiles";
+import { sampleEvery, sampleTimes } from "../src/library/sampling";
+import { combineByFraction, cycles, join, multiply, warmup } from "../src/library/combinators";
+import { hashUniform, noiseAt, withNoise } from "../src/library/noise";
+import { inverseMomentum } from "../src/library/momentum";
+import { scaled } from "../src/library/types";
+import { chebyshevSteps, fastaiOneCycle, fractalPermutation, hfLambda, snapshotEnsemble, timmCosine } from "../src/library/recipes";
+import { npGradient, valley } from "../src/library/lr_finder";
 
 const near = (a: number, b: number) => expect(Math.abs(a - b)).toBeLessThanOrEqual(Math.max(1e-12 * Math.abs(b), 1e-15));
 

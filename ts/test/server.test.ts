@@ -11,8 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Dealer, Request } from "zeromq";
 import { binToFloat64, decodeBody, encodeBody, MAX_REQUEST_BYTES } from "../src/protocol";
 import type { StatsReply } from "../src/protocol";
-import { parseServeArgs } from "../src/server/main";
-import { bind } from "../src/spec/bind";
+import { parseServeArgs } from "../src/commands/serve";
+import { bind } from "../src/bind";
 
 const ROOT = resolve(__dirname, "..", "..");
 const STEP = { type: "StepLR", step_size: 30, gamma: 0.1 };

@@ -1,9 +1,9 @@
 /** Spec validation: torch's rules and defaults, messages with paths, canonical form and hash. */
 import { describe, expect, it } from "vitest";
-import { SpecError, type GroupInit } from "../src/spec/api";
-import { bind } from "../src/spec/bind";
-import { contentHash } from "../src/spec/canonical";
-import { validateTorchSpec } from "../src/spec/validate";
+import { SpecError, type GroupInit } from "../src/core/api";
+import { bind } from "../src/bind";
+import { contentHash } from "../src/core/canonical";
+import { validateTorchSpec } from "../src/torch/validate";
 
 const SGD: GroupInit[] = [{ lr: 0.1, momentum: 0.9 }];
 const SGD2: GroupInit[] = [

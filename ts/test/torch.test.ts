@@ -4,10 +4,10 @@
  * ReduceLROnPlateau as a pure function, and hand-computed values.
  */
 import { describe, expect, it } from "vitest";
-import { SpecError, type GroupInit, type Rebase } from "../src/spec/api";
-import { bind } from "../src/spec/bind";
+import { SpecError, type GroupInit, type Rebase } from "../src/core/api";
+import { bind } from "../src/bind";
 import { hasTorch, runTorch } from "./torch_oracle";
-import { PyError, powOfBase, pyFloorDiv, pyMod, pyModIsZero, pyPow } from "../src/schedules/torch/pymath";
+import { PyError, powOfBase, pyFloorDiv, pyMod, pyModIsZero, pyPow } from "../src/core/pymath";
 
 const SGD: GroupInit[] = [{ lr: 0.1, momentum: 0.9 }];
 const SGD2: GroupInit[] = [

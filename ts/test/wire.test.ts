@@ -21,7 +21,7 @@ import {
 import { Handler } from "../src/server/handler";
 import { VECTOR_CLOCK } from "../scripts/vector_clock";
 import type { Reply } from "../src/protocol";
-import { bind } from "../src/spec/bind";
+import { bind } from "../src/bind";
 
 const WIRE_DIR = join(__dirname, "..", "..", "proto", "vectors", "wire");
 

@@ -4,8 +4,8 @@
  * (step(metrics[k-1]) for ReduceLROnPlateau, step(epochs[k-1]) with --epochs).
  */
 import { readFileSync } from "node:fs";
-import { SpecError, type GroupInit } from "../spec/api";
-import { bind } from "../spec/bind";
+import { SpecError, type GroupInit } from "../core/api";
+import { bind } from "../bind";
 
 const USAGE = `usage: lrbridge eval --spec JSON|@FILE --lr LR[,LR...] [--steps N]
                      [--momentum M[,M...] | --betas B1,B2]

@@ -1,4 +1,4 @@
-import type { GroupInit, MetricState, MomentumKey, Rebase } from "../spec/api";
+import type { GroupInit, MetricState, MomentumKey, Rebase } from "../core/api";
 import { ProtocolError } from "./errors";
 
 /** Protocol version this code speaks. */

@@ -3,7 +3,7 @@
  * state: it never changes a reply, a restart clears it, and it is bounded
  * (the least recently active schedules are forgotten first).
  */
-import type { Bound } from "../spec/api";
+import type { Bound } from "../core/api";
 import type { ScheduleActivity } from "../protocol";
 import { LruCache } from "./lru";
 

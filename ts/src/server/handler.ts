@@ -3,11 +3,11 @@
  * tests and the vector generator call it directly; the only state is the
  * bound-spec cache, and any server with the same code gives the same reply.
  */
-import type { Bound, GroupInit, Rows } from "../spec/api";
-import { Refusal, SpecError } from "../spec/api";
-import { SPEC_LIMITS, checkSpecShape, maxRowsFor } from "../spec/limits";
-import { REPLAY_LIMITS, ReplayPending, ReplayTooFar, withReplayBudget } from "../spec/budget";
-import { contentHash } from "../spec/canonical";
+import type { Bound, GroupInit, Rows } from "../core/api";
+import { Refusal, SpecError } from "../core/api";
+import { SPEC_LIMITS, checkSpecShape, maxRowsFor } from "../core/limits";
+import { REPLAY_LIMITS, ReplayPending, ReplayTooFar, withReplayBudget } from "../core/budget";
+import { contentHash } from "../core/canonical";
 import {
   CAPABILITIES,
   ErrorReply,
@@ -366,7 +366,7 @@ function estimateBytes(bound: Bound, groups: number): number {
   return 4096 + json.length * 8 + tables + (SIM_POOL_BOUND + 2) * perSimulation;
 }
 
-/** Simulations a bound spec may keep alive (bind.ts's pool and the direct-rows one). */
+/** Simulations a bound spec may keep alive (torch/bind.ts's pool and the direct-rows one). */
 const SIM_POOL_BOUND = 8;
 
 function checkValueCount(rows: number, groups: number, path: string): void {

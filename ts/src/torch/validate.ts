@@ -5,11 +5,11 @@
  * stops the rows at that step with torch's exception. Produces the canonical
  * spec: every field explicit, so equal schedules hash equally.
  */
-import { SpecError } from "./api";
-import { parseExpr } from "./expr";
-import { checkListLimit } from "./limits";
-import { bisectRight } from "../schedules/torch/pymath";
-import { oneCyclePhases } from "../schedules/torch/cyclic";
+import { SpecError } from "../core/api";
+import { parseExpr } from "../core/expr";
+import { checkListLimit } from "../core/limits";
+import { bisectRight } from "../core/pymath";
+import { oneCyclePhases } from "./cyclic";
 
 export const TORCH_TYPES = [
   "StepLR",

@@ -1,5 +1,5 @@
 import type { SimGroup, SimOptimizer } from "./optimizer";
-import { PyError } from "./pymath";
+import { PyError } from "../core/pymath";
 
 /**
  * torch.optim.lr_scheduler.LRScheduler, state for state: `last_epoch`,

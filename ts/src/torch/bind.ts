@@ -1,16 +1,15 @@
 /**
- * bind(spec, groups): validate a torch-scheduler spec against the optimizer's
- * param groups and return a replayable schedule (see api.ts). Values come
- * from a step-for-step simulation of torch 2.13 (schedules/torch).
+ * bindTorch(spec, groups): validate a torch-scheduler spec against the optimizer's
+ * param groups and return a replayable schedule (see core/api.ts). Values come
+ * from a step-for-step simulation of torch 2.13 (this folder).
  */
-import type { Bound, Constructed, GroupInit, MetricResult, MetricState, MomentumKey, PyException, Rebase, Rows } from "./api";
-import { Refusal, SpecError } from "./api";
-import { contentHash } from "./canonical";
-import { compileFunction } from "./expr";
+import type { Bound, Constructed, GroupInit, MetricResult, MetricState, MomentumKey, PyException, Rebase, Rows } from "../core/api";
+import { Refusal, SpecError } from "../core/api";
+import { contentHash } from "../core/canonical";
+import { compileFunction } from "../core/expr";
 import { rowEndOf } from "./row_end";
-import { ReplayPending, checkInterval, checkReplayTarget, replayBudgetSpent } from "./budget";
-import { bindGeneric, isGenericType } from "./generic";
-import { CHAINABLE_TYPES, type CanonicalSpec, isTorchType, joinPath, validateTorchSpec } from "./validate";
+import { ReplayPending, checkInterval, checkReplayTarget, replayBudgetSpent } from "../core/budget";
+import { CHAINABLE_TYPES, type CanonicalSpec, joinPath, validateTorchSpec } from "./validate";
 import {
   ChainedScheduler,
   ConstantLR,
@@ -39,19 +38,14 @@ import {
   plateauInitial,
   plateauStep,
   readMomentum,
-} from "../schedules/torch";
+} from ".";
 
 
 /** How many live simulations a Bound keeps to continue sequential windows. */
 const SIM_POOL_SIZE = 8;
 
-/** Torch class names bind here; every other known `type` is a generic (non-torch) schedule. */
-export function bind(spec: unknown, groups: GroupInit[], lastEpoch = -1): Bound {
-  const type = spec !== null && typeof spec === "object" ? (spec as { type?: unknown }).type : undefined;
-  if (typeof type === "string" && !isTorchType(type) && isGenericType(type)) {
-    // Generic schedules scale the lr the optimizer started from.
-    return bindGeneric(spec, groups.map((g) => ({ ...g, lr: g.initial_lr ?? g.lr })));
-  }
+/** A torch class spec (or ReduceLROnPlateau) bound to its param groups. */
+export function bindTorch(spec: unknown, groups: GroupInit[], lastEpoch = -1): Bound {
   checkGroups(groups);
   if (!Number.isSafeInteger(lastEpoch) || lastEpoch < -1) throw new SpecError("last_epoch", `must be an integer >= -1, got ${lastEpoch}`);
   const canonical = validateTorchSpec(spec, groups.length);

@@ -1,8 +1,7 @@
 /**
- * Generic (non-torch) schedule specs: the optax-style library in
- * ts/src/schedules behind a JSON grammar (see the table in README /
- * report). `bind.ts` sends every `type` for which `isGenericType` is true
- * here.
+ * Library (non-torch) schedule specs: the optax-style schedules of this
+ * folder behind a JSON grammar (see the table in README). `ts/src/bind.ts`
+ * sends every `type` for which `isGenericType` is true here.
  *
  * Values: a spec describes a MULTIPLIER of each group's base lr (its
  * initial_lr), like HF's LambdaLR schedules, unless the top level says
@@ -18,14 +17,14 @@
  * range), or any schedule spec, whose values are the momentum itself.
  * Written into `betas[0]` when the groups have betas, else `momentum`.
  */
-import { type Bound, type GroupInit, type MetricResult, type MetricState, type MomentumKey, type Rows, SpecError } from "./api";
-import { contentHash } from "./canonical";
-import { type Schedule } from "../schedules/types";
-import { inverseMomentumFor } from "../schedules/momentum";
-import * as RT from "../schedules/range_test";
-import { Fields, checkNum, describe } from "./generic/fields";
-import { SPEC_LIMITS, overLimit } from "./limits";
-import { type Parsed, SCHEDULE_TYPES, parseSchedule } from "./generic/parse";
+import { type Bound, type GroupInit, type MetricResult, type MetricState, type MomentumKey, type Rows, SpecError } from "../core/api";
+import { contentHash } from "../core/canonical";
+import { type Schedule } from "./types";
+import { inverseMomentumFor } from "./momentum";
+import * as RT from "./lr_finder";
+import { Fields, checkNum, describe } from "../core/fields";
+import { SPEC_LIMITS, overLimit } from "../core/limits";
+import { type Parsed, SCHEDULE_TYPES, parseSchedule } from "./parse";
 
 const METRIC_TYPES = ["range_test"];
 
@@ -162,7 +161,7 @@ function readMomentum(f: Fields, parsed: Parsed, groups: GroupInit[], bases: num
  * `{"type":"range_test", start_lr, end_lr, num_steps, mode, beta,
  * diverge_factor, skip_start, skip_end}`: a metric-driven schedule. The lr
  * is the same absolute value for every group (fastai lr_find). The state is
- * a RangeState (schedules/range_test.ts); feed the batch loss.
+ * a RangeState (lr_finder.ts); feed the batch loss.
  */
 function bindRangeTest(f: Fields, groups: GroupInit[]): GenericBound {
   f.put("type", "range_test");

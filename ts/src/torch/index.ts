@@ -6,4 +6,4 @@ export * from "./warm_restarts";
 export * from "./composite";
 export * from "./plateau";
 export * from "./optimizer";
-export * from "./pymath";
+export * from "../core/pymath";

@@ -1,7 +1,7 @@
 /** `lrbridge serve`: parse options, serve until SIGINT/SIGTERM, exit 0. */
-import { bind } from "../spec/bind";
-import { DEFAULT_CACHE_BYTES, DEFAULT_CACHE_SIZE } from "./handler";
-import { startServer } from "./server";
+import { bind } from "../bind";
+import { DEFAULT_CACHE_BYTES, DEFAULT_CACHE_SIZE } from "../server/handler";
+import { startServer } from "../server/server";
 
 const DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555";
 

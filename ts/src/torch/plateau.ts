@@ -2,7 +2,7 @@
  * ReduceLROnPlateau as a pure function: (state, metric) → state. No
  * constructor step: the lrs start as the optimizer's.
  */
-import { PyError } from "./pymath";
+import { PyError } from "../core/pymath";
 
 export interface PlateauConfig {
   mode: "min" | "max";

@@ -3,7 +3,7 @@
  * default and records the value in the canonical form; `done()` rejects
  * fields nobody read. Errors are SpecError(path, rule).
  */
-import { SpecError } from "../api";
+import { SpecError } from "./api";
 
 export function describe(v: unknown): string {
   if (v === undefined) return "nothing";

@@ -1,7 +1,7 @@
 /** CosineAnnealingWarmRestarts: overrides step(), fractional epochs allowed. */
 import { TorchScheduler, cosineFromBaseF32, writeLrs } from "./base";
 import type { SimOptimizer } from "./optimizer";
-import { PyError, pyDiv, pyFloatRepr, pyLog, pyMod, pyPow } from "./pymath";
+import { PyError, pyDiv, pyFloatRepr, pyLog, pyMod, pyPow } from "../core/pymath";
 
 export class CosineAnnealingWarmRestarts extends TorchScheduler {
   tI: number;

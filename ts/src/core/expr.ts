@@ -16,7 +16,7 @@
  */
 import { SpecError } from "./api";
 import { SPEC_LIMITS, overLimit } from "./limits";
-import { PyError, exprDiv, powOfBase, pyDiv, pyFloor, pyFloorDiv, pyLog, pyMod, pyPow } from "../schedules/torch/pymath";
+import { PyError, exprDiv, powOfBase, pyDiv, pyFloor, pyFloorDiv, pyLog, pyMod, pyPow } from "./pymath";
 
 export type Expr =
   | { kind: "num"; value: number }

@@ -5,7 +5,7 @@
  */
 import { StepFailure, TorchScheduler, cosineFromBaseF32 } from "./base";
 import { type SimOptimizer, f32 } from "./optimizer";
-import { bisectRight, pyDiv, pyFloorDiv, pyModIsZero, pyPow } from "./pymath";
+import { bisectRight, pyDiv, pyFloorDiv, pyModIsZero, pyPow } from "../core/pymath";
 
 /** A Python callable of the epoch (lr_lambda). */
 export type EpochFn = (epoch: number) => number;

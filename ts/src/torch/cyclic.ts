@@ -1,7 +1,7 @@
 /** CyclicLR and OneCycleLR: closed forms over group keys, writing momentum too. */
 import { StepFailure, TorchScheduler, writeLrs } from "./base";
 import { groupValue, type GroupKey, type SimOptimizer, writeMomentum } from "./optimizer";
-import { PyError, pyDiv, pyFloor, pyPow } from "./pymath";
+import { PyError, pyDiv, pyFloor, pyPow } from "../core/pymath";
 
 /** The optimizer check both classes make when cycle_momentum is on. */
 function requireMomentum(opt: SimOptimizer): boolean {

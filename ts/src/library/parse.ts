@@ -1,18 +1,18 @@
 /**
- * Generic schedule specs → group schedules (ts/src/schedules). One parser
+ * Library schedule specs → group schedules (this folder). One parser
  * per `type`; each validates its fields, fills defaults (the canonical
  * form) and builds the schedule. Values are multipliers of each group's
- * base lr (see generic.ts for `scale`).
+ * base lr (see bind.ts for `scale`).
  */
-import { SpecError } from "../api";
-import { type Anneal, type GroupSchedule, scaled } from "../../schedules/types";
-import * as P from "../../schedules/profiles";
-import { sampleEvery, sampleTimes } from "../../schedules/sampling";
-import { combineByFraction, cycles, join, multiply, warmup, type WarmupMode, type WarmupShape } from "../../schedules/combinators";
-import { type NoiseOptions, type NoiseType, withNoise } from "../../schedules/noise";
-import * as R from "../../schedules/recipes";
-import { Fields, describe, join as joinPath } from "./fields";
-import { SPEC_LIMITS, checkListLimit, overLimit } from "../limits";
+import { SpecError } from "../core/api";
+import { type Anneal, type GroupSchedule, scaled } from "./types";
+import * as P from "./profiles";
+import { sampleEvery, sampleTimes } from "./sampling";
+import { combineByFraction, cycles, join, multiply, warmup, type WarmupMode, type WarmupShape } from "./combinators";
+import { type NoiseOptions, type NoiseType, withNoise } from "./noise";
+import * as R from "./recipes";
+import { Fields, describe, join as joinPath } from "../core/fields";
+import { SPEC_LIMITS, checkListLimit, overLimit } from "../core/limits";
 
 export interface Parsed {
   schedule: GroupSchedule;
@@ -454,7 +454,7 @@ function parseHf(f: Fields): Parsed {
   return { schedule: R.hf(o), canonical: f.done() };
 }
 
-/** Deterministic schedule types this module serves (range_test is handled in generic.ts). */
+/** Deterministic schedule types this module serves (range_test is handled in bind.ts). */
 export const SCHEDULE_TYPES: readonly string[] = Object.keys(PARSERS);
 
 export function parseSchedule(path: string, spec: unknown): Parsed {

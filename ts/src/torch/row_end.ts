@@ -6,7 +6,7 @@
  * step, nested composites) are whatever the simulator did; then the step
  * counters are played forward in jumps instead of one step at a time.
  */
-import { ChainedScheduler, OneCycleLR, SequentialLR, type TorchScheduler, bisectRight } from "../schedules/torch";
+import { ChainedScheduler, OneCycleLR, SequentialLR, type TorchScheduler, bisectRight } from ".";
 
 /** What decides refusal: the leaves' step counters and the composites' structure. */
 type Counter =

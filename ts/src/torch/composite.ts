@@ -1,7 +1,7 @@
 /** SequentialLR and ChainedScheduler: they drive other schedulers on one optimizer. */
 import { TorchScheduler } from "./base";
 import type { SimOptimizer } from "./optimizer";
-import { PyError, bisectRight } from "./pymath";
+import { PyError, bisectRight } from "../core/pymath";
 
 function noEpochArgument(name: string): PyError {
   return new PyError("TypeError", `${name}.step() takes 1 positional argument but 2 were given`);
