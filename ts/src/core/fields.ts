@@ -4,6 +4,7 @@
  * fields nobody read. Errors are SpecError(path, rule).
  */
 import { SpecError } from "./api";
+import { type FieldDoc, noteField } from "./schema";
 
 export function describe(v: unknown): string {
   if (v === undefined) return "nothing";
@@ -24,6 +25,14 @@ export interface NumRule {
   gt?: number;
   lt?: number;
   integer?: boolean;
+}
+
+/** A number rule as the schema publishes it. */
+function numDoc(r: NumRule, dflt: unknown): Partial<FieldDoc> {
+  const doc: Partial<FieldDoc> = { kind: r.integer ? "integer" : "number", required: dflt === undefined, rule: ruleText(r).replace("must be ", "") };
+  if (dflt !== undefined) doc.default = dflt;
+  for (const k of ["min", "max", "gt", "lt"] as const) if (r[k] !== undefined) doc[k] = r[k];
+  return doc;
 }
 
 function ruleText(r: NumRule): string {
@@ -74,6 +83,7 @@ export class Fields {
   }
 
   raw(key: string): unknown {
+    noteField(this.path, key, {});
     this.seen.add(key);
     return this.obj[key];
   }
@@ -85,6 +95,7 @@ export class Fields {
    */
   ignore(key: string, rule?: NumRule): void {
     const v = this.raw(key);
+    noteField(this.path, key, { ...numDoc(rule ?? {}, null), required: false, ignored: true });
     if (rule !== undefined && v !== undefined && v !== null) checkNum(this.at(key), v, rule);
   }
 
@@ -97,6 +108,7 @@ export class Fields {
 
   num(key: string, rule: NumRule, dflt?: number): number {
     const v = this.raw(key);
+    noteField(this.path, key, numDoc(rule, dflt));
     if ((v === undefined || v === null) && dflt !== undefined) return this.put(key, dflt);
     if (v === undefined) throw new SpecError(this.at(key), `is required (${ruleText(rule).replace("must be ", "")})`);
     return this.put(key, checkNum(this.at(key), v, rule));
@@ -105,6 +117,7 @@ export class Fields {
   /** A number or null (null kept in the canonical form). */
   numOrNull(key: string, rule: NumRule, dflt: number | null): number | null {
     const v = this.raw(key);
+    noteField(this.path, key, { ...numDoc(rule, dflt), rule: `${ruleText(rule).replace("must be ", "")} or null` });
     if (v === undefined) return this.put(key, dflt);
     if (v === null) return this.put(key, null);
     return this.put(key, checkNum(this.at(key), v, rule));
@@ -112,6 +125,7 @@ export class Fields {
 
   bool(key: string, dflt: boolean): boolean {
     const v = this.raw(key);
+    noteField(this.path, key, { kind: "boolean", required: false, default: dflt, rule: "true or false" });
     if (v === undefined || v === null) return this.put(key, dflt);
     if (typeof v !== "boolean") throw new SpecError(this.at(key), `must be true or false, got ${describe(v)}`);
     return this.put(key, v);
@@ -119,6 +133,7 @@ export class Fields {
 
   oneOf<T extends string>(key: string, options: readonly T[], dflt?: T): T {
     const v = this.raw(key);
+    noteField(this.path, key, { kind: "choice", required: dflt === undefined, options, ...(dflt === undefined ? {} : { default: dflt }) });
     if ((v === undefined || v === null) && dflt !== undefined) return this.put(key, dflt);
     if (typeof v !== "string" || !options.includes(v as T)) {
       throw new SpecError(this.at(key), `must be one of ${options.map((o) => JSON.stringify(o)).join(", ")}, got ${describe(v)}`);
@@ -129,6 +144,7 @@ export class Fields {
   /** An array of numbers, each checked by `rule`. */
   nums(key: string, rule: NumRule, dflt?: number[]): number[] {
     const v = this.raw(key);
+    noteField(this.path, key, { ...numDoc(rule, dflt), kind: rule.integer ? "integers" : "numbers" });
     if ((v === undefined || v === null) && dflt !== undefined) return this.put(key, dflt);
     if (!Array.isArray(v)) throw new SpecError(this.at(key), `must be an array of numbers, got ${describe(v)}`);
     return this.put(

@@ -24,6 +24,7 @@ import { inverseMomentumFor } from "./momentum";
 import * as RT from "./lr_finder";
 import { Fields, checkNum, describe } from "../core/fields";
 import { SPEC_LIMITS, overLimit } from "../core/limits";
+import { noteField } from "../core/schema";
 import { type Parsed, SCHEDULE_TYPES, parseSchedule } from "./parse";
 
 const METRIC_TYPES = ["range_test"];
@@ -98,6 +99,7 @@ function table(fns: Schedule[], start: number, count: number): Float64Array {
 /** Base lr per group: the groups' initial lrs, or the spec's `lr` when absolute. */
 function readBases(f: Fields, scale: "multiplier" | "absolute", groups: GroupInit[]): number[] {
   const raw = f.raw("lr");
+  noteField(f.path, "lr", { kind: "any", required: false, default: null, rule: 'with "scale": "absolute": a number or one per param group' });
   if (scale === "multiplier") {
     if (raw !== undefined) throw new SpecError("lr", 'is only allowed with "scale": "absolute"');
     return groups.map((g, i) => checkNum(`groups[${i}].lr`, g.lr, {}));
@@ -126,6 +128,7 @@ function momentumKeyOf(groups: GroupInit[]): MomentumKey {
 
 function readMomentum(f: Fields, parsed: Parsed, groups: GroupInit[], bases: number[]): MomentumPlan {
   const raw = f.raw("momentum");
+  noteField(f.path, "momentum", { kind: "spec", required: false, default: null, rule: 'a schedule spec or {"type": "inverse", ...}; goes to betas[0] or momentum' });
   const key = momentumKeyOf(groups);
   if (raw === undefined || raw === null) {
     // one_cycle's default moms apply only where the optimizer has momentum (fastai does the same)
@@ -140,6 +143,7 @@ function readMomentum(f: Fields, parsed: Parsed, groups: GroupInit[], bases: num
     const mMax = mf.num("max", { min: 0, max: 1 }, 0.95);
     const mMin = mf.num("min", { min: 0, max: 1 }, 0.85);
     let range: [number, number] | null = null;
+    noteField("momentum", "lr_range", { required: false, default: null, rule: "[lo, hi] with lo < hi; required when the schedule's lr range is not known in advance" });
     if (mf.has("lr_range")) {
       const r = mf.nums("lr_range", {});
       if (r.length !== 2 || !(r[0] < r[1])) throw new SpecError("momentum.lr_range", `must be [lo, hi] with lo < hi, got ${describe(r)}`);
@@ -178,6 +182,7 @@ function bindRangeTest(f: Fields, groups: GroupInit[]): GenericBound {
   };
   if (o.num_steps > SPEC_LIMITS.range_test_steps) overLimit(f.at("num_steps"), "range_test_steps", `num_steps ${o.num_steps}`);
   o.skip_start = f.num("skip_start", { integer: true, min: 0 }, Math.floor(o.num_steps / 10));
+  noteField(f.path, "skip_start", { default: null, derived_default: true, rule: "an integer >= 0 (default: num_steps // 10)" });
   o.skip_end = f.num("skip_end", { integer: true, min: 0 }, 5);
   const canonical = f.done();
   const g = groups.length;

@@ -13,6 +13,7 @@ import { type NoiseOptions, type NoiseType, withNoise } from "./noise";
 import * as R from "./recipes";
 import { Fields, describe, join as joinPath } from "../core/fields";
 import { SPEC_LIMITS, checkListLimit, overLimit } from "../core/limits";
+import { noteField } from "../core/schema";
 
 export interface Parsed {
   schedule: GroupSchedule;
@@ -81,12 +82,14 @@ function profileParser(shape: ProfileShape): Parser {
 }
 
 function child(f: Fields, key: string): Parsed {
+  noteField(f.path, key, { kind: "spec", required: true, rule: "a schedule spec" });
   const p = parseSchedule(f.at(key), f.raw(key));
   f.put(key, p.canonical);
   return p;
 }
 
 function children(f: Fields, key: string, minCount: number): Parsed[] {
+  noteField(f.path, key, { kind: "specs", required: true, rule: `an array of at least ${minCount} schedule spec(s)` });
   const v = f.raw(key);
   if (!Array.isArray(v) || v.length < minCount) {
     throw new SpecError(f.at(key), `must be an array of at least ${minCount} schedule spec(s), got ${describe(v)}`);
@@ -105,11 +108,15 @@ function increasing(f: Fields, key: string, values: number[], strict: boolean): 
   }
 }
 
+/** fastai's default momentum cycle for one_cycle. */
+const ONE_CYCLE_MOMS: readonly [number, number, number] = [0.95, 0.85, 0.95];
+
 const WARMUP_SHAPES: readonly WarmupShape[] = ["linear", "exponential", "cosine"];
 const WARMUP_MODES: readonly WarmupMode[] = ["prepend", "overlay"];
 
 function readNoise(f: Fields, names: { range: string; pct: string; std: string; type: string; seed: string }): NoiseOptions | null {
   const rawRange = f.raw(names.range);
+  noteField(f.path, names.range, { kind: "any", required: false, default: null, rule: "a start step or [start, end)" });
   if (rawRange === undefined || rawRange === null) {
     f.put(names.range, null);
     for (const k of [names.pct, names.std, names.type, names.seed]) {
@@ -208,6 +215,7 @@ const PARSERS: Record<string, Parser> = {
     const sum = pcts.reduce((a, b) => a + b, 0);
     if (pcts.length === 0 || Math.abs(sum - 1) > 1e-9) throw new SpecError(f.at("pcts"), `must be fractions summing to 1, got sum ${sum}`);
     const raw = f.raw("phases");
+    noteField(f.path, "phases", { kind: "phases", required: true, rule: "one {shape, start, end, ...} per pct" });
     if (!Array.isArray(raw) || raw.length !== pcts.length) {
       throw new SpecError(f.at("phases"), `must be an array with one phase per pct (${pcts.length}), got ${describe(raw)}`);
     }
@@ -246,6 +254,7 @@ const PARSERS: Record<string, Parser> = {
   noise: (f) => {
     const inner = child(f, "schedule");
     const noise = readNoise(f, { range: "range", pct: "pct", std: "std", type: "noise_type", seed: "seed" });
+    noteField(f.path, "range", { required: true });
     if (!noise) throw new SpecError(f.at("range"), "is required (a start step or [start, end))");
     return {
       schedule: { lr: (b) => withNoise(inner.schedule.lr(b), noise), cycleStarts: inner.schedule.cycleStarts },
@@ -308,8 +317,9 @@ const PARSERS: Record<string, Parser> = {
     const div = f.num("div", { gt: 0 }, 25);
     const divFinal = f.num("div_final", { gt: 0 }, 1e5);
     const pct = f.num("pct_start", { gt: 0, lt: 1 }, 0.25);
-    let moms: [number, number, number] | null = [0.95, 0.85, 0.95];
+    let moms: [number, number, number] | null = [...ONE_CYCLE_MOMS];
     const rawMoms = f.raw("moms");
+    noteField(f.path, "moms", { kind: "numbers", required: false, default: ONE_CYCLE_MOMS, rule: "[start, middle, end] in [0, 1], or null" });
     if (rawMoms === null) moms = null;
     else if (rawMoms !== undefined) {
       const m = f.nums("moms", { min: 0, max: 1 });
@@ -417,6 +427,7 @@ function parseHf(f: Fields): Parsed {
       break;
     case "inverse_sqrt":
       o.timescale = f.num("timescale", { integer: true, min: 1 }, o.num_warmup_steps || 10000);
+      noteField(f.path, "timescale", { default: null, derived_default: true, rule: "an integer >= 1 (default: num_warmup_steps, or 10000 without warmup)" });
       break;
     case "cosine_with_min_lr":
     case "cosine_warmup_with_min_lr": {

@@ -8,6 +8,7 @@
 import { SpecError } from "../core/api";
 import { parseExpr } from "../core/expr";
 import { checkListLimit } from "../core/limits";
+import { type FieldDoc, noteField } from "../core/schema";
 import { bisectRight } from "../core/pymath";
 import { oneCyclePhases } from "./cyclic";
 
@@ -96,11 +97,21 @@ class Fields {
     throw new SpecError(this.at(name), rule, torch === undefined ? undefined : valueError(torch));
   }
   raw(name: string): unknown {
+    noteField(this.path, name, {});
     this.used.add(name);
     return this.obj[name];
   }
-  private value<T>(name: string, is: (v: unknown) => v is T, what: string, def?: T, check?: Check<T>): T {
+  /** Tells the schema recorder how `name` is read. */
+  /** Tells the schema recorder that `name` may be absent or null (null by default). */
+  nullable(name: string, kind: FieldDoc["kind"], rule: string): void {
+    noteField(this.path, name, { kind, required: false, default: null, rule });
+  }
+  private note(name: string, kind: FieldDoc["kind"], rule: string, def?: unknown, extra: Partial<FieldDoc> = {}): void {
+    noteField(this.path, name, { kind, required: def === undefined, rule, ...(def === undefined ? {} : { default: def }), ...extra });
+  }
+  private value<T>(name: string, is: (v: unknown) => v is T, what: string, def?: T, check?: Check<T>, kind: FieldDoc["kind"] = "any"): T {
     const v = this.raw(name);
+    this.note(name, kind, check?.what ?? what, def);
     if (v === undefined) {
       if (def === undefined) this.fail(name, `required by ${this.type}: must be ${check?.what ?? what}`);
       return def;
@@ -110,23 +121,25 @@ class Fields {
     return v;
   }
   number(name: string, def?: number, check?: Check<number>): number {
-    return this.value(name, isNum, "a number", def, check);
+    return this.value(name, isNum, "a number", def, check, "number");
   }
   int(name: string, def?: number, check?: Check<number>): number {
-    return this.value(name, isInt, "an integer", def, check);
+    return this.value(name, isInt, "an integer", def, check, "integer");
   }
   bool(name: string, def: boolean): boolean {
-    return this.value(name, (v): v is boolean => typeof v === "boolean", "true or false", def);
+    return this.value(name, (v): v is boolean => typeof v === "boolean", "true or false", def, undefined, "boolean");
   }
   choice<T extends string>(name: string, options: readonly T[], def: T, torch?: (v: string) => string): T {
     const what = `one of ${options.map((o) => `'${o}'`).join(", ")}`;
     const v = this.raw(name);
+    this.note(name, "choice", what, def, { options });
     if (torch && typeof v === "string" && !(options as readonly string[]).includes(v)) this.fail(name, `must be ${what}, got ${show(v)}`, torch(v));
-    return this.value(name, (x): x is T => typeof x === "string" && (options as readonly string[]).includes(x), what, def);
+    return this.value(name, (x): x is T => typeof x === "string" && (options as readonly string[]).includes(x), what, def, undefined, "choice");
   }
   /** A number, or a list with one number per param group (torch's _format_param). */
   perGroup(name: string, groups: number, def?: number, check?: Check<number>, torchLength?: (n: number) => string): number | number[] {
     const v = this.raw(name);
+    this.note(name, "per_group", `${check?.what ?? "a number"}, or a list of one per param group`, def);
     if (v === undefined) {
       if (def === undefined) this.fail(name, `required by ${this.type}: must be a number or a list of one per param group`);
       return def;
@@ -152,6 +165,7 @@ class Fields {
   }
   intList(name: string): number[] {
     const v = this.raw(name);
+    this.note(name, "integers", "a list of integers");
     if (!Array.isArray(v)) this.fail(name, `required by ${this.type}: must be a list of integers, got ${show(v)}`);
     checkListLimit(this.at(name), v.length, "milestones");
     return v.map((x, i) => {
@@ -167,6 +181,7 @@ class Fields {
       parseExpr(x, [variable], p);
       return x;
     };
+    this.note(name, "expression", `an expression over '${variable}', or a list of one per param group`);
     if (Array.isArray(v)) {
       if (v.length !== groups) {
         this.fail(name, `expected ${groups} lr_lambdas (one per param group), got ${v.length}`, `Expected ${groups} lr_lambdas, but got ${v.length}`);
@@ -289,8 +304,10 @@ function cyclicFields(f: Fields, groups: number): Record<string, unknown> {
   const downRaw = f.raw("step_size_down");
   let step_size_down: number | null = null;
   if (downRaw !== undefined && downRaw !== null) step_size_down = f.number("step_size_down");
+  f.nullable("step_size_down", "number", "a number or null");
   const scaleRaw = f.raw("scale_fn");
   const scale_fn = scaleRaw === undefined || scaleRaw === null ? null : (f.expressions("scale_fn", 1, "x") as string);
+  f.nullable("scale_fn", "expression", "an expression over 'x', or null");
   let mode: string;
   if (scale_fn === null) {
     mode = f.choice("mode", ["triangular", "triangular2", "exp_range"] as const, "triangular", () => "mode is invalid and scale_fn is None");
@@ -317,8 +334,9 @@ function cyclicFields(f: Fields, groups: number): Record<string, unknown> {
 
 function optionalPositiveInt(f: Fields, name: string): number | null {
   const v = f.raw(name);
-  if (v === undefined || v === null) return null;
-  return f.int(name, undefined, { ...positiveInt, torch: (x) => `Expected positive integer ${name}, but got ${pyNum(x)}` });
+  const out = v === undefined || v === null ? null : f.int(name, undefined, { ...positiveInt, torch: (x) => `Expected positive integer ${name}, but got ${pyNum(x)}` });
+  f.nullable(name, "integer", "a positive integer or null");
+  return out;
 }
 
 /** torch: `isinstance(eta_min, (float, int))`, else a ValueError naming the type. */
@@ -377,6 +395,7 @@ export function oneCycleZeroDivisionStep(total: number, pctStart: number, threeP
 }
 
 function childSpecs(f: Fields, groups: number): CanonicalSpec[] {
+  noteField(f.path, "schedulers", { kind: "specs", required: true, rule: "a list of at least one scheduler spec" });
   const v = f.raw("schedulers");
   if (!Array.isArray(v) || v.length < 1) {
     const torchSays =
