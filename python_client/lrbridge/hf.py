@@ -7,8 +7,8 @@ transformers.optimization.get_scheduler (v5); the values come from the
 server's `hf` recipe, which transcribes transformers' lr lambdas. Like
 transformers, polynomial and ``min_lr`` read ``optimizer.defaults["lr"]``.
 Returns a ``lrbridge.Schedule`` (an LRScheduler: step, get_last_lr,
-state_dict/load_state_dict as torch's), or lrbridge's drop-in
-ReduceLROnPlateau for "reduce_lr_on_plateau".
+state_dict/load_state_dict as torch's; ``step(metric)`` for "greedy"), or
+lrbridge's drop-in ReduceLROnPlateau for "reduce_lr_on_plateau".
 """
 
 from __future__ import annotations
@@ -47,10 +47,8 @@ def get_scheduler(
 
         return ReduceLROnPlateau(optimizer, **kwargs, server=server)
     if name == "greedy":
-        raise NotImplementedError(
-            "lrbridge.get_scheduler: 'greedy' (transformers' GreedyLR) is not served by lrbridge; "
-            "use transformers.get_scheduler('greedy', ...) for it"
-        )
+        kwargs.pop("verbose", None)  # only prints
+        return Schedule(optimizer, {"type": "greedy", **kwargs}, server=server)
     if num_warmup_steps is None:
         raise ValueError(f"{_shown(name)} requires `num_warmup_steps`, please provide that argument.")
     spec: dict[str, Any] = {"type": "hf", "name": name, "num_warmup_steps": num_warmup_steps}

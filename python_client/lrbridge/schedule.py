@@ -156,7 +156,11 @@ class Schedule(Bridged):
             return Bridged.step(self, epoch)
         if metrics is None:
             raise TypeError("lrbridge: this schedule is metric-driven: call step(metric)")
-        reply = self._client_for().metric(self._opened, self._metric_state, float(metrics))
+        state = self._metric_state
+        if "lr" in state:
+            # A metric state's lr is what the step starts from: the groups' lrs as they are now.
+            state = {**state, "lr": [group_value(g["lr"]) for g in self.optimizer.param_groups]}
+        reply = self._client_for().metric(self._opened, state, float(metrics))
         self._metric_state = reply["state"]
         self.last_epoch += 1
         self._step_count += 1

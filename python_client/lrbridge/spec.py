@@ -30,6 +30,7 @@ __all__ = [
     "exponential",
     "flat_cos",
     "fractal",
+    "greedy",
     "hf",
     "inverse_momentum",
     "inverse_sqrt",
@@ -324,6 +325,40 @@ def range_test(
         diverge_factor=diverge_factor,
         skip_start=skip_start,
         skip_end=skip_end,
+    )
+
+
+def greedy(
+    mode: str | None = None,
+    factor: float | None = None,
+    patience: int | None = None,
+    threshold: float | None = None,
+    threshold_mode: str | None = None,
+    cooldown: int | None = None,
+    warmup: int | None = None,
+    min_lr: "float | list[float] | None" = None,
+    max_lr: "float | list[float] | None" = None,
+    eps: float | None = None,
+    smooth: bool | None = None,
+    window_size: int | None = None,
+    reset_start: int | None = None,
+) -> dict:
+    """transformers' GreedyLR as a metric-driven spec: step it with ``step(metric)``."""
+    return _spec(
+        "greedy",
+        mode=mode,
+        factor=factor,
+        patience=patience,
+        threshold=threshold,
+        threshold_mode=threshold_mode,
+        cooldown=cooldown,
+        warmup=warmup,
+        min_lr=min_lr,
+        max_lr=max_lr,
+        eps=eps,
+        smooth=smooth,
+        window_size=window_size,
+        reset_start=reset_start,
     )
 
 

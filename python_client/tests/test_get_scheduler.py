@@ -93,6 +93,66 @@ def test_reduce_lr_on_plateau_takes_its_kwargs():
     assert run(lrbridge.get_scheduler) == run(transformers.get_scheduler)
 
 
+# Improving, then flat, then noisy: increases, reductions to min_lr, a reset and smoothing all happen.
+GREEDY_METRICS = [1.0 - 0.05 * k for k in range(12)] + [0.45] * 30 + [0.5 + 0.1 * ((k * 7) % 5) for k in range(30)]
+GREEDY_KWARGS = [
+    {"patience": 2, "factor": 0.5, "min_lr": 0.01, "max_lr": 0.2, "reset_start": 3},
+    {"patience": 1, "cooldown": 2, "warmup": 1, "threshold_mode": "rel", "threshold": 0.01, "min_lr": [0.005, 0.02]},
+    {"patience": 3, "smooth": True, "window_size": 4, "mode": "max", "verbose": True},
+]
+
+
+@pytest.mark.parametrize("kwargs", GREEDY_KWARGS)
+def test_greedy_equals_transformers_greedy_lr(kwargs):
+    def run(get):
+        opt = _optimizer()
+        sched = get("greedy", opt, scheduler_specific_kwargs=dict(kwargs))
+        out = []
+        for m in GREEDY_METRICS:
+            opt.step()
+            sched.step(m)
+            out.append([g["lr"] for g in opt.param_groups])
+        return out, sched
+
+    theirs, _ = run(transformers.get_scheduler)
+    ours, sched = run(lrbridge.get_scheduler)
+    _close(ours, theirs)
+    assert len({tuple(r) for r in theirs}) > 3  # the lrs really moved
+    assert sched.get_last_lr() == ours[-1]
+
+
+def test_greedy_starts_from_the_groups_current_lrs_and_resumes():
+    def run(get, stop=None):
+        opt = _optimizer()
+        sched = get("greedy", opt, scheduler_specific_kwargs={"patience": 1, "factor": 0.5, "min_lr": 1e-4})
+        out = []
+        for k, m in enumerate(GREEDY_METRICS[:20]):
+            if k == 5:
+                opt.param_groups[0]["lr"] = 0.04  # changed by hand: the next step starts from it
+            opt.step()
+            sched.step(m)
+            out.append([g["lr"] for g in opt.param_groups])
+            if k == stop:
+                return out, sched, opt
+        return out, sched, opt
+
+    theirs, _, _ = run(transformers.get_scheduler)
+    ours, _, _ = run(lrbridge.get_scheduler)
+    _close(ours, theirs)
+    head, saved, opt = run(lrbridge.get_scheduler, stop=9)
+    state = saved.state_dict()
+    fresh_opt = _optimizer()
+    fresh_opt.load_state_dict(opt.state_dict())
+    resumed = lrbridge.get_scheduler("greedy", fresh_opt, scheduler_specific_kwargs={"patience": 1, "factor": 0.5, "min_lr": 1e-4})
+    resumed.load_state_dict(state)
+    tail = []
+    for m in GREEDY_METRICS[10:20]:
+        fresh_opt.step()
+        resumed.step(m)
+        tail.append([g["lr"] for g in fresh_opt.param_groups])
+    _close(head + tail, theirs)
+
+
 def test_both_wsd_step_counts_warn_as_transformers_does():
     kwargs = {"num_decay_steps": 30, "num_stable_steps": 40}
     caught = {}

@@ -73,7 +73,7 @@ function hfExample(name: string): Spec {
 }
 
 /** Metric-driven library types, bound rather than parsed. */
-const METRIC_EXAMPLES: Spec[] = [{ type: "range_test" }];
+const METRIC_EXAMPLES: Spec[] = [{ type: "range_test" }, { type: "greedy" }, { type: "greedy", min_lr: [0.001], max_lr: [1] }];
 
 const GROUP = [{ lr: 0.1, momentum: 0.9 }];
 

@@ -22,6 +22,8 @@ export const SPEC_LIMITS = {
   fractal_horizon: 16384,
   /** Largest range_test `num_steps`. */
   range_test_steps: 4096,
+  /** Largest greedy `window_size` (the smoothing window a client carries). */
+  greedy_window: 4096,
   /** Schedules in a spec (maps with a `type`) × param groups: what building one simulation costs. */
   open_work: 65536,
   /** Rows × groups × schedules in a spec: what one window costs; `opened.max_rows` says how many rows that allows. */

@@ -22,12 +22,13 @@ import { contentHash } from "../core/canonical";
 import { type Schedule } from "./types";
 import { inverseMomentumFor } from "./momentum";
 import * as RT from "./lr_finder";
+import * as GR from "./greedy";
 import { Fields, checkNum, describe } from "../core/fields";
 import { SPEC_LIMITS, overLimit } from "../core/limits";
 import { noteField } from "../core/schema";
 import { type Parsed, SCHEDULE_TYPES, parseSchedule } from "./parse";
 
-const METRIC_TYPES = ["range_test"];
+const METRIC_TYPES = ["range_test", "greedy"];
 
 /** The `type`s this module binds. */
 export function isGenericType(type: string): boolean {
@@ -44,6 +45,7 @@ export function bindGeneric(spec: unknown, groups: GroupInit[]): GenericBound {
   if (!Array.isArray(groups) || groups.length === 0) throw new SpecError("groups", "must list at least one param group");
   const f = Fields.of("", spec);
   if (f.raw("type") === "range_test") return bindRangeTest(f, groups);
+  if (f.raw("type") === "greedy") return bindGreedy(f, groups);
   return bindDeterministic(f, groups);
 }
 
@@ -248,4 +250,89 @@ function readSuggestions(raw: unknown): RT.Suggestions | null {
   const f = Fields.of("state.suggestions", raw);
   const one = (k: keyof RT.Suggestions) => f.numOrNull(k, {}, null);
   return { valley: one("valley"), slide: one("slide"), minimum: one("minimum"), steep: one("steep") };
+}
+
+/**
+ * `{"type":"greedy", mode, factor, patience, threshold, threshold_mode,
+ * cooldown, warmup, min_lr, max_lr, eps, smooth, window_size, reset_start}`:
+ * transformers' GreedyLR (library/greedy.ts), metric-driven, on the groups'
+ * lrs themselves. Its state's `lr` is what a step starts from: clients write
+ * the groups' current lrs there, as for ReduceLROnPlateau.
+ */
+function bindGreedy(f: Fields, groups: GroupInit[]): GenericBound {
+  f.put("type", "greedy");
+  const g = groups.length;
+  const perGroup = (key: string, dflt: number): number[] => {
+    if (Array.isArray(f.raw(key))) {
+      const v = f.nums(key, { min: 0 });
+      if (v.length !== g) throw new SpecError(f.at(key), `must have one value per param group (${g}), got ${v.length}`);
+      return v;
+    }
+    return new Array<number>(g).fill(f.num(key, { min: 0 }, dflt));
+  };
+  const o: GR.GreedyOptions = {
+    mode: f.oneOf("mode", ["min", "max"] as const, "min"),
+    factor: f.num("factor", { gt: 0, lt: 1 }, 0.95),
+    patience: f.num("patience", { integer: true, min: 0 }, 10),
+    threshold: f.num("threshold", {}, 1e-6),
+    threshold_mode: f.oneOf("threshold_mode", ["rel", "abs"] as const, "abs"),
+    cooldown: f.num("cooldown", { integer: true, min: 0 }, 0),
+    warmup: f.num("warmup", { integer: true, min: 0 }, 0),
+    min_lrs: perGroup("min_lr", 1e-3),
+    max_lrs: perGroup("max_lr", 1.0),
+    eps: f.num("eps", { min: 0 }, 1e-8),
+    smooth: f.bool("smooth", false),
+    window_size: f.num("window_size", { integer: true, min: 1 }, 50),
+    reset_start: f.num("reset_start", { integer: true, min: 1 }, 500),
+  };
+  if (o.window_size > SPEC_LIMITS.greedy_window) overLimit(f.at("window_size"), "greedy_window", `window_size ${o.window_size}`);
+  const canonical = f.done();
+  const result = (s: GR.GreedyState): MetricResult => ({ state: s as unknown as MetricState, lr: [...s.lr], momentum: null });
+  return {
+    canonical,
+    specHash: contentHash(canonical),
+    kind: "metric",
+    momentumKey: null,
+    groups: g,
+    chainable: false,
+    rowEnd: null,
+    rows(): Rows {
+      throw new SpecError("", "greedy is metric-driven: use metricStep, not rows");
+    },
+    initialState: () => result(GR.initialGreedyState(o, groups.map((x) => x.lr))),
+    metricStep(state: MetricState, metric: number): MetricResult {
+      if (typeof metric !== "number") throw new SpecError("metric", `must be a number, got ${describe(metric)}`);
+      return result(GR.greedyStep(o, readGreedyState(state, o, g), metric));
+    },
+  };
+}
+
+/** A client-carried GreedyState, checked and rebuilt from its known fields (nothing else is sent back). */
+function readGreedyState(raw: MetricState, o: GR.GreedyOptions, groups: number): GR.GreedyState {
+  const f = Fields.of("state", raw);
+  const list = (key: string, n: number): number[] => {
+    const v = f.nums(key, {});
+    if (v.length !== n) throw new SpecError(f.at(key), `must hold ${n} numbers, got ${v.length}`);
+    return v;
+  };
+  const count = (key: string) => f.num(key, { integer: true, min: 0 });
+  const values = f.nums("values", {});
+  if (values.length > (o.smooth ? o.window_size : 0)) {
+    throw new SpecError("state.values", `must hold at most ${o.smooth ? o.window_size : 0} values, got ${values.length}`);
+  }
+  const best = f.raw("best");
+  if (typeof best !== "number") throw new SpecError("state.best", `must be a number, got ${describe(best)}`);
+  return {
+    lr: list("lr", groups),
+    init_lr: list("init_lr", groups),
+    best,
+    num_bad_epochs: count("num_bad_epochs"),
+    num_good_epochs: count("num_good_epochs"),
+    cooldown_counter: count("cooldown_counter"),
+    warmup_counter: count("warmup_counter"),
+    reset_start: f.num("reset_start", { integer: true }),
+    last_epoch: count("last_epoch"),
+    values,
+    sum: f.num("sum", {}),
+  };
 }
