@@ -17,7 +17,7 @@
  * range), or any schedule spec, whose values are the momentum itself.
  * Written into `betas[0]` when the groups have betas, else `momentum`.
  */
-import { type Bound, type GroupInit, type MetricResult, type MetricState, type MomentumKey, type Rows, SpecError } from "../core/api";
+import { type Bound, type GroupInit, type MetricState, type MomentumKey, type Rows, SpecError } from "../core/api";
 import { contentHash } from "../core/canonical";
 import { type Schedule } from "./types";
 import { inverseMomentumFor } from "./momentum";
@@ -26,6 +26,7 @@ import * as GR from "./greedy";
 import { Fields, checkNum, describe } from "../core/fields";
 import { SPEC_LIMITS, overLimit } from "../core/limits";
 import { noteField } from "../core/schema";
+import { metricBound } from "../core/metric";
 import { type Parsed, SCHEDULE_TYPES, parseSchedule } from "./parse";
 
 const METRIC_TYPES = ["range_test", "greedy"];
@@ -189,31 +190,20 @@ function bindRangeTest(f: Fields, groups: GroupInit[]): GenericBound {
   const canonical = f.done();
   const g = groups.length;
   const lrAt = (i: number) => RT.rangeTestLr(o, Math.min(i, o.num_steps - 1));
-  const result = (s: RT.RangeState): MetricResult => ({
-    state: s as unknown as MetricState,
-    // once done, hold the lr of the last batch run
-    lr: new Array<number>(g).fill(lrAt(s.done ? s.step - 1 : s.step)),
-    momentum: null,
-  });
-  return {
+  return metricBound<RT.RangeState>({
     canonical,
-    specHash: contentHash(canonical),
-    kind: "metric",
-    momentumKey: null,
     groups: g,
-    chainable: false,
-    rowEnd: null, // generic schedules are defined at every step
+    initial: RT.initialRangeState,
+    read: (state) => readRangeState(state, o.num_steps),
+    // NaN/inf losses end the test as "diverged"
+    step: (state, loss) => RT.rangeTestStep(o, state, loss),
+    // once done, hold the lr of the last batch run
+    lrs: (s) => new Array<number>(g).fill(lrAt(s.done ? s.step - 1 : s.step)),
     rows(startRow: number, count: number): Rows {
       checkWindow(startRow, count);
       return { lr: table(new Array(g).fill(lrAt), startRow, count), momentum: null };
     },
-    initialState: () => result(RT.initialRangeState()),
-    metricStep(state: MetricState, metric: number): MetricResult {
-      // NaN/inf losses are allowed: they end the test as "diverged"
-      if (typeof metric !== "number") throw new SpecError("metric", `must be a number (the batch loss), got ${describe(metric)}`);
-      return result(RT.rangeTestStep(o, readRangeState(state, o.num_steps), metric));
-    },
-  };
+  });
 }
 
 /**
@@ -287,24 +277,14 @@ function bindGreedy(f: Fields, groups: GroupInit[]): GenericBound {
   };
   if (o.window_size > SPEC_LIMITS.greedy_window) overLimit(f.at("window_size"), "greedy_window", `window_size ${o.window_size}`);
   const canonical = f.done();
-  const result = (s: GR.GreedyState): MetricResult => ({ state: s as unknown as MetricState, lr: [...s.lr], momentum: null });
-  return {
+  return metricBound<GR.GreedyState>({
     canonical,
-    specHash: contentHash(canonical),
-    kind: "metric",
-    momentumKey: null,
     groups: g,
-    chainable: false,
-    rowEnd: null,
-    rows(): Rows {
-      throw new SpecError("", "greedy is metric-driven: use metricStep, not rows");
-    },
-    initialState: () => result(GR.initialGreedyState(o, groups.map((x) => x.lr))),
-    metricStep(state: MetricState, metric: number): MetricResult {
-      if (typeof metric !== "number") throw new SpecError("metric", `must be a number, got ${describe(metric)}`);
-      return result(GR.greedyStep(o, readGreedyState(state, o, g), metric));
-    },
-  };
+    initial: () => GR.initialGreedyState(o, groups.map((x) => x.lr)),
+    read: (state) => readGreedyState(state, o, g),
+    step: (state, metric) => GR.greedyStep(o, state, metric),
+    lrs: (s) => [...s.lr],
+  });
 }
 
 /** A client-carried GreedyState, checked and rebuilt from its known fields (nothing else is sent back). */

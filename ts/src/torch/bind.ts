@@ -3,9 +3,10 @@
  * param groups and return a replayable schedule (see core/api.ts). Values come
  * from a step-for-step simulation of torch 2.13 (this folder).
  */
-import type { Bound, Constructed, GroupInit, MetricResult, MetricState, MomentumKey, PyException, Rebase, Rows } from "../core/api";
+import type { Bound, Constructed, GroupInit, MetricState, MomentumKey, PyException, Rebase, Rows } from "../core/api";
 import { Refusal, SpecError } from "../core/api";
 import { contentHash } from "../core/canonical";
+import { metricBound } from "../core/metric";
 import { compileFunction } from "../core/expr";
 import { rowEndOf } from "./row_end";
 import { ReplayPending, checkInterval, checkReplayTarget, replayBudgetSpent } from "../core/budget";
@@ -575,33 +576,21 @@ function bindPlateau(canonical: CanonicalSpec, groups: GroupInit[]): Bound {
     minLrScalar: !Array.isArray(canonical.min_lr),
     eps: canonical.eps as number,
   };
-  const result = (state: PlateauState): MetricResult => ({
-    state: state as unknown as MetricState,
-    lr: [...state.lr],
-    momentum: null,
-  });
-  return {
+  return metricBound<PlateauState>({
     canonical,
-    specHash: contentHash(canonical),
-    kind: "metric",
-    momentumKey: null,
     groups: n,
-    chainable: false,
-    rowEnd: null,
-    rows(): Rows {
-      throw new SpecError("", "ReduceLROnPlateau is metric-driven: use metricStep, not rows");
-    },
-    initialState: () => result(plateauInitial(groups.map((g) => g.lr))),
-    metricStep: (state: MetricState, metric: number) => {
-      if (typeof metric !== "number") throw new SpecError("metric", `must be a number, got ${String(metric)}`);
+    initial: () => plateauInitial(groups.map((g) => g.lr)),
+    read: checkPlateauState,
+    step(state, metric) {
       try {
-        return result(plateauStep(cfg, checkPlateauState(state), metric));
+        return plateauStep(cfg, state, metric);
       } catch (err) {
         if (err instanceof PyError) throw new Refusal("state.lr", pyOf(err));
         throw err;
       }
     },
-  };
+    lrs: (s) => [...s.lr],
+  });
 }
 
 /** The state comes back from a client: check its shape before trusting it. */
