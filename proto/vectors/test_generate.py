@@ -14,22 +14,11 @@ _spec = importlib.util.spec_from_file_location("lrbridge_vector_generate", HERE 
 generate = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(generate)
 
+# The torch family as the server's published grammar lists it.
 ALL_SCHEDULERS = {
-    "LambdaLR",
-    "MultiplicativeLR",
-    "StepLR",
-    "MultiStepLR",
-    "ConstantLR",
-    "LinearLR",
-    "ExponentialLR",
-    "PolynomialLR",
-    "CosineAnnealingLR",
-    "CosineAnnealingWarmRestarts",
-    "CyclicLR",
-    "OneCycleLR",
-    "ReduceLROnPlateau",
-    "SequentialLR",
-    "ChainedScheduler",
+    name
+    for name, t in json.loads((HERE.parent / "schema.json").read_text())["types"].items()
+    if t["family"] == "torch"
 }
 
 
