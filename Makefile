@@ -63,7 +63,7 @@ test-py:
 demo: setup
 	$(PY) examples/train_digits.py --compare
 
-# The seed's experiments on digits: tables on stdout, plots in examples/out/.
+# Experiments from the schedule literature on digits: tables on stdout, plots in examples/out/.
 examples: setup
 	$(PIP) install -q -e '.[examples]'
 	for name in budget_sweep anytime snapshot_ensemble range_test; do $(PY) examples/$$name.py || exit 1; done

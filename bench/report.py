@@ -219,7 +219,7 @@ NOTES = [
     "- **Attacks.** The attacks section times each known attack request and then fuzzes a server with 100k frames "
     "(about 9 minutes on the 2-core VM; 5k with --quick) while an honest client reads windows; the soak runs 64 "
     "clients with two attackers alongside. With the 100k fuzz a full run is longer than 15 minutes.",
-    "- **Soak length.** The issue asks for 10 minutes. The rest of the run takes about 8 minutes on the 2-core VM, "
+    "- **Soak length.** The soak target is 10 minutes. The rest of the run takes about 8 minutes on the 2-core VM, "
     "so 10 more do not fit in the 15-minute budget: the soak runs last and by default takes what is left of 14 "
     "minutes (at least 60 s, at most 600 s); the soak section gives the length used. `--soak-seconds 600` runs "
     "the full 10 minutes (about 18 minutes in all).",
