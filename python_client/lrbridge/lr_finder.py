@@ -8,7 +8,7 @@ The lr rises from ``start_lr`` to ``end_lr`` over ``num_steps`` batches; each
 batch's loss is sent to the server (a ``metric`` message), which smooths it,
 decides whether to stop, and answers with the next lr. The smoothing (EMA,
 β = 0.98, bias-corrected), the stop rule (smoothed loss > 4 × best) and the
-suggestions are the server's (ts/src/schedules/range_test.ts); this module
+suggestions are the server's (its ``range_test`` schedule); this module
 runs the batches and puts the model and optimizer back as they were.
 
 The suggestions (fastai's, computed on the smoothed losses with the first
