@@ -12,6 +12,7 @@ clones where a group's lr is a tensor.
 
 from __future__ import annotations
 
+from array import array
 from typing import Any, Callable, Sequence
 
 from torch import Tensor
@@ -53,7 +54,8 @@ def _one_float_betas(groups: list, lr: Sequence[float], mom: Any, j: int) -> lis
 
 
 def _set_floats(groups: list, lr: Sequence[float], j: int) -> list:
-    row = list(lr[j : j + len(groups)])
+    row = lr[j : j + len(groups)]
+    row = row.tolist() if type(row) is array else list(row)
     for g, v in zip(groups, row):
         g["lr"] = v
     return row

@@ -256,11 +256,17 @@ class Bridged(LRScheduler):
     def step(self, epoch: Any = None) -> None:
         k = self.last_epoch + 1
         if epoch is None and self._lo <= k < self._hi:
-            if self._chainable and self._lrs_edited():
-                return self._general_step(None)  # edited by hand: rebase there
-            self._last_lr = self._write_row(
-                self.optimizer.param_groups, self._lr_flat, self._mom_flat, (k - self._lo) * self._groups
-            )
+            groups = self.optimizer.param_groups
+            if self._chainable:
+                if self._tensor_lrs:
+                    edited = self._lrs_edited()
+                elif self._groups == 1:
+                    edited = groups[0]["lr"] != self._last_lr[0]
+                else:
+                    edited = [g["lr"] for g in groups] != self._last_lr
+                if edited:
+                    return self._general_step(None)  # edited by hand: rebase there
+            self._last_lr = self._write_row(groups, self._lr_flat, self._mom_flat, (k - self._lo) * self._groups)
             self.last_epoch = k
             self._step_count += 1
             return None
@@ -268,10 +274,7 @@ class Bridged(LRScheduler):
 
     def _lrs_edited(self) -> bool:
         """Some group's lr is not what this scheduler last wrote (changed outside it)."""
-        groups = self.optimizer.param_groups
-        if self._tensor_lrs:
-            return [group_value(g["lr"]) for g in groups] != [group_value(v) for v in self._last_lr]
-        return [g["lr"] for g in groups] != self._last_lr
+        return [group_value(g["lr"]) for g in self.optimizer.param_groups] != [group_value(v) for v in self._last_lr]
 
     def _general_step(self, epoch: Any) -> None:
         if self._inert:
