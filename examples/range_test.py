@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 import _digits as D
 from lrbridge.lr_scheduler import OneCycleLR
-from lrbridge.range_test import find_lr
+from lrbridge.lr_finder import find_lr
 
 
 def one_cycle_accuracy(data: D.Data, max_lr: float, epochs: int, seeds: int) -> list[float]:

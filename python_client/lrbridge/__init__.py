@@ -37,7 +37,7 @@ __all__ = [
 
 _LAZY_SUBMODULES = {"lr_scheduler", "spec", "callbacks", "ensemble"}
 # Names that live in modules importing torch: loaded on first access.
-_LAZY_NAMES = {"Schedule": "schedule", "get_scheduler": "hf", "find_lr": "range_test", "RangeTestResult": "range_test"}
+_LAZY_NAMES = {"Schedule": "schedule", "get_scheduler": "hf", "find_lr": "lr_finder", "RangeTestResult": "lr_finder"}
 
 
 def __getattr__(name: str) -> Any:

@@ -27,6 +27,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import EPOCH_DEPRECATION_WARNING, LRScheduler
 
+from ._row_writer import RowWriter, has_tensor_lrs, row_writer
 from .client import Client, Opened, resolve_client
 from .prefetch import WindowStream
 
@@ -46,7 +47,7 @@ TRANSIENT = frozenset(
         "_lr_flat",
         "_mom_flat",
         "_groups",
-        "_betas",
+        "_write_row",
         "_tensor_lrs",
         "_schedulers",
         "_row_end",
@@ -195,7 +196,7 @@ class Bridged(LRScheduler):
     _lr_flat: Any = ()
     _mom_flat: Any = None
     _tensor_lrs = False  # some group's lr is a Tensor: written with fill_
-    _betas = False  # momentum goes to betas[0] (Adam) rather than "momentum" (SGD)
+    _write_row: RowWriter  # set by _pick_writer before the fast path is on
     _lr_rows: Any = ()  # the window as rows (RowView): CosineAnnealingWarmRestarts' own fast path
     _mom_rows: Any = None
     _inert = False
@@ -255,59 +256,25 @@ class Bridged(LRScheduler):
     def step(self, epoch: Any = None) -> None:
         k = self.last_epoch + 1
         if epoch is None and self._lo <= k < self._hi:
-            i = k - self._lo
             groups = self.optimizer.param_groups
-            moms = self._mom_flat
-            if self._tensor_lrs:
-                return self._tensor_step(k, i)
-            if self._groups == 1:
-                g = groups[0]
-                if self._chainable and g["lr"] != self._last_lr[0]:
+            if self._chainable:
+                if self._tensor_lrs:
+                    edited = self._lrs_edited()
+                elif self._groups == 1:
+                    edited = groups[0]["lr"] != self._last_lr[0]
+                else:
+                    edited = [g["lr"] for g in groups] != self._last_lr
+                if edited:
                     return self._general_step(None)  # edited by hand: rebase there
-                lr = self._lr_flat[i]
-                g["lr"] = lr
-                if moms is not None:
-                    if self._betas:
-                        g["betas"] = (moms[i], *g["betas"][1:])
-                    else:
-                        g["momentum"] = moms[i]
-                self._last_lr = [lr]
-            else:
-                if self._chainable and [g["lr"] for g in groups] != self._last_lr:
-                    return self._general_step(None)  # edited by hand: rebase there
-                j = i * self._groups
-                row = self._lr_flat[j : j + self._groups].tolist()
-                for g, v in zip(groups, row):
-                    g["lr"] = v
-                if moms is not None:
-                    self._write_momentum(groups, moms[j : j + self._groups])
-                self._last_lr = row
+            self._last_lr = self._write_row(groups, self._lr_flat, self._mom_flat, (k - self._lo) * self._groups)
             self.last_epoch = k
             self._step_count += 1
             return None
         return self._general_step(epoch)
 
-    def _tensor_step(self, k: int, i: int) -> None:
-        """The fast path with tensor lrs: torch's ``fill_`` and cloned ``_last_lr``."""
-        groups = self.optimizer.param_groups
-        if self._chainable:
-            for g, was in zip(groups, self._last_lr):
-                if group_value(g["lr"]) != group_value(was):
-                    return self._general_step(None)
-        n = self._groups
-        j = i * n
-        for g, v in zip(groups, self._lr_flat[j : j + n]):
-            lr = g["lr"]
-            if isinstance(lr, Tensor):
-                lr.fill_(v)
-            else:
-                g["lr"] = v
-        if self._mom_flat is not None:
-            self._write_momentum(groups, self._mom_flat[j : j + n])
-        self._last_lr = current_lrs(self.optimizer)
-        self.last_epoch = k
-        self._step_count += 1
-        return None
+    def _lrs_edited(self) -> bool:
+        """Some group's lr is not what this scheduler last wrote (changed outside it)."""
+        return [group_value(g["lr"]) for g in self.optimizer.param_groups] != [group_value(v) for v in self._last_lr]
 
     def _general_step(self, epoch: Any) -> None:
         if self._inert:
@@ -381,24 +348,16 @@ class Bridged(LRScheduler):
             self._origin = {"step": nxt - 1, "lr": list(lr)}
         self._stream.seek(nxt, self._origin)
 
-    def _write(self, lr: tuple, mom: tuple | None) -> None:
+    def _pick_writer(self) -> None:
+        """Choose the row writer for the groups as they are (float or tensor lrs, momentum key)."""
         groups = self.optimizer.param_groups
-        for g, v in zip(groups, lr):
-            if isinstance(g["lr"], Tensor):
-                g["lr"].fill_(v)
-            else:
-                g["lr"] = v
-        if mom is not None:
-            self._write_momentum(groups, mom)
-        self._last_lr = current_lrs(self.optimizer)
+        self._tensor_lrs = has_tensor_lrs(groups)
+        self._write_row = row_writer(groups, self._momentum_key)
 
-    def _write_momentum(self, groups: list, mom: "tuple | list") -> None:
-        if self._momentum_key == "betas":
-            for g, m in zip(groups, mom):
-                g["betas"] = (m, *g["betas"][1:])
-        else:
-            for g, m in zip(groups, mom):
-                g["momentum"] = m
+    def _write(self, lr: tuple, mom: tuple | None) -> None:
+        """One row outside the fast path (the groups may have changed since the last window)."""
+        self._pick_writer()
+        self._last_lr = self._write_row(self.optimizer.param_groups, lr, mom, 0)
 
     def _mirror(self) -> None:
         """Point the fast path at the stream's buffer, or switch it off."""
@@ -407,13 +366,8 @@ class Bridged(LRScheduler):
             # Children (inert) never step; a composite updates its children every step.
             self._hi = 0
             return
-        self._tensor_lrs = any(isinstance(g["lr"], Tensor) for g in self.optimizer.param_groups)
-        if self._tensor_lrs and type(self).step is not Bridged.step:
-            # A subclass's own step() fast path (CosineAnnealingWarmRestarts) writes floats.
-            self._hi = 0
-            return
+        self._pick_writer()
         self._lo, self._groups, self._lr_flat, self._mom_flat = s.lo, s.groups, s.lr_flat, s.mom_flat
-        self._betas = self._momentum_key == "betas"
         self._lr_rows, self._mom_rows = s.lr_rows, s.mom_rows
         attrs = s.attrs or {}
         self._tcur_flat, self._ti_flat = attrs.get("T_cur"), attrs.get("T_i")

@@ -221,12 +221,8 @@ class CosineAnnealingWarmRestarts(Bridged, _torch.CosineAnnealingWarmRestarts):
         k = self.last_epoch + 1
         if epoch is None and self._lo <= k < self._hi:
             i = k - self._lo
-            j = i * self._groups
-            row = self._lr_flat[j : j + self._groups].tolist()
-            for g, v in zip(self.optimizer.param_groups, row):
-                g["lr"] = v
+            self._last_lr = self._write_row(self.optimizer.param_groups, self._lr_flat, None, i * self._groups)
             self.last_epoch = k
-            self._last_lr = row
             self.T_cur = int(self._tcur_flat[i])
             self.T_i = int(self._ti_flat[i])
             return

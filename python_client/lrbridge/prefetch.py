@@ -39,7 +39,8 @@ import sys
 from array import array
 from typing import Any
 
-from .client import Client, Opened, PrefetchChannel, Window, window_from_reply, window_message
+from .client import Client
+from .protocol import Opened, Window, window_from_reply, window_message
 from .errors import LRBridgeError, py_exception
 
 DEFAULT_WINDOW = 1024
@@ -102,7 +103,7 @@ class WindowStream:
         # Per-row attributes of the window (T_cur, T_i), and where torch raises ({row, py}).
         self.attrs: dict | None = None
         self.stop: dict | None = None
-        self._channel = PrefetchChannel(client.endpoint)
+        self._channel = client.channel()
         self._next: _Pending | None = None
         self._start_hint = int(start_step)
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from torch.optim import Optimizer
 
-from ._scheduler_base import TRANSIENT, Bridged, check_optimizer, current_lrs, group_value
+from ._scheduler_base import TRANSIENT, Bridged, check_optimizer, group_value
 
 __all__ = ["Schedule", "as_spec"]
 
@@ -178,7 +178,4 @@ class Schedule(Bridged):
         self.__dict__.update(saved)
         if saved.get("_spec_hash") != self._opened.spec_hash:
             self._open()
-        lrs = [group_value(v) for v in self._last_lr]
-        for g, v in zip(self.optimizer.param_groups, lrs):
-            g["lr"] = v
-        self._last_lr = current_lrs(self.optimizer)
+        self._write(tuple(group_value(v) for v in self._last_lr), None)

@@ -65,3 +65,7 @@ class Worst:
                 assert err <= REL, f"{where}: momentum torch {mom_e!r} lrbridge {mom_g!r}"
                 self.value = max(self.value, err)
             self.count += 1
+
+
+# Every parity comparison of the session, summed up at its end (conftest.py).
+PARITY = Worst()

@@ -12,7 +12,7 @@ import pytest
 import zmq
 
 from lrbridge import Client, SpecError
-from lrbridge.client import encode, decode
+from lrbridge.protocol import encode, decode
 
 
 def test_hello_announces_the_limits(client):

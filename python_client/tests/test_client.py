@@ -15,7 +15,7 @@ import torch
 
 import lrbridge
 from lrbridge import Client, ProtocolError, default_client, resolve_client
-from lrbridge.client import decode, encode
+from lrbridge.protocol import decode, encode
 from lrbridge.prefetch import WindowStream
 
 RTOL = 1e-12

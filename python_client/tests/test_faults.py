@@ -157,7 +157,7 @@ def test_bad_request_fields_are_protocol_errors(client):
 
 
 def test_unknown_hash_with_no_way_to_reopen_is_reported(client):
-    from lrbridge.client import Opened
+    from lrbridge.protocol import Opened
 
     nowhere = Opened("0" * 64, "0" * 64, {}, "deterministic", None, True, 1)
     with pytest.raises(ProtocolError) as error:

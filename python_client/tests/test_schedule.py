@@ -253,3 +253,26 @@ def test_metric_driven_spec_resumes(server):
         again.step(m)
         got.append(again_opt.param_groups[0]["lr"])
     assert got == want[3:]
+
+
+def test_metric_driven_spec_resume_keeps_tensor_lrs_in_place(server):
+    """A tensor lr is filled in place on resume, as everywhere else: an optimizer
+    compiled against that tensor keeps seeing the schedule's values."""
+    spec = {"type": "ReduceLROnPlateau", "factor": 0.5, "patience": 0}
+
+    def tensor_sgd():
+        return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=torch.tensor(0.1), momentum=0.9)
+
+    first_opt = tensor_sgd()
+    first = Schedule(first_opt, spec, server=server)
+    for m in (1.0, 1.1, 1.2):
+        first.step(m)
+    saved = pickle.loads(pickle.dumps(first.state_dict()))
+    again_opt = tensor_sgd()
+    lr_tensor = again_opt.param_groups[0]["lr"]
+    again = Schedule(again_opt, spec, server=server)
+    again.load_state_dict(saved)
+    assert again_opt.param_groups[0]["lr"] is lr_tensor
+    assert float(lr_tensor) == float(first_opt.param_groups[0]["lr"]) < 0.1
+    again.step(2.0)
+    assert again_opt.param_groups[0]["lr"] is lr_tensor

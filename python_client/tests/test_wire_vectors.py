@@ -22,7 +22,7 @@ import pytest
 import zmq
 
 from lrbridge import BadRequest, ProtocolError, SpecError
-from lrbridge.client import (
+from lrbridge.protocol import (
     PROTOCOL_VERSION,
     decode,
     encode,

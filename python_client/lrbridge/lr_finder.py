@@ -8,7 +8,7 @@ The lr rises from ``start_lr`` to ``end_lr`` over ``num_steps`` batches; each
 batch's loss is sent to the server (a ``metric`` message), which smooths it,
 decides whether to stop, and answers with the next lr. The smoothing (EMA,
 β = 0.98, bias-corrected), the stop rule (smoothed loss > 4 × best) and the
-suggestions are the server's (ts/src/schedules/range_test.ts); this module
+suggestions are the server's (its ``range_test`` schedule); this module
 runs the batches and puts the model and optimizer back as they were.
 
 The suggestions (fastai's, computed on the smoothed losses with the first
@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 from torch import nn
 
+from ._row_writer import row_writer
 from ._scheduler_base import check_optimizer, group_inits
 from .client import resolve_client
 
@@ -160,14 +161,6 @@ def _default_step(model: nn.Module, loss_fn: Callable, batch: Any) -> torch.Tens
     return loss_fn(model(inputs), targets)
 
 
-def _set_lrs(optimizer: torch.optim.Optimizer, lrs: list[float]) -> None:
-    for group, lr in zip(optimizer.param_groups, lrs):
-        if isinstance(group["lr"], torch.Tensor):
-            group["lr"].fill_(lr)
-        else:
-            group["lr"] = lr
-
-
 def find_lr(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -218,10 +211,12 @@ def find_lr(
     losses: list[float] = []
     state: dict = opened.state or {}
     next_lrs = list(opened.lr or [])
+    groups = optimizer.param_groups
+    write_row = row_writer(groups, None)  # lr only: the range test leaves momentum alone
     try:
         model.train()
         for batch in _cycled(batches):
-            _set_lrs(optimizer, next_lrs)
+            write_row(groups, next_lrs, None, 0)
             loss = step_loss(model, loss_fn, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

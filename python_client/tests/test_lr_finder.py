@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lrbridge.range_test import RangeTestResult, find_lr
+from lrbridge.lr_finder import RangeTestResult, find_lr
 
 
 def regression_data(n_batches=4, batch=16, seed=0):
