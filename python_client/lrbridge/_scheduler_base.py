@@ -54,6 +54,8 @@ TRANSIENT = frozenset(
         "_snapshot",
         "_tcur_flat",
         "_ti_flat",
+        "_parent",
+        "_children_at",
     }
 )
 # Rows per window: one request per 8192 steps, asked for a whole window ahead
@@ -310,6 +312,19 @@ class Bridged(LRScheduler):
         lr, mom = self._stream.row(k)
         self._write(lr, mom)
         self._apply_attrs(self._stream.row_attrs(k))
+        self._children_at = k
+
+    def _sync_children(self) -> None:
+        """A composite's children's last_epoch and last lrs at the composite's current row.
+
+        Read when a child is looked at, not on every step: the composite's
+        step() stays on the fast path."""
+        k = self.last_epoch
+        s = self.__dict__.get("_stream")
+        if self.__dict__.get("_children_at") == k or s is None or not (s.lo <= k < s.hi):
+            return
+        self._apply_attrs(s.row_attrs(k))
+        self._children_at = k
 
     def _apply_attrs(self, attrs: dict) -> None:
         """Attributes torch updates each step, as the server's row says: T_cur/T_i,
@@ -362,9 +377,8 @@ class Bridged(LRScheduler):
     def _mirror(self) -> None:
         """Point the fast path at the stream's buffer, or switch it off."""
         s = self._stream
-        if self._inert or "_schedulers" in self.__dict__:
-            # Children (inert) never step; a composite updates its children every step.
-            self._hi = 0
+        if self._inert:
+            self._hi = 0  # children never step: their composite does
             return
         self._pick_writer()
         self._lo, self._groups, self._lr_flat, self._mom_flat = s.lo, s.groups, s.lr_flat, s.mom_flat
@@ -425,3 +439,40 @@ class Bridged(LRScheduler):
         self._stream.seek(self.last_epoch + 1, self._origin)
         self._hi = 0
 
+
+
+_CHILD_VIEWS: dict[type, type] = {}
+
+
+def adopt(parent: "Bridged", child: "Bridged") -> None:
+    """Make ``child`` a part of the composite ``parent``: it no longer steps, and its
+    last_epoch and get_last_lr() follow the parent's row when they are read."""
+    cls = type(child)
+    view = _CHILD_VIEWS.get(cls)
+    if view is None:
+
+        def _get(self):
+            parent = self.__dict__.get("_parent")
+            if parent is not None:
+                parent._sync_children()
+            return self.__dict__["last_epoch"]
+
+        def _set(self, value):
+            self.__dict__["last_epoch"] = value
+
+        def get_last_lr(self):
+            parent = self.__dict__.get("_parent")
+            if parent is not None:
+                parent._sync_children()
+            return cls.get_last_lr(self)
+
+        view = type(
+            cls.__name__,
+            (cls,),
+            {"last_epoch": property(_get, _set), "get_last_lr": get_last_lr, "__module__": cls.__module__, "__qualname__": cls.__qualname__},
+        )
+        _CHILD_VIEWS[cls] = view
+    child.__class__ = view
+    child._parent = parent
+    child._inert = True
+    child._hi = 0

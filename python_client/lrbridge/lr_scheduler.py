@@ -37,6 +37,7 @@ from torch.optim.lr_scheduler import EPOCH_DEPRECATION_WARNING, LRScheduler
 
 from ._scheduler_base import (
     TRANSIENT,
+    adopt,
     Bridged,
     check_number,
     check_optimizer,
@@ -430,8 +431,7 @@ class SequentialLR(Bridged, _torch.SequentialLR):
         self._milestones = milestones
         spec = make_spec("SequentialLR", schedulers=[s._spec for s in schedulers], milestones=milestones)
         for s in schedulers:
-            s._inert = True
-            s._hi = 0
+            adopt(self, s)
         # LRScheduler.__init__ resets nothing here; the composite's row 0 is torch's
         # "lrs back to initial_lr, then the first child's initial step".
         # The server constructs the children too: from the state the first one found.
@@ -454,8 +454,7 @@ class ChainedScheduler(Bridged, _torch.ChainedScheduler):
         schedulers = _check_children(self.__class__.__name__, optimizer, schedulers)
         self._schedulers = schedulers
         for s in schedulers:
-            s._inert = True
-            s._hi = 0
+            adopt(self, s)
         spec = make_spec("ChainedScheduler", schedulers=[s._spec for s in schedulers])
         # Row 0 of the chain is what the children's constructions left on the groups.
         # The server constructs the children too: from the state the first one found.

@@ -212,3 +212,29 @@ def test_step_epoch_warns_like_torch(server):
         warnings.simplefilter("error")
         w.step(1.5)
         w.step()
+
+
+def test_composite_children_follow_torch_across_windows_on_the_fast_path():
+    """Children's last_epoch and get_last_lr() are read from the composite's row when
+    looked at, so the composite's step() never leaves the fast path for them."""
+    import warnings
+
+    def build(mod):
+        p = torch.nn.Parameter(torch.zeros(2))
+        opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
+        a = mod.LinearLR(opt, start_factor=0.5, total_iters=100)
+        b = mod.ExponentialLR(opt, gamma=0.9999)
+        return opt, a, b, mod.SequentialLR(opt, [a, b], milestones=[100])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours, theirs = build(B), build(T)
+        for step in range(1, 20_001):
+            for opt, *_, s in (ours, theirs):
+                opt.step()
+                s.step()
+            if step in (1, 99, 100, 101, 8191, 8192, 8193, 16_500, 20_000):
+                for mine, torchs in zip(ours[1:3], theirs[1:3]):
+                    assert mine.last_epoch == torchs.last_epoch, step
+                    assert mine.get_last_lr() == pytest.approx(torchs.get_last_lr(), rel=1e-12, abs=0), step
+    assert ours[3]._hi > 0  # the composite itself is on the fast path
