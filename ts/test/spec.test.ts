@@ -116,7 +116,15 @@ describe("rejections name the field", () => {
     // pct_start*total_steps - 1 == 0: zero division already at construction (row 0).
     expect(py({ type: "OneCycleLR", max_lr: 0.1, total_steps: 10, pct_start: 0.1 })).toEqual({ type: "ZeroDivisionError", message: "float division by zero" });
     expect(py({ type: "CyclicLR", base_lr: 0.01, max_lr: 0.1, step_size_up: 0 })).toEqual({ type: "ZeroDivisionError", message: "float division by zero" });
-    expect(rejection({ type: "LambdaLR", lr_lambda: "1 / (epoch - 1)" })).toMatch(/^lr_lambda: raises ZeroDivisionError.*epoch=1/);
+    // λ(0) is what the constructor calls: raising there is a spec error ...
+    expect(rejection({ type: "LambdaLR", lr_lambda: "1 / epoch" })).toMatch(/^lr_lambda: raises ZeroDivisionError.*epoch=0/);
+  });
+  it("a lambda torch constructs but cannot step is served up to the step that raises", () => {
+    // ... λ(1) is first called by the first step(): torch constructs this one and raises there.
+    const rows = bind({ type: "LambdaLR", lr_lambda: "1 / (epoch - 1)" }, SGD).rows(0, 3);
+    expect(Array.from(rows.lr)).toEqual([-0.1]);
+    expect(rows.stop?.row).toBe(1);
+    expect(rows.stop?.py.type).toBe("ZeroDivisionError");
   });
   it("per-group lists must match the group count", () => {
     expect(rejection({ type: "CyclicLR", base_lr: [0.01, 0.02], max_lr: 0.1 })).toBe(

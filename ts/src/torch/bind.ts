@@ -290,28 +290,11 @@ class TorchBound implements Bound {
     this.constructed = constructedOf(first);
     this.momentumKey = writesMomentum(canonical) ? (first.opt.hasBetas ? "betas" : "momentum") : null;
     this.rowEnd = rowEndOf(first.top);
-    this.checkLambdasEarly();
     const starts = torchCycleStarts(canonical);
     if (starts) this.cycles = starts;
   }
 
   cycles?: (start: number, count: number) => number[];
-
-  /** Lambdas that raise at epoch 0 or 1 would fail torch's first steps: reject now. */
-  private checkLambdasEarly(): void {
-    const visit = (s: CanonicalSpec, path: string): void => {
-      if (s.type === "LambdaLR" || s.type === "MultiplicativeLR") {
-        for (const fn of lambdas(s, this.groups, path)) {
-          fn(0);
-          fn(1);
-        }
-      }
-      if (Array.isArray(s.schedulers)) {
-        (s.schedulers as CanonicalSpec[]).forEach((c, i) => visit(c, joinPath(joinPath(path, "schedulers"), i)));
-      }
-    };
-    visit(this.canonical, "");
-  }
 
   private newSim(originKey: string): Sim {
     const opt = makeOptimizer(this.groupInits);
