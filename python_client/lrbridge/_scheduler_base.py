@@ -329,10 +329,13 @@ class Bridged(LRScheduler):
     def _apply_attrs(self, attrs: dict) -> None:
         """Attributes torch updates each step, as the server's row says: T_cur/T_i,
         and a composite's children's last_epoch and get_last_lr()."""
+        children = self.__dict__.get("_schedulers")
         for name, value in attrs.items():
             if name.startswith("schedulers["):
+                if children is None:  # a Schedule built from a spec has no child objects
+                    continue
                 index, field = name[len("schedulers[") :].split("].", 1)
-                child = self._schedulers[int(index)]
+                child = children[int(index)]
                 if field == "last_epoch" and value == value:  # NaN: a child without last_epoch
                     child.last_epoch = int(value)
                 elif field == "last_lr":

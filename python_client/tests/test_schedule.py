@@ -77,6 +77,32 @@ def test_torch_spec_matches_torch(server, spec):
     assert ours.get_last_lr() == ref.get_last_lr()
 
 
+def test_library_schedules_nest_in_torch_composites_as_lambdalr(server):
+    spec = {
+        "type": "SequentialLR",
+        "schedulers": [
+            {"type": "ChainedScheduler", "schedulers": [{"type": "rex", "total_steps": 12}, {"type": "ExponentialLR", "gamma": 0.9}]},
+            {"type": "StepLR", "step_size": 3, "gamma": 0.5},
+        ],
+        "milestones": [8],
+    }
+
+    def rex(t):
+        z = min(t, 12) / 12
+        return (1 - z) / (0.5 + 0.5 * (1 - z))
+
+    ours_opt, ref_opt = sgd((0.1, 0.02)), sgd((0.1, 0.02))
+    ours = Schedule(ours_opt, spec, server=server)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sched = torch.optim.lr_scheduler
+        chained = sched.ChainedScheduler([sched.LambdaLR(ref_opt, rex), sched.ExponentialLR(ref_opt, 0.9)])
+        ref = sched.SequentialLR(ref_opt, [chained, sched.StepLR(ref_opt, 3, 0.5)], [8])
+        got_lr, _ = play(ours, ours_opt, 30)
+        want_lr, _ = play(ref, ref_opt, 30)
+    np.testing.assert_allclose(got_lr, want_lr, rtol=RTOL, atol=1e-15)
+
+
 def test_resume_continues_where_it_stopped(server):
     spec = {"type": "OneCycleLR", "max_lr": 0.3, "total_steps": 60}
     full_opt = sgd()

@@ -60,6 +60,16 @@ describe("canonical form", () => {
 });
 
 describe("rejections name the field", () => {
+  it("a torch scheduler inside a library combinator, and says which nesting works", () => {
+    expect(rejection({ type: "join", schedules: [{ type: "StepLR", step_size: 2 }, { type: "rex", total_steps: 10 }], boundaries: [5] })).toMatch(
+      /^schedules\[0\]\.type: StepLR is a torch scheduler .* inside SequentialLR or ChainedScheduler/,
+    );
+  });
+  it("a library child of a composite is checked by the library's rules", () => {
+    expect(rejection({ type: "SequentialLR", schedulers: [{ type: "rex" }, { type: "StepLR", step_size: 2 }], milestones: [3] })).toMatch(
+      /^schedulers\[0\]\.total_steps: is required/,
+    );
+  });
   it("nested paths", () => {
     expect(
       rejection({

@@ -12,6 +12,7 @@ import { combineByFraction, cycles, join, multiply, warmup, type WarmupMode, typ
 import { type NoiseOptions, type NoiseType, withNoise } from "./noise";
 import * as R from "./recipes";
 import { Fields, describe, join as joinPath } from "../core/fields";
+import { isTorchType } from "../torch/validate";
 import { SPEC_LIMITS, checkListLimit, overLimit } from "../core/limits";
 import { noteField } from "../core/schema";
 
@@ -471,6 +472,14 @@ export const SCHEDULE_TYPES: readonly string[] = Object.keys(PARSERS);
 export function parseSchedule(path: string, spec: unknown): Parsed {
   const f = Fields.of(path, spec);
   const type = f.raw("type");
+  if (isTorchType(type)) {
+    // Torch schedulers step the optimizer's lrs recursively: they have no value
+    // at a step without replaying from 0. The other nesting works both ways.
+    throw new SpecError(
+      f.at("type"),
+      `${type} is a torch scheduler and cannot be a piece of a library schedule; put library schedules inside SequentialLR or ChainedScheduler instead (they act as LambdaLR there), or use the library's own shapes`,
+    );
+  }
   if (typeof type !== "string" || !(type in PARSERS)) {
     throw new SpecError(f.at("type"), `must be one of ${SCHEDULE_TYPES.join(", ")}, got ${describe(type)}`);
   }

@@ -10,7 +10,8 @@ import { metricBound } from "../core/metric";
 import { compileFunction } from "../core/expr";
 import { rowEndOf } from "./row_end";
 import { ReplayPending, checkInterval, checkReplayTarget, replayBudgetSpent } from "../core/budget";
-import { CHAINABLE_TYPES, type CanonicalSpec, joinPath, validateTorchSpec } from "./validate";
+import { CHAINABLE_TYPES, type CanonicalSpec, isLibraryChild, joinPath, validateTorchSpec } from "./validate";
+import { parseSchedule } from "../library/parse";
 import {
   ChainedScheduler,
   ConstantLR,
@@ -134,6 +135,7 @@ function build(spec: CanonicalSpec, opt: SimOptimizer, path: string, lastEpoch =
 
 function construct(s: CanonicalSpec, opt: SimOptimizer, path: string, children: TorchScheduler[]): TorchScheduler {
   const n = opt.groups.length;
+  if (isLibraryChild(s)) return new LambdaLR(opt, path, Array(n).fill(parseSchedule(path, s).schedule.lr(1)));
   const num = (k: string) => s[k] as number;
   switch (s.type) {
     case "StepLR":

@@ -11,6 +11,7 @@ import { checkListLimit } from "../core/limits";
 import { type FieldDoc, noteField } from "../core/schema";
 import { bisectRight } from "../core/pymath";
 import { oneCyclePhases } from "./cyclic";
+import { SCHEDULE_TYPES, parseSchedule } from "../library/parse";
 
 export const TORCH_TYPES = [
   "StepLR",
@@ -395,7 +396,7 @@ export function oneCycleZeroDivisionStep(total: number, pctStart: number, threeP
 }
 
 function childSpecs(f: Fields, groups: number): CanonicalSpec[] {
-  noteField(f.path, "schedulers", { kind: "specs", required: true, rule: "a list of at least one scheduler spec" });
+  noteField(f.path, "schedulers", { kind: "specs", required: true, rule: "a list of at least one scheduler spec (a library schedule acts as LambdaLR)" });
   const v = f.raw("schedulers");
   if (!Array.isArray(v) || v.length < 1) {
     const torchSays =
@@ -407,6 +408,9 @@ function childSpecs(f: Fields, groups: number): CanonicalSpec[] {
   checkListLimit(f.at("schedulers"), v.length, "pieces");
   return v.map((child, i) => {
     const p = joinPath(f.at("schedulers"), i);
+    // A library schedule is a multiplier of the base lr, a pure function of the
+    // step: as a child it is the LambdaLR with that lr_lambda.
+    if (isLibraryChild(child)) return parseSchedule(p, child).canonical as CanonicalSpec;
     const c = validateTorchSpec(child, groups, p);
     if (c.type === "ReduceLROnPlateau") {
       throw new SpecError(
@@ -418,6 +422,12 @@ function childSpecs(f: Fields, groups: number): CanonicalSpec[] {
   });
 }
 
+
+/** A composite's child written in the library's grammar (`rex`, `cosine`, `join`, ...). */
+export function isLibraryChild(spec: unknown): boolean {
+  const type = (spec as { type?: unknown } | null)?.type;
+  return typeof type === "string" && !isTorchType(type) && (SCHEDULE_TYPES as readonly string[]).includes(type);
+}
 
 function sequentialFields(f: Fields, groups: number): Record<string, unknown> {
   const schedulers = childSpecs(f, groups);
