@@ -39,7 +39,7 @@ describe("lrbridge eval (process)", () => {
   it("exits 2 with the validation message on an invalid spec", () => {
     const res = cli(["--spec", '{"type":"OneCycleLR","max_lr":0.1,"total_steps":100,"pct_start":1.5}', "--lr", "0.1", "--steps", "3"]);
     expect(res.status).toBe(2);
-    expect(res.stderr).toContain("pct_start: must be a float in [0, 1], got 1.5");
+    expect(res.stderr).toContain("pct_start: must be a number in [0, 1], got 1.5");
     expect(res.stdout).toBe("");
   });
 });

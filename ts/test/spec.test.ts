@@ -77,19 +77,19 @@ describe("rejections name the field", () => {
         schedulers: [{ type: "LinearLR" }, { type: "OneCycleLR", max_lr: 0.1, total_steps: 100, pct_start: 1.5 }],
         milestones: [5],
       }),
-    ).toBe("schedulers[1].pct_start: must be a float in [0, 1], got 1.5");
+    ).toBe("schedulers[1].pct_start: must be a number in [0, 1], got 1.5");
   });
   it("torch's constructor checks", () => {
-    expect(rejection({ type: "ConstantLR", factor: 1.5 })).toMatch(/^factor: must be a float in \[0, 1\]/);
+    expect(rejection({ type: "ConstantLR", factor: 1.5 })).toMatch(/^factor: must be a number in \[0, 1\]/);
     expect(rejection({ type: "LinearLR", start_factor: 0 })).toMatch(/^start_factor:/);
     expect(rejection({ type: "CosineAnnealingWarmRestarts", T_0: 0 })).toMatch(/^T_0: must be a positive integer/);
     expect(rejection({ type: "CosineAnnealingWarmRestarts", T_0: 5, T_mult: 1.5 })).toMatch(/^T_mult:/);
-    expect(rejection({ type: "ReduceLROnPlateau", factor: 1.0 })).toMatch(/^factor: .*Factor should be < 1.0/);
-    expect(rejection({ type: "ReduceLROnPlateau", mode: "median" })).toMatch(/^mode: must be one of 'min', 'max'/);
+    expect(rejection({ type: "ReduceLROnPlateau", factor: 1.0 })).toMatch(/^factor: must be a number < 1, got 1$/);
+    expect(rejection({ type: "ReduceLROnPlateau", mode: "median" })).toMatch(/^mode: must be one of "min", "max"/);
     expect(rejection({ type: "CyclicLR", base_lr: 0.01, max_lr: 0.1, mode: "sine" })).toMatch(/^mode:/);
     expect(rejection({ type: "OneCycleLR", max_lr: 0.1 })).toMatch(/You must define either total_steps OR/);
     expect(rejection({ type: "OneCycleLR", max_lr: 0.1, total_steps: 0 })).toMatch(/^total_steps: must be a positive integer, got 0/);
-    expect(rejection({ type: "ExponentialLR" })).toMatch(/^gamma: required by ExponentialLR/);
+    expect(rejection({ type: "ExponentialLR" })).toBe("gamma: is required by ExponentialLR (a number)");
     expect(rejection({ type: "ChainedScheduler", schedulers: [] })).toMatch(/^schedulers: ChainedScheduler expects at least one/);
     expect(rejection({ type: "SequentialLR", schedulers: [{ type: "StepLR", step_size: 2 }], milestones: [3] })).toMatch(
       /^milestones: Sequential Schedulers expects/,

@@ -11,6 +11,7 @@ import { checkListLimit } from "../core/limits";
 import { type FieldDoc, noteField } from "../core/schema";
 import { bisectRight } from "../core/pymath";
 import { oneCyclePhases } from "./cyclic";
+import { Fields, type NumRule, checkNum, describe, ruleText } from "../core/fields";
 import { SCHEDULE_TYPES, parseSchedule } from "../library/parse";
 
 export const TORCH_TYPES = [
@@ -62,94 +63,34 @@ export function joinPath(path: string, field: string | number): string {
   return path ? `${path}.${field}` : field;
 }
 
-function show(v: unknown): string {
-  if (v === undefined) return "nothing";
-  if (typeof v === "number" && !Number.isFinite(v)) return String(v);
-  return JSON.stringify(v);
-}
-
-const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
-const isInt = (v: unknown): v is number => isNum(v) && Number.isInteger(v);
-
-interface Check<T> {
-  ok: (v: T) => boolean;
-  /** what the value must be, e.g. "a float in [0, 1]" */
-  what: string;
-  /** torch's own ValueError text for a value it refuses (the drop-in raises it). */
-  torch?: (v: T) => string;
-}
-
-/** torch raises ValueError with this text. */
-const valueError = (message: string) => ({ type: "ValueError", message });
-
-/** Reads one spec object's fields, remembering which were used. */
-class Fields {
-  private readonly used = new Set<string>(["type"]);
-  constructor(
-    readonly obj: Record<string, unknown>,
-    readonly path: string,
-    readonly type: string,
-  ) {}
-
-  at(name: string): string {
-    return joinPath(this.path, name);
+/** torch's readers on the shared field reader: None is a value to torch, never "use the default". */
+class TorchFields extends Fields {
+  constructor(obj: Record<string, unknown>, path: string, type: string) {
+    super(path, obj, type, false);
+    this.seen.add("type");
   }
-  fail(name: string, rule: string, torch?: string): never {
-    throw new SpecError(this.at(name), rule, torch === undefined ? undefined : valueError(torch));
-  }
-  raw(name: string): unknown {
-    noteField(this.path, name, {});
-    this.used.add(name);
-    return this.obj[name];
-  }
-  /** Tells the schema recorder how `name` is read. */
   /** Tells the schema recorder that `name` may be absent or null (null by default). */
   nullable(name: string, kind: FieldDoc["kind"], rule: string): void {
     noteField(this.path, name, { kind, required: false, default: null, rule });
   }
-  private note(name: string, kind: FieldDoc["kind"], rule: string, def?: unknown, extra: Partial<FieldDoc> = {}): void {
-    noteField(this.path, name, { kind, required: def === undefined, rule, ...(def === undefined ? {} : { default: def }), ...extra });
+  number(name: string, def?: number, rule: NumRule = {}): number {
+    return this.num(name, rule, def);
   }
-  private value<T>(name: string, is: (v: unknown) => v is T, what: string, def?: T, check?: Check<T>, kind: FieldDoc["kind"] = "any"): T {
-    const v = this.raw(name);
-    this.note(name, kind, check?.what ?? what, def);
-    if (v === undefined) {
-      if (def === undefined) this.fail(name, `required by ${this.type}: must be ${check?.what ?? what}`);
-      return def;
-    }
-    if (!is(v)) this.fail(name, `must be ${check?.what ?? what}, got ${show(v)}`);
-    if (check && !check.ok(v)) this.fail(name, `must be ${check.what}, got ${show(v)}`, check.torch?.(v));
-    return v;
-  }
-  number(name: string, def?: number, check?: Check<number>): number {
-    return this.value(name, isNum, "a number", def, check, "number");
-  }
-  int(name: string, def?: number, check?: Check<number>): number {
-    return this.value(name, isInt, "an integer", def, check, "integer");
-  }
-  bool(name: string, def: boolean): boolean {
-    return this.value(name, (v): v is boolean => typeof v === "boolean", "true or false", def, undefined, "boolean");
+  int(name: string, def?: number, rule: NumRule = {}): number {
+    return this.num(name, { ...rule, integer: true }, def);
   }
   choice<T extends string>(name: string, options: readonly T[], def: T, torch?: (v: string) => string): T {
-    const what = `one of ${options.map((o) => `'${o}'`).join(", ")}`;
-    const v = this.raw(name);
-    this.note(name, "choice", what, def, { options });
-    if (torch && typeof v === "string" && !(options as readonly string[]).includes(v)) this.fail(name, `must be ${what}, got ${show(v)}`, torch(v));
-    return this.value(name, (x): x is T => typeof x === "string" && (options as readonly string[]).includes(x), what, def, undefined, "choice");
+    return this.oneOf(name, options, def, torch);
   }
   /** A number, or a list with one number per param group (torch's _format_param). */
-  perGroup(name: string, groups: number, def?: number, check?: Check<number>, torchLength?: (n: number) => string): number | number[] {
+  perGroup(name: string, groups: number, def?: number, rule: NumRule = {}, torchLength?: (n: number) => string): number | number[] {
     const v = this.raw(name);
-    this.note(name, "per_group", `${check?.what ?? "a number"}, or a list of one per param group`, def);
+    const what = ruleText(rule).replace("must be ", "");
+    noteField(this.path, name, { kind: "per_group", required: def === undefined, rule: `${what}, or a list of one per param group`, ...(def === undefined ? {} : { default: def }) });
     if (v === undefined) {
-      if (def === undefined) this.fail(name, `required by ${this.type}: must be a number or a list of one per param group`);
-      return def;
+      if (def === undefined) this.missing(name, `${what}, or a list of one per param group`);
+      return this.put(name, def);
     }
-    const what = check?.what ?? "a number";
-    const one = (x: unknown, p: string): number => {
-      if (!isNum(x) || (check && !check.ok(x))) throw new SpecError(p, `must be ${what}, got ${show(x)}`);
-      return x;
-    };
     if (Array.isArray(v)) {
       if (v.length !== groups) {
         this.fail(
@@ -160,72 +101,66 @@ class Fields {
             : `${name} must have the same length as optimizer.param_groups. ${name} has ${v.length} values, param_groups has ${groups}.`,
         );
       }
-      return v.map((x, i) => one(x, joinPath(this.at(name), i)));
+      return this.put(name, v.map((x, i) => checkNum(joinPath(this.at(name), i), x, { ...rule, torch: undefined })));
     }
-    return one(v, this.at(name));
+    return this.put(name, checkNum(this.at(name), v, { ...rule, torch: undefined }));
   }
   intList(name: string): number[] {
     const v = this.raw(name);
-    this.note(name, "integers", "a list of integers");
-    if (!Array.isArray(v)) this.fail(name, `required by ${this.type}: must be a list of integers, got ${show(v)}`);
+    noteField(this.path, name, { kind: "integers", required: true, rule: "a list of integers" });
+    if (v === undefined) this.missing(name, "a list of integers");
+    if (!Array.isArray(v)) this.fail(name, `must be a list of integers, got ${describe(v)}`);
     checkListLimit(this.at(name), v.length, "milestones");
-    return v.map((x, i) => {
-      if (!isInt(x)) throw new SpecError(joinPath(this.at(name), i), `must be an integer, got ${show(x)}`);
-      return x;
-    });
+    return this.put(name, v.map((x, i) => checkNum(joinPath(this.at(name), i), x, { integer: true })));
   }
   /** An expression string (or one per group), parsed now so errors name the column. */
   expressions(name: string, groups: number, variable: string): string | string[] {
     const v = this.raw(name);
     const check = (x: unknown, p: string): string => {
-      if (typeof x !== "string") throw new SpecError(p, `must be an expression string over '${variable}', got ${show(x)}`);
+      if (typeof x !== "string") throw new SpecError(p, `must be an expression string over '${variable}', got ${describe(x)}`);
       parseExpr(x, [variable], p);
       return x;
     };
-    this.note(name, "expression", `an expression over '${variable}', or a list of one per param group`);
+    noteField(this.path, name, { kind: "expression", required: true, rule: `an expression over '${variable}', or a list of one per param group` });
     if (Array.isArray(v)) {
       if (v.length !== groups) {
         this.fail(name, `expected ${groups} lr_lambdas (one per param group), got ${v.length}`, `Expected ${groups} lr_lambdas, but got ${v.length}`);
       }
       return v.map((x, i) => check(x, joinPath(this.at(name), i)));
     }
-    if (v === undefined) this.fail(name, `required by ${this.type}: must be an expression over '${variable}' or a list of them`);
+    if (v === undefined) this.missing(name, `an expression over '${variable}', or a list of them`);
     return check(v, this.at(name));
   }
   /** Rejects fields no torch constructor takes. */
   finish(): void {
-    for (const key of Object.keys(this.obj)) {
-      if (this.used.has(key)) continue;
-      const why = NOT_SPEC_FIELDS[key];
-      this.fail(key, why ?? `unknown field for ${this.type}`);
-    }
+    this.done(NOT_SPEC_FIELDS);
   }
 }
 
-const inUnit: Check<number> = { ok: (v) => v >= 0 && v <= 1, what: "a float in [0, 1]" };
+const inUnit: NumRule = { min: 0, max: 1 };
 
 /** A Python number as an f-string prints it (ints as ints: JSON cannot tell 5.0 from 5). */
 const pyNum = (v: number): string => (Number.isInteger(v) ? String(v) : String(v).replace(/e([+-])(\d)$/, "e$10$2"));
-const positiveInt: Check<number> = { ok: (v) => v > 0, what: "a positive integer" };
-const nonZero: Check<number> = { ok: (v) => v !== 0, what: "a nonzero number" };
+const positiveInt: NumRule = { integer: true, gt: 0 };
+const nonZero: NumRule = { ne: 0 };
 
 /** Validates a spec for `groups` param groups and returns its canonical form. */
 export function validateTorchSpec(spec: unknown, groups: number, path = ""): CanonicalSpec {
   if (spec === null || typeof spec !== "object" || Array.isArray(spec)) {
-    throw new SpecError(path, `a spec must be an object with a "type", got ${show(spec)}`);
+    throw new SpecError(path, `a spec must be an object with a "type", got ${describe(spec)}`);
   }
   const obj = spec as Record<string, unknown>;
   const type = obj.type;
   if (!isTorchType(type)) {
-    throw new SpecError(joinPath(path, "type"), `unknown scheduler type ${show(type)}`);
+    throw new SpecError(joinPath(path, "type"), `unknown scheduler type ${describe(type)}`);
   }
-  const f = new Fields(obj, path, type);
+  const f = new TorchFields(obj, path, type);
   const out = readFields(type, f, groups);
   f.finish();
   return { type, ...out };
 }
 
-function readFields(type: TorchType, f: Fields, groups: number): Record<string, unknown> {
+function readFields(type: TorchType, f: TorchFields, groups: number): Record<string, unknown> {
   switch (type) {
     case "StepLR":
       // step_size 0: torch constructs it and raises at step 1 (integer modulo by zero); the rows stop there.
@@ -233,26 +168,14 @@ function readFields(type: TorchType, f: Fields, groups: number): Record<string, 
     case "MultiStepLR":
       return { milestones: f.intList("milestones"), gamma: f.number("gamma", 0.1) };
     case "ConstantLR": {
-      const factor = f.number("factor", 1.0 / 3, {
-        ok: (v) => v >= 0 && v <= 1,
-        what: "a float in [0, 1] (Constant multiplicative factor expected to be between 0 and 1.)",
-        torch: () => "Constant multiplicative factor expected to be between 0 and 1.",
-      });
+      const factor = f.number("factor", 1.0 / 3, { min: 0, max: 1, torch: () => "Constant multiplicative factor expected to be between 0 and 1." });
       // factor 0: torch divides by it at step total_iters (ZeroDivisionError): the rows stop there.
       return { factor, total_iters: f.int("total_iters", 5) };
     }
     case "LinearLR":
       return {
-        start_factor: f.number("start_factor", 1.0 / 3, {
-          ok: (v) => v > 0 && v <= 1,
-          what: "a float in (0, 1] (Starting multiplicative factor expected to be greater than 0 and less or equal to 1.)",
-          torch: () => "Starting multiplicative factor expected to be greater than 0 and less or equal to 1.",
-        }),
-        end_factor: f.number("end_factor", 1.0, {
-          ok: (v) => v >= 0 && v <= 1,
-          what: "a float in [0, 1] (Ending multiplicative factor expected to be between 0 and 1.)",
-          torch: () => "Ending multiplicative factor expected to be between 0 and 1.",
-        }),
+        start_factor: f.number("start_factor", 1.0 / 3, { gt: 0, max: 1, torch: () => "Starting multiplicative factor expected to be greater than 0 and less or equal to 1." }),
+        end_factor: f.number("end_factor", 1.0, { min: 0, max: 1, torch: () => "Ending multiplicative factor expected to be between 0 and 1." }),
         total_iters: f.int("total_iters", 5),
       };
     case "ExponentialLR":
@@ -269,7 +192,7 @@ function readFields(type: TorchType, f: Fields, groups: number): Record<string, 
     case "CosineAnnealingWarmRestarts":
       return {
         T_0: f.int("T_0", undefined, { ...positiveInt, torch: (v) => `Expected positive integer T_0, but got ${pyNum(v)}` }),
-        T_mult: f.int("T_mult", 1, { ok: (v) => v >= 1, what: "an integer >= 1", torch: (v) => `Expected integer T_mult >= 1, but got ${pyNum(v)}` }),
+        T_mult: f.int("T_mult", 1, { min: 1, torch: (v) => `Expected integer T_mult >= 1, but got ${pyNum(v)}` }),
         eta_min: etaMinOfWarmRestarts(f),
       };
     case "LambdaLR":
@@ -282,7 +205,7 @@ function readFields(type: TorchType, f: Fields, groups: number): Record<string, 
     case "ReduceLROnPlateau":
       return {
         mode: f.choice("mode", ["min", "max"] as const, "min", (m) => `mode ${m} is unknown!`),
-        factor: f.number("factor", 0.1, { ok: (v) => v < 1.0, what: "a number < 1.0 (Factor should be < 1.0.)", torch: () => "Factor should be < 1.0." }),
+        factor: f.number("factor", 0.1, { lt: 1, torch: () => "Factor should be < 1.0." }),
         patience: f.int("patience", 10),
         threshold: f.number("threshold", 1e-4),
         threshold_mode: f.choice("threshold_mode", ["rel", "abs"] as const, "rel", (m) => `threshold mode ${m} is unknown!`),
@@ -297,7 +220,7 @@ function readFields(type: TorchType, f: Fields, groups: number): Record<string, 
   }
 }
 
-function cyclicFields(f: Fields, groups: number): Record<string, unknown> {
+function cyclicFields(f: TorchFields, groups: number): Record<string, unknown> {
   const base_lr = f.perGroup("base_lr", groups);
   const max_lr = f.perGroup("max_lr", groups);
   // Sizes summing to 0: torch's constructor divides by zero (ZeroDivisionError, from the simulation).
@@ -315,7 +238,7 @@ function cyclicFields(f: Fields, groups: number): Record<string, unknown> {
   } else {
     // torch ignores mode when scale_fn is given.
     const m = f.raw("mode");
-    if (m !== undefined && typeof m !== "string") f.fail("mode", `must be a string, got ${show(m)}`);
+    if (m !== undefined && typeof m !== "string") f.fail("mode", `must be a string, got ${describe(m)}`);
     mode = (m as string | undefined) ?? "triangular";
   }
   return {
@@ -333,7 +256,7 @@ function cyclicFields(f: Fields, groups: number): Record<string, unknown> {
   };
 }
 
-function optionalPositiveInt(f: Fields, name: string): number | null {
+function optionalPositiveInt(f: TorchFields, name: string): number | null {
   const v = f.raw(name);
   const out = v === undefined || v === null ? null : f.int(name, undefined, { ...positiveInt, torch: (x) => `Expected positive integer ${name}, but got ${pyNum(x)}` });
   f.nullable(name, "integer", "a positive integer or null");
@@ -341,15 +264,15 @@ function optionalPositiveInt(f: Fields, name: string): number | null {
 }
 
 /** torch: `isinstance(eta_min, (float, int))`, else a ValueError naming the type. */
-function etaMinOfWarmRestarts(f: Fields): number {
+function etaMinOfWarmRestarts(f: TorchFields): number {
   const v = f.raw("eta_min");
   if (typeof v === "string") {
-    f.fail("eta_min", `must be a number, got ${show(v)}`, `Expected float or int eta_min, but got ${v} of type <class 'str'>`);
+    f.fail("eta_min", `must be a number, got ${describe(v)}`, `Expected float or int eta_min, but got ${v} of type <class 'str'>`);
   }
   return f.number("eta_min", 0.0);
 }
 
-function oneCycleFields(f: Fields, groups: number): Record<string, unknown> {
+function oneCycleFields(f: TorchFields, groups: number): Record<string, unknown> {
   const max_lr = f.perGroup("max_lr", groups);
   const total_steps = optionalPositiveInt(f, "total_steps");
   const epochs = optionalPositiveInt(f, "epochs");
@@ -395,7 +318,7 @@ export function oneCycleZeroDivisionStep(total: number, pctStart: number, threeP
   return null;
 }
 
-function childSpecs(f: Fields, groups: number): CanonicalSpec[] {
+function childSpecs(f: TorchFields, groups: number): CanonicalSpec[] {
   noteField(f.path, "schedulers", { kind: "specs", required: true, rule: "a list of at least one scheduler spec (a library schedule acts as LambdaLR)" });
   const v = f.raw("schedulers");
   if (!Array.isArray(v) || v.length < 1) {
@@ -403,7 +326,7 @@ function childSpecs(f: Fields, groups: number): CanonicalSpec[] {
       f.type === "ChainedScheduler"
         ? "ChainedScheduler expects at least one scheduler to be chained, but got no scheduler."
         : `${f.type} expects at least one scheduler, but got no scheduler.`;
-    f.fail("schedulers", `${f.type} expects at least one scheduler, got ${show(v)}`, Array.isArray(v) ? torchSays : undefined);
+    f.fail("schedulers", `${f.type} expects at least one scheduler, got ${describe(v)}`, Array.isArray(v) ? torchSays : undefined);
   }
   checkListLimit(f.at("schedulers"), v.length, "pieces");
   return v.map((child, i) => {
@@ -429,7 +352,7 @@ export function isLibraryChild(spec: unknown): boolean {
   return typeof type === "string" && !isTorchType(type) && (SCHEDULE_TYPES as readonly string[]).includes(type);
 }
 
-function sequentialFields(f: Fields, groups: number): Record<string, unknown> {
+function sequentialFields(f: TorchFields, groups: number): Record<string, unknown> {
   const schedulers = childSpecs(f, groups);
   const milestones = f.intList("milestones");
   if (milestones.length !== schedulers.length - 1) {
