@@ -7,32 +7,22 @@ import type { Bound, Constructed, GroupInit, MetricState, MomentumKey, PyExcepti
 import { Refusal, SpecError } from "../core/api";
 import { contentHash } from "../core/canonical";
 import { metricBound } from "../core/metric";
-import { compileFunction } from "../core/expr";
 import { rowEndOf } from "./row_end";
 import { ReplayPending, checkInterval, checkReplayTarget, replayBudgetSpent } from "../core/budget";
 import { CHAINABLE_TYPES, type CanonicalSpec, isLibraryChild, joinPath, validateTorchSpec } from "./validate";
+import { TORCH_CLASSES, type TorchClass, perGroup, pyOf } from "./classes";
 import { parseSchedule } from "../library/parse";
 import {
-  ChainedScheduler,
-  ConstantLR,
-  CosineAnnealingLR,
   CosineAnnealingWarmRestarts,
   CyclicLR,
   type SimGroup,
-  ExponentialLR,
   LambdaLR,
-  LinearLR,
-  MultiStepLR,
-  MultiplicativeLR,
   OneCycleLR,
   type PlateauConfig,
   type PlateauState,
-  PolynomialLR,
   PyError,
-  SequentialLR,
   StepFailure,
   type SimOptimizer,
-  StepLR,
   type DirectRows,
   type TorchScheduler,
   hasDirectRows,
@@ -55,8 +45,6 @@ export function bindTorch(spec: unknown, groups: GroupInit[], lastEpoch = -1): B
   return new TorchBound(canonical, groups, lastEpoch);
 }
 
-/** A Python exception as the wire carries it. */
-export const pyOf = (err: PyError): PyException => ({ type: err.pyType, message: err.pyMessage });
 
 function checkGroups(groups: unknown): asserts groups is GroupInit[] {
   if (!Array.isArray(groups) || groups.length === 0) {
@@ -86,33 +74,6 @@ function checkGroups(groups: unknown): asserts groups is GroupInit[] {
   });
 }
 
-const perGroup = (v: unknown, n: number): number[] =>
-  Array.isArray(v) ? (v as number[]) : new Array<number>(n).fill(v as number);
-
-function lambdas(spec: CanonicalSpec, n: number, path: string): ((epoch: number) => number)[] {
-  if (!Array.isArray(spec.lr_lambda)) {
-    // One function for every group: one call target keeps the hot loop monomorphic.
-    const p = joinPath(path, "lr_lambda");
-    return new Array<(epoch: number) => number>(n).fill(located(compileFunction(spec.lr_lambda as string, "epoch", p), p, "epoch"));
-  }
-  return (spec.lr_lambda as string[]).map((src, i) => {
-    const p = joinPath(joinPath(path, "lr_lambda"), i);
-    return located(compileFunction(src, "epoch", p), p, "epoch");
-  });
-}
-
-/** A user function whose Python errors name the spec field and the argument. */
-function located(fn: (v: number) => number, path: string, arg: string): (v: number) => number {
-  return (v) => {
-    try {
-      return fn(v);
-    } catch (err) {
-      if (err instanceof PyError) throw new SpecError(path, `raises ${err.message} at ${arg}=${v}`, pyOf(err));
-      throw err;
-    }
-  };
-}
-
 /**
  * Constructs the scheduler tree on `opt`, children first (each with
  * last_epoch=-1), as a user's code would; `lastEpoch` is the top one's.
@@ -134,67 +95,10 @@ function build(spec: CanonicalSpec, opt: SimOptimizer, path: string, lastEpoch =
 }
 
 function construct(s: CanonicalSpec, opt: SimOptimizer, path: string, children: TorchScheduler[]): TorchScheduler {
-  const n = opt.groups.length;
-  if (isLibraryChild(s)) return new LambdaLR(opt, path, Array(n).fill(parseSchedule(path, s).schedule.lr(1)));
-  const num = (k: string) => s[k] as number;
-  switch (s.type) {
-    case "StepLR":
-      return new StepLR(opt, path, num("step_size"), num("gamma"));
-    case "MultiStepLR":
-      return new MultiStepLR(opt, path, s.milestones as number[], num("gamma"));
-    case "ConstantLR":
-      return new ConstantLR(opt, path, num("factor"), num("total_iters"));
-    case "LinearLR":
-      return new LinearLR(opt, path, num("start_factor"), num("end_factor"), num("total_iters"));
-    case "ExponentialLR":
-      return new ExponentialLR(opt, path, num("gamma"));
-    case "PolynomialLR":
-      return new PolynomialLR(opt, path, num("total_iters"), num("power"));
-    case "CosineAnnealingLR":
-      return new CosineAnnealingLR(opt, path, num("T_max"), num("eta_min"));
-    case "CosineAnnealingWarmRestarts":
-      return new CosineAnnealingWarmRestarts(opt, path, num("T_0"), num("T_mult"), num("eta_min"));
-    case "LambdaLR":
-      return new LambdaLR(opt, path, lambdas(s, n, path));
-    case "MultiplicativeLR":
-      return new MultiplicativeLR(opt, path, lambdas(s, n, path));
-    case "CyclicLR": {
-      const scalePath = joinPath(path, "scale_fn");
-      return new CyclicLR(opt, path, {
-        baseLrs: perGroup(s.base_lr, n),
-        maxLrs: perGroup(s.max_lr, n),
-        stepSizeUp: num("step_size_up"),
-        stepSizeDown: s.step_size_down as number | null,
-        mode: s.mode as string,
-        gamma: num("gamma"),
-        scaleFn: s.scale_fn === null ? null : located(compileFunction(s.scale_fn as string, "x", scalePath), scalePath, "x"),
-        scaleMode: s.scale_mode as string,
-        cycleMomentum: s.cycle_momentum as boolean,
-        baseMomentums: perGroup(s.base_momentum, n),
-        maxMomentums: perGroup(s.max_momentum, n),
-      });
-    }
-    case "OneCycleLR":
-      return new OneCycleLR(opt, path, {
-        maxLrs: perGroup(s.max_lr, n),
-        totalSteps: (s.total_steps as number | null) ?? num("epochs") * num("steps_per_epoch"),
-        pctStart: num("pct_start"),
-        annealStrategy: s.anneal_strategy as "cos" | "linear",
-        cycleMomentum: s.cycle_momentum as boolean,
-        baseMomentums: perGroup(s.base_momentum, n),
-        maxMomentums: perGroup(s.max_momentum, n),
-        divFactor: num("div_factor"),
-        finalDivFactor: num("final_div_factor"),
-        threePhase: s.three_phase as boolean,
-      });
-    case "SequentialLR":
-      return new SequentialLR(opt, path, children, s.milestones as number[]);
-    case "ChainedScheduler":
-      return new ChainedScheduler(opt, path, children);
-    case "ReduceLROnPlateau":
-      break;
-  }
-  throw new SpecError(path, `${s.type} cannot be nested here`);
+  if (isLibraryChild(s)) return new LambdaLR(opt, path, Array(opt.groups.length).fill(parseSchedule(path, s).schedule.lr(1)));
+  const cls: TorchClass = TORCH_CLASSES[s.type];
+  if (cls.build === undefined) throw new SpecError(path, `${s.type} cannot be nested here`);
+  return cls.build(s, opt, path, children);
 }
 
 /** Visits every spec node of a tree. */
