@@ -191,7 +191,9 @@ class CosineAnnealingWarmRestarts(Bridged, _torch.CosineAnnealingWarmRestarts):
     ``step(epoch)`` (fractional epochs allowed) asks the server for that epoch;
     plain ``step()`` calls after it continue at epoch + 1, + 2, ... (torch's
     ``T_cur += 1`` with restarts), also from the server, as do ``T_cur`` and
-    ``T_i`` (per row on the wire).
+    ``T_i`` (per row on the wire). ``T_cur`` or ``T_i`` set by hand (a manual
+    restart) is sent as the origin of the rows after it, and the server's
+    step() continues from it as torch's does.
     """
 
     def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1, *, server=None) -> None:
@@ -218,18 +220,27 @@ class CosineAnnealingWarmRestarts(Bridged, _torch.CosineAnnealingWarmRestarts):
         self._step_count = 0  # torch's override of step() never counts
         self._mirror()
 
+    def _advance_to(self, k: int) -> None:
+        super()._advance_to(k)
+        # What the server's row says: any other T_cur/T_i was set by hand.
+        self._tcur_w, self._ti_w = self.T_cur, self.T_i
+
     def step(self, epoch=None) -> None:
         k = self.last_epoch + 1
-        if epoch is None and self._lo <= k < self._hi:
+        if epoch is None and self._lo <= k < self._hi and self.T_cur == self._tcur_w and self.T_i == self._ti_w:
             i = k - self._lo
             self._last_lr = self._write_row(self.optimizer.param_groups, self._lr_flat, None, i * self._groups)
             self.last_epoch = k
-            self.T_cur = int(self._tcur_flat[i])
-            self.T_i = int(self._ti_flat[i])
+            self.T_cur = self._tcur_w = int(self._tcur_flat[i])
+            self.T_i = self._ti_w = int(self._ti_flat[i])
             return
         if self._inert:
             super()._general_step(None)  # raises: the composite steps it
         if epoch is None and self._epoch_float is None:
+            if self.T_cur != self._tcur_w or self.T_i != self._ti_w:
+                lrs = [group_value(g["lr"]) for g in self.optimizer.param_groups]
+                self._origin = {"step": k - 1, "lr": lrs, "attrs": {"T_cur": float(self.T_cur), "T_i": float(self.T_i)}}
+                self._stream.seek(k, self._origin)
             self._advance_to(k)
             self._mirror()
             return
@@ -243,6 +254,7 @@ class CosineAnnealingWarmRestarts(Bridged, _torch.CosineAnnealingWarmRestarts):
             t_cur = float(window.attrs["T_cur"][0])
             self.T_cur = t_cur if isinstance(epoch, float) else int(t_cur)
             self.T_i = int(window.attrs["T_i"][0])
+        self._tcur_w, self._ti_w = self.T_cur, self.T_i
         self._epoch_float = epoch
         self.last_epoch = floor(epoch)
         self._hi = 0

@@ -276,4 +276,7 @@ def _flat(values) -> array:
 def _copy_origin(origin: Any) -> dict | None:
     if origin is None:
         return None
-    return {"step": int(origin["step"]), "lr": [float(v) for v in origin["lr"]]}
+    copy: dict = {"step": int(origin["step"]), "lr": [float(v) for v in origin["lr"]]}
+    if origin.get("attrs"):
+        copy["attrs"] = {name: float(v) for name, v in origin["attrs"].items()}
+    return copy

@@ -70,13 +70,10 @@ def window_message(handle: str, start: int, count: int, origin: dict | None = No
     """`window`, or `rebase` when an origin is given (same reply; says what it means in logs)."""
     if origin is None:
         return {"type": "window", "hash": handle, "start": int(start), "count": int(count)}
-    return {
-        "type": "rebase",
-        "hash": handle,
-        "start": int(start),
-        "count": int(count),
-        "origin": {"step": int(origin["step"]), "lr": [float(v) for v in origin["lr"]]},
-    }
+    wire: dict[str, Any] = {"step": int(origin["step"]), "lr": [float(v) for v in origin["lr"]]}
+    if origin.get("attrs"):
+        wire["attrs"] = {name: float(v) for name, v in origin["attrs"].items()}
+    return {"type": "rebase", "hash": handle, "start": int(start), "count": int(count), "origin": wire}
 
 
 def epoch_message(handle: str, epochs: list[float], lr: list[float] | None = None) -> dict:

@@ -238,3 +238,34 @@ def test_composite_children_follow_torch_across_windows_on_the_fast_path():
                     assert mine.last_epoch == torchs.last_epoch, step
                     assert mine.get_last_lr() == pytest.approx(torchs.get_last_lr(), rel=1e-12, abs=0), step
     assert ours[3]._hi > 0  # the composite itself is on the fast path
+
+
+def test_warm_restarts_t_cur_set_by_hand_restarts_as_in_torch(server, tmp_path):
+    """A manual restart (``T_cur = 0``) or a new period (``T_i``) carries into later steps, and through a checkpoint."""
+
+    def run(module, **kw):
+        opt = make_optimizer("sgd2")
+        sched = module.CosineAnnealingWarmRestarts(opt, T_0=6, T_mult=2, **kw)
+        lrs = []
+        for step in range(40):
+            opt.step()
+            sched.step()
+            if step == 8:
+                sched.T_cur = 0
+            if step == 20:
+                sched.T_cur, sched.T_i = 1, 5
+            lrs.append([g["lr"] for g in opt.param_groups] + [sched.T_cur, sched.T_i])
+            if step == 25 and module is B:
+                # A fresh scheduler resumed from a checkpoint continues the same way.
+                torch.save(sched.state_dict(), tmp_path / "sgdr.pt")
+                opt2 = make_optimizer("sgd2")
+                opt2.load_state_dict(opt.state_dict())
+                sched = module.CosineAnnealingWarmRestarts(opt2, T_0=6, T_mult=2, **kw)
+                sched.load_state_dict(torch.load(tmp_path / "sgdr.pt"))
+                opt = opt2
+        return lrs
+
+    ours, theirs = run(B, server=server), run(T)
+    assert len(ours) == len(theirs) == 40
+    for k, (a, b) in enumerate(zip(ours, theirs)):
+        assert a == pytest.approx(b, rel=1e-12, abs=0), k

@@ -130,6 +130,12 @@ function cases(): VectorCase[] {
       request: { v: 2, id: 23, type: "window", hash: restarts, start: 0, count: 5 },
     },
     {
+      name: "rebase_attrs",
+      about: "CosineAnnealingWarmRestarts with T_cur and T_i set by hand at row 3 (values with a fraction: the request holds no integer-valued floats); rows 4.. continue from them",
+      setup: [open(8, WARM_RESTARTS, PLAIN_GROUPS)],
+      request: { v: 2, id: 26, type: "rebase", hash: restarts, start: 4, count: 3, origin: { step: 3, lr: [0.05], attrs: { T_cur: 0.5, T_i: 4.5 } } },
+    },
+    {
       name: "window_cycle_starts",
       about: "rows [0, 6) of a CyclicLR (cycles of 4 steps): cycle_starts",
       setup: [open(24, CYCLIC, PLAIN_GROUPS)],

@@ -183,6 +183,7 @@ describe("readRequest", () => {
     ["start (BAD_REQUEST)", { v: 2, id: 1, type: "window", hash: HASH, start: 3, count: 1, origin: { step: 3, lr: [0.1] } }, "BAD_REQUEST", "start"],
     ["origin.lr (BAD_REQUEST)", { v: 2, id: 1, type: "window", hash: HASH, start: 3, count: 1, origin: { step: 1, lr: [] } }, "BAD_REQUEST", "origin.lr"],
     ["origin (BAD_REQUEST)", { v: 2, id: 1, type: "rebase", hash: HASH, start: 3, count: 1 }, "BAD_REQUEST", "origin"],
+    ["origin.attrs.T_cur (BAD_REQUEST)", { v: 2, id: 1, type: "rebase", hash: HASH, start: 3, count: 1, origin: { step: 1, lr: [0.1], attrs: { T_cur: "0" } } }, "BAD_REQUEST", "origin.attrs.T_cur"],
     ["epochs (BAD_REQUEST)", { v: 2, id: 1, type: "epoch", hash: HASH, epochs: [] }, "BAD_REQUEST", "epochs"],
     ["epochs[1] (BAD_REQUEST)", { v: 2, id: 1, type: "epoch", hash: HASH, epochs: [0, NaN] }, "BAD_REQUEST", "epochs[1]"],
     ["epochs (WINDOW_TOO_LARGE)", { v: 2, id: 1, type: "epoch", hash: HASH, epochs: new Array(MAX_WINDOW + 1).fill(0) }, "WINDOW_TOO_LARGE", "epochs"],

@@ -59,6 +59,11 @@ export interface Constructed {
 export interface Rebase {
   step: number;
   lr: number[];
+  /**
+   * Scheduler attributes set by hand at row `step` (CosineAnnealingWarmRestarts'
+   * T_cur and T_i): rows after it continue from them, as torch's step() does.
+   */
+  attrs?: Record<string, number>;
 }
 
 /** Client-carried state of a metric-driven schedule (ReduceLROnPlateau, range test). */
@@ -81,6 +86,8 @@ export interface Bound {
   readonly groups: number;
   /** Chainable: an lr edited by hand carries into later rows (see Rebase). */
   readonly chainable: boolean;
+  /** Attributes an origin may set (see Rebase), for schedules whose step() reads them. */
+  readonly originAttrs?: readonly string[];
   /**
    * The first row the schedule refuses (torch's OneCycleLR past total_steps,
    * also inside composites); null when every row exists. Clients never ask

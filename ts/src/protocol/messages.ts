@@ -257,7 +257,16 @@ function readOrigin(value: unknown): Rebase {
   if (!isPlainMap(value)) bad("origin", "expected a map {step, lr}");
   const step = readInt(value, "step", 0, "origin.step");
   if (!Array.isArray(value.lr) || value.lr.length === 0) bad("origin.lr", "expected a non-empty list of numbers");
-  return { step, lr: readFiniteList(value.lr, "origin.lr", MAX_GROUPS) };
+  const origin: Rebase = { step, lr: readFiniteList(value.lr, "origin.lr", MAX_GROUPS) };
+  if (value.attrs !== undefined && value.attrs !== null) {
+    const attrs = value.attrs;
+    if (!isPlainMap(attrs) || Object.keys(attrs).length > 8) bad("origin.attrs", "expected a map of at most 8 names to numbers");
+    for (const [name, v] of Object.entries(attrs)) {
+      if (typeof v !== "number" || !Number.isFinite(v)) bad(`origin.attrs.${name}`, "expected a finite number");
+    }
+    origin.attrs = attrs as Record<string, number>;
+  }
+  return origin;
 }
 
 function readWindow(body: Record<string, unknown>, type: "window" | "rebase"): WindowRequest {

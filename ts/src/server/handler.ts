@@ -259,7 +259,12 @@ export class Handler {
     const bound = this.lookup(request.hash);
     if (bound.kind !== "deterministic") throw new ProtocolError("WRONG_KIND", "window on a metric-driven schedule: send metric", "type");
     if (request.origin) {
-      if (!bound.chainable) throw new ProtocolError("WRONG_KIND", "origin on a schedule that is not chainable", "origin");
+      const attrs = Object.keys(request.origin.attrs ?? {});
+      const unknown = attrs.find((a) => !bound.originAttrs?.includes(a));
+      if (unknown !== undefined) {
+        throw new ProtocolError("BAD_REQUEST", `origin.attrs.${unknown}: this schedule has no such attribute (it takes ${bound.originAttrs?.join(", ") || "none"})`, `origin.attrs.${unknown}`);
+      }
+      if (!bound.chainable && attrs.length === 0) throw new ProtocolError("WRONG_KIND", "origin on a schedule that is not chainable", "origin");
       if (request.origin.lr.length !== bound.groups) {
         throw new ProtocolError("BAD_REQUEST", `origin.lr has ${request.origin.lr.length} values for ${bound.groups} groups`, "origin.lr");
       }

@@ -92,6 +92,11 @@ export abstract class TorchScheduler {
   }
 
   /** The chainable (recursive) form: torch's get_lr(). */
+  /** Sets an attribute a user changed by hand (an origin's attrs); only classes whose step() reads one take it. */
+  setAttr(name: string, _value: number): void {
+    throw new Error(`${this.constructor.name} has no attribute ${name} an origin may set`);
+  }
+
   getLr(): number[] {
     throw new PyError("NotImplementedError", ""); // LRScheduler.get_lr: `raise NotImplementedError`
   }

@@ -120,7 +120,8 @@ interface Sim {
   originKey: string;
 }
 
-const originKeyOf = (origin?: Rebase): string => (origin ? `${origin.step}|${origin.lr.join(",")}` : "");
+const originKeyOf = (origin?: Rebase): string =>
+  origin ? `${origin.step}|${origin.lr.join(",")}|${origin.attrs ? JSON.stringify(origin.attrs) : ""}` : "";
 
 /** Keys a constructor may write into a param group, in the order `opened` lists them. */
 const GROUP_KEYS = ["lr", "initial_lr", "max_lr", "min_lr", "base_momentum", "max_momentum", "momentum", "betas"] as const;
@@ -169,6 +170,7 @@ class TorchBound implements Bound {
   readonly momentumKey: MomentumKey;
   readonly groups: number;
   readonly chainable: boolean;
+  readonly originAttrs?: readonly string[];
   readonly rowEnd: number | null;
   /** Live simulations, most recently used last: sequential windows continue one. */
   private pool: Sim[] = [];
@@ -189,6 +191,7 @@ class TorchBound implements Bound {
     this.chainable = someNode(canonical, (s) => CHAINABLE_TYPES.has(s.type));
     this.firstRow = lastEpoch + 1;
     this.warmRestarts = canonical.type === "CosineAnnealingWarmRestarts";
+    if (this.warmRestarts) this.originAttrs = ["T_cur", "T_i"];
     this.childCount = Array.isArray(canonical.schedulers) ? canonical.schedulers.length : 0;
     // Constructing one surfaces constructor errors now; it is not kept, so a
     // bound spec that is never read costs no simulation (100k cached specs).
@@ -254,6 +257,7 @@ class TorchBound implements Bound {
     sim.opt.groups.forEach((g, i) => {
       g.lr = origin.lr[i];
     });
+    for (const [name, value] of Object.entries(origin.attrs ?? {})) sim.top.setAttr(name, value);
   }
 
   private record(sim: Sim, out: Rows, k: number): void {

@@ -20,6 +20,13 @@ export class CosineAnnealingWarmRestarts extends TorchScheduler {
     this.init();
   }
 
+  /** A user's `scheduler.T_cur = …` (a manual restart) or `T_i = …`: step() continues from it. */
+  override setAttr(name: string, value: number): void {
+    if (name === "T_cur") this.tCur = value;
+    else if (name === "T_i") this.tI = value;
+    else super.setAttr(name, value);
+  }
+
   override getLr(): number[] {
     const c = 1 + Math.cos(pyDiv(Math.PI * this.tCur, this.tI));
     const out = this.lrOut();
