@@ -42,7 +42,7 @@ function parseArgs(args: string[]): TopArgs | string {
 
 async function fetchStats(endpoint: string): Promise<StatsReply> {
   // A fresh REQ per poll: a lost reply cannot wedge the next one.
-  const socket = new Request({ linger: 0, receiveTimeout: 2000, sendTimeout: 2000 });
+  const socket = new Request({ linger: 0, receiveTimeout: 5000, sendTimeout: 5000 });
   socket.connect(endpoint);
   try {
     await socket.send(encodeBody({ v: PROTOCOL_VERSION, id: 1, type: "stats" }));
