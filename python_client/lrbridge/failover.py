@@ -43,6 +43,9 @@ from .transport import open_socket
 LOST_CHECK_S = 0.02
 # ZMTP heartbeats: a replica whose machine vanished (no FIN) is dropped after 3 of these.
 HEARTBEAT_MS = 1000
+# New sockets connect in parallel: the replica a client prefers gets this long
+# to finish connecting before the first request goes to whichever did first.
+CONNECT_GRACE_S = 0.1
 # Requests a channel remembers for resending (a stream waits for its newest one).
 CHANNEL_REMEMBERS = 8
 
@@ -67,6 +70,7 @@ class Replicas:
         self._sockets: list[zmq.Socket] = []
         self._poller: zmq.Poller | None = None
         self._pid = os.getpid()
+        self._connecting = False  # sockets made, no request sent yet
 
     def __len__(self) -> int:
         return len(self.endpoints)
@@ -82,6 +86,7 @@ class Replicas:
             self._poller = zmq.Poller()
             for sock in self._sockets:
                 self._poller.register(sock, zmq.POLLIN)
+            self._connecting = True
         return self._sockets
 
     def send(self, body: bytes, first: int, deadline: float) -> int | None:
@@ -91,6 +96,11 @@ class Replicas:
         """
         socks = self.sockets()
         n = len(socks)
+        if self._connecting:
+            self._connecting = False
+            grace = min(CONNECT_GRACE_S, deadline - time.monotonic())  # none for a send that must not wait
+            if grace > 0:
+                socks[first % n].poll(int(grace * 1000), zmq.POLLOUT)
         order = [(first + k) % n for k in range(n)]
         while True:
             for i in order:
@@ -106,6 +116,14 @@ class Replicas:
             for sock in socks:
                 writable.register(sock, zmq.POLLOUT)
             writable.poll(max(1, int(left * 1000)))
+
+    def send_to(self, i: int, body: bytes) -> bool:
+        """Send ``body`` to replica ``i`` if it is connected; whether it was sent."""
+        try:
+            self.sockets()[i].send(body, zmq.NOBLOCK)
+            return True
+        except zmq.Again:
+            return False
 
     def connected(self, i: int) -> bool:
         """Whether replica ``i`` has a live connection (a send to it would be queued)."""
@@ -202,16 +220,19 @@ class FreelanceChannel:
         self.endpoint = transport.endpoint
         self.replicas = Replicas(transport.endpoints)
         self._ids = itertools.count()
-        self._sent: dict[int, tuple[bytes, int]] = {}  # request id -> (body, replica it went to)
+        self._sent: dict[int, tuple[bytes, int | None]] = {}  # request id -> (body, replica it went to)
+        self.replicas.sockets()  # connecting while the first window is fetched
 
-    def send(self, msg: dict) -> int | None:
-        """Queue one request; its id, or None when no replica is connected."""
+    def send(self, msg: dict) -> int:
+        """Send one request to the client's replica without waiting; its id.
+
+        When that replica is not connected (yet, or any more), ``receive``
+        sends the request, to the first live replica.
+        """
         rid = next(self._ids)
         body = request_body(msg, rid)
-        target = self.replicas.send(body, self._transport.preferred, time.monotonic())
-        if target is None:
-            return None
-        self._sent[rid] = (body, target)
+        target = self._transport.preferred
+        self._sent[rid] = (body, target if self.replicas.send_to(target, body) else None)
         while len(self._sent) > CHANNEL_REMEMBERS:
             del self._sent[next(iter(self._sent))]
         return rid
@@ -222,6 +243,10 @@ class FreelanceChannel:
         if sent is None:
             return None
         body, target = sent
+        if target is None:
+            target = self.replicas.send(body, self._transport.preferred, time.monotonic() + timeout_s)
+            if target is None:
+                return None
         for tried in range(1, len(self.replicas) + 1):
             got = self.replicas.wait(request_id, target, time.monotonic() + timeout_s)
             if isinstance(got, tuple):

@@ -93,7 +93,7 @@ def test_a_replica_with_no_connection_is_skipped_without_waiting(replicas):
     replicas[0].stop()
     started = time.monotonic()
     assert client.hello()["replica"] == "r1"
-    assert time.monotonic() - started < 1.0  # far below the 5 s attempt
+    assert time.monotonic() - started < 2.5  # far below the 5 s attempt
 
 
 def test_a_replica_that_dies_holding_the_request_is_left_before_the_timeout(replicas):
@@ -103,7 +103,7 @@ def test_a_replica_that_dies_holding_the_request_is_left_before_the_timeout(repl
     started = time.monotonic()
     assert client.hello()["replica"] == "r1"
     elapsed = time.monotonic() - started
-    assert 0.3 <= elapsed < 2.0, elapsed  # the lost connection, not the 5 s timeout
+    assert 0.3 <= elapsed < 3.0, elapsed  # the lost connection, not the 5 s timeout
     assert replicas[0].types() == ["hello"]
 
 
@@ -223,8 +223,8 @@ def test_channel_tries_each_replica_once_then_gives_the_request_back(replicas):
     assert answered_by(replicas) == [["window"], ["window"], ["window"]]
 
 
-def test_channel_send_with_no_replica_connected_is_none(replicas):
-    client = client_on(replicas)
+def test_channel_send_with_no_replica_connected_goes_out_when_one_is(replicas):
+    client = client_on(replicas, first=0)
     channel = channel_on(client)
     for replica in replicas.replicas:
         replica.stop()
@@ -232,4 +232,11 @@ def test_channel_send_with_no_replica_connected_is_none(replicas):
     while any(channel.replicas.connected(i) for i in range(3)):
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    assert channel.send(window_message(HASH, 0, 2)) is None
+    started = time.monotonic()
+    waiting = channel.send(window_message(HASH, 0, 2))
+    assert time.monotonic() - started < 0.5  # send does not wait for a connection
+    assert channel.receive(waiting, 0.2) is None  # still no replica: the caller asks again
+    again = channel.send(window_message(HASH, 0, 2))
+    threading.Timer(0.2, replicas[2].start).start()
+    reply = channel.receive(again, 5.0)
+    assert reply["replica"] == "r2" and reply["start"] == 0
