@@ -138,9 +138,9 @@ class Replicas:
         socks = self.sockets()
         while True:
             left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            ready = dict(self._poller.poll(max(1, int(min(left, LOST_CHECK_S) * 1000))))
+            # Past the deadline, one look without waiting: a reply that came while
+            # this thread waited for the GIL is still taken.
+            ready = dict(self._poller.poll(int(min(max(left, 0.0), LOST_CHECK_S) * 1000)))
             for i, sock in enumerate(socks):
                 if sock not in ready:
                     continue
@@ -155,6 +155,8 @@ class Replicas:
                         continue  # garbage: our reply, if it comes, is another message
                     if reply.get("id") == request_id:
                         return reply, i
+            if left <= 0:
+                return None
             if target is not None and not self.connected(target):
                 return LOST
 
@@ -244,7 +246,11 @@ class FreelanceChannel:
             return None
         body, target = sent
         if target is None:
-            target = self.replicas.send(body, self._transport.preferred, time.monotonic() + timeout_s)
+            preferred = self._transport.preferred
+            if self._transport.replicas.connected(preferred):
+                # The client's replica is up: this channel's own connection to it is on its way.
+                self.replicas.sockets()[preferred].poll(int(timeout_s * 1000), zmq.POLLOUT)
+            target = self.replicas.send(body, preferred, time.monotonic() + timeout_s)
             if target is None:
                 return None
         for tried in range(1, len(self.replicas) + 1):

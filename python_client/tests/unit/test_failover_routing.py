@@ -240,3 +240,14 @@ def test_channel_send_with_no_replica_connected_goes_out_when_one_is(replicas):
     threading.Timer(0.2, replicas[2].start).start()
     reply = channel.receive(again, 5.0)
     assert reply["replica"] == "r2" and reply["start"] == 0
+
+
+def test_lrbridge_endpoint_with_commas_makes_the_default_client_fail_over(monkeypatch):
+    import lrbridge.client as client_module
+
+    monkeypatch.setenv("LRBRIDGE_ENDPOINT", "tcp://127.0.0.1:1, tcp://127.0.0.1:2")
+    monkeypatch.setattr(client_module, "_default", None)
+    client = client_module.default_client()
+    assert isinstance(client._transport, FreelanceTransport)
+    assert client._transport.endpoints == ["tcp://127.0.0.1:1", "tcp://127.0.0.1:2"]
+    client.close()
