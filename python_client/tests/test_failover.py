@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -93,6 +94,23 @@ def test_the_drop_in_takes_a_list_of_replicas(replicas):
             mark_stepped(opt)
             sched.step()
         PARITY.compare(values(opt_t), values(opt_b), f"OneCycleLR step {k + 1}")
+
+
+def test_a_forked_child_uses_its_own_sockets(replicas):
+    servers = replicas(2)
+    client = Client([s.endpoint for s in servers], timeout=2.0, retries=3)
+    opened = client.open(COSINE, GROUPS)
+    expected = client.window(opened, 0, 8).lr.tolist()
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's sockets are not touched, new ones are made
+        code = 1
+        try:
+            code = 0 if client.window(opened, 0, 8).lr.tolist() == expected else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert client.window(opened, 0, 8).lr.tolist() == expected  # the parent's sockets still work
 
 
 # --------------------------------------------------------------------------
