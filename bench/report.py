@@ -253,6 +253,12 @@ def startup_section(s: dict) -> list[str]:
     ]
 
 
+def _failover_section(s: dict) -> list[str]:
+    import failover
+
+    return failover.section(s)
+
+
 def markdown(r: dict) -> str:
     lines = header(r) + targets_table(r)
     sec = r["sections"]
@@ -264,6 +270,7 @@ def markdown(r: dict) -> str:
         "load": load_section,
         "cache": cache_section,
         "attacks": attacks_section,
+        "failover": _failover_section,
         "soak": soak_section,
     }
     for name, fn in render.items():

@@ -38,7 +38,7 @@ from .protocol import (
     window_from_reply,
     window_message,
 )
-from .transport import PrefetchChannel, ZmqTransport
+from .transport import PrefetchChannel, connect, endpoint_list
 
 DEFAULT_TIMEOUT_S = 2.0
 DEFAULT_RETRIES = 3
@@ -79,7 +79,7 @@ class Client:
 
     def __init__(
         self,
-        endpoint: str,
+        endpoint: "str | list[str]",
         *,
         timeout: float | None = None,
         retries: int | None = None,
@@ -87,9 +87,10 @@ class Client:
         on_open: "Callable[[Client, Opened], None] | None" = None,
         transport: Any = None,
     ):
-        self.endpoint = endpoint
+        # Several endpoints (a list, or one string with commas) are replicas: failover.py.
+        self.endpoint = endpoint if isinstance(endpoint, str) else ",".join(endpoint_list(endpoint))
         # revive: called when a request got no reply (see ZmqTransport).
-        self._transport = transport if transport is not None else ZmqTransport(endpoint, revive)
+        self._transport = transport if transport is not None else connect(endpoint, revive)
         self._on_open = on_open  # sees every schedule this client opens (the cross-rank check)
         self.timeout = float(timeout) if timeout is not None else _env_float("LRBRIDGE_TIMEOUT", DEFAULT_TIMEOUT_S)
         self.retries = int(retries) if retries is not None else _env_int("LRBRIDGE_RETRIES", DEFAULT_RETRIES)
@@ -285,12 +286,14 @@ def default_client() -> Client:
         return _default
 
 
-def resolve_client(server: "None | str | Client") -> Client:
-    """``server=`` as the schedulers take it: None, an endpoint string, or a Client."""
+def resolve_client(server: "None | str | list[str] | Client") -> Client:
+    """``server=`` as the schedulers take it: None, an endpoint string, a list of replicas, or a Client."""
     if server is None:
         return default_client()
     if isinstance(server, Client):
         return server
-    if isinstance(server, str):
+    if isinstance(server, (str, list, tuple)):
         return Client(server)
-    raise TypeError(f"lrbridge: server must be None, an endpoint string or a Client, got {type(server).__name__}")
+    raise TypeError(
+        f"lrbridge: server must be None, an endpoint string, a list of endpoints or a Client, got {type(server).__name__}"
+    )

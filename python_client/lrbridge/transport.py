@@ -3,7 +3,11 @@ answered now, a DEALER ``PrefetchChannel`` for requests answered later.
 
 ``ZmqTransport`` is what a ``Client`` sends through; anything with the same
 ``exchange``/``channel``/``close`` methods can stand in for it (an in-process
-server in unit tests).
+server in unit tests). ``connect`` picks the transport for an endpoint string:
+several comma-separated endpoints (replicas) get ``failover.FreelanceTransport``.
+
+Every socket is made by ``open_socket``, so options that apply to all of them
+go in one place.
 """
 
 from __future__ import annotations
@@ -17,6 +21,51 @@ import zmq
 
 from .errors import ProtocolError, ServerUnavailable
 from .protocol import decode, request_body
+
+
+def open_socket(kind: int, endpoint: str, *, immediate: bool = False, heartbeat_ms: int = 0) -> zmq.Socket:
+    """A socket of type ``kind`` connected to ``endpoint``, linger 0.
+
+    ``immediate`` (ZMQ_IMMEDIATE): messages queue only on a completed
+    connection, so a send to a peer that is not there fails at once instead of
+    waiting in a queue for it. ``heartbeat_ms``: ZMTP pings at that interval; a
+    peer silent for three of them counts as disconnected (a machine that
+    vanished without closing its connections).
+    """
+    # Context.instance() is per process (pyzmq re-creates it after fork).
+    sock = zmq.Context.instance().socket(kind)
+    sock.setsockopt(zmq.LINGER, 0)
+    if immediate:
+        sock.setsockopt(zmq.IMMEDIATE, 1)
+    if heartbeat_ms > 0:
+        sock.setsockopt(zmq.HEARTBEAT_IVL, heartbeat_ms)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3 * heartbeat_ms)
+    sock.connect(endpoint)
+    return sock
+
+
+def endpoint_list(endpoint: "str | list[str] | tuple[str, ...]") -> list[str]:
+    """``tcp://a:5555,tcp://b:5555`` (or a list of endpoints) as a list; empty items dropped."""
+    items = endpoint.split(",") if isinstance(endpoint, str) else list(endpoint)
+    endpoints = [item.strip() for item in items if item and item.strip()]
+    if not endpoints:
+        raise ValueError(f"lrbridge: no endpoint in {endpoint!r}")
+    return endpoints
+
+
+def connect(endpoint: "str | list[str] | tuple[str, ...]", revive: Callable[[], bool] | None = None):
+    """The transport for ``endpoint``: Lazy Pirate for one server, Freelance failover for several.
+
+    With ``revive`` (a server this process started) the endpoint is taken whole.
+    """
+    if revive is not None and isinstance(endpoint, str):
+        return ZmqTransport(endpoint, revive)
+    endpoints = endpoint_list(endpoint)
+    if len(endpoints) == 1:
+        return ZmqTransport(endpoints[0], revive)
+    from .failover import FreelanceTransport
+
+    return FreelanceTransport(endpoints)
 
 
 class ZmqTransport:
@@ -34,11 +83,7 @@ class ZmqTransport:
         self._pid = os.getpid()
 
     def _fresh_socket(self) -> zmq.Socket:
-        # Context.instance() is per process (pyzmq re-creates it after fork).
-        sock = zmq.Context.instance().socket(zmq.REQ)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(self.endpoint)
-        return sock
+        return open_socket(zmq.REQ, self.endpoint)
 
     def _drop_socket(self) -> None:
         if self._socket is not None:
@@ -109,9 +154,7 @@ class PrefetchChannel:
             # A forked child must not touch the parent's socket.
             self._socket, self._pid = None, os.getpid()
         if self._socket is None:
-            self._socket = zmq.Context.instance().socket(zmq.DEALER)
-            self._socket.setsockopt(zmq.LINGER, 0)
-            self._socket.connect(self.endpoint)
+            self._socket = open_socket(zmq.DEALER, self.endpoint)
         request_id = next(self._ids)
         try:
             self._socket.send(request_body(msg, request_id), zmq.NOBLOCK)
