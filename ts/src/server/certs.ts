@@ -25,6 +25,22 @@ export function isZ85Key(text: string): boolean {
   return Z85_KEY.test(text);
 }
 
+/** Z85 (ZeroMQ RFC 32) of bytes whose length is a multiple of 4: how a raw ZAP credential becomes a key. */
+export function z85Encode(bytes: Uint8Array): string {
+  if (bytes.length % 4 !== 0) throw new RangeError(`Z85 needs a multiple of 4 bytes, got ${bytes.length}`);
+  let out = "";
+  for (let i = 0; i < bytes.length; i += 4) {
+    let value = ((bytes[i] << 24) | (bytes[i + 1] << 16) | (bytes[i + 2] << 8) | bytes[i + 3]) >>> 0;
+    let chunk = "";
+    for (let k = 0; k < 5; k++) {
+      chunk = Z85_ALPHABET[value % 85] + chunk;
+      value = Math.floor(value / 85);
+    }
+    out += chunk;
+  }
+  return out;
+}
+
 /** Parses a certificate's text the way pyzmq's load_certificate does (`public-key = "…"`, `secret-key = "…"`). */
 export function parseCertificate(text: string, source = "certificate"): Certificate {
   let publicKey: string | null = null;
@@ -71,6 +87,19 @@ export function readPublicKeys(dir: string): Map<string, string> {
   const keys = new Map<string, string>();
   for (const name of names) keys.set(readCertificate(join(dir, name)).publicKey, name);
   return keys;
+}
+
+/**
+ * CURVE client options from LRBRIDGE_SERVER_KEY (a .key file or Z85 text)
+ * and LRBRIDGE_CLIENT_KEY (a .key_secret file), as the Python client reads
+ * them; none when LRBRIDGE_SERVER_KEY is unset.
+ */
+export function clientCurveOptions(env: NodeJS.ProcessEnv): { curveServerKey?: string; curvePublicKey?: string; curveSecretKey?: string } {
+  const server = env.LRBRIDGE_SERVER_KEY?.trim();
+  if (!server) return {};
+  const serverKey = isZ85Key(server) ? server : readCertificate(server).publicKey;
+  const client = env.LRBRIDGE_CLIENT_KEY ? readSecretCertificate(env.LRBRIDGE_CLIENT_KEY) : curveKeyPair();
+  return { curveServerKey: serverKey, curvePublicKey: client.publicKey, curveSecretKey: client.secretKey };
 }
 
 const PUBLIC_BANNER = [
