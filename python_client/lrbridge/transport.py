@@ -15,6 +15,7 @@ from typing import Callable
 
 import zmq
 
+from .curve import CurveKeys, Watch, connect
 from .errors import ProtocolError, ServerUnavailable
 from .protocol import decode, request_body
 
@@ -25,8 +26,10 @@ class ZmqTransport:
     fresh one. The server answers every request from its fields alone, so a
     retried request is harmless."""
 
-    def __init__(self, endpoint: str, revive: Callable[[], bool] | None = None) -> None:
+    def __init__(self, endpoint: str, revive: Callable[[], bool] | None = None, curve: CurveKeys | None = None) -> None:
         self.endpoint = endpoint
+        self._curve = curve  # CURVE keys for tcp (curve.py); a refused handshake raises AuthError
+        self._watch: Watch | None = None
         # Called when a request got no reply: restarts a server this process
         # owns if it died (True), or raises ServerUnavailable when it gives up.
         self._revive = revive
@@ -35,37 +38,40 @@ class ZmqTransport:
 
     def _fresh_socket(self) -> zmq.Socket:
         # Context.instance() is per process (pyzmq re-creates it after fork).
-        sock = zmq.Context.instance().socket(zmq.REQ)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(self.endpoint)
-        return sock
+        self._watch = Watch(zmq.REQ, self.endpoint, self._curve)
+        return self._watch.socket
 
     def _drop_socket(self) -> None:
         if self._socket is not None:
-            self._socket.close(linger=0)
-            self._socket = None
+            self._watch.close()
+            self._socket = self._watch = None
 
     def close(self) -> None:
         """Close the socket; a later request opens a new one."""
         if self._pid == os.getpid():
             self._drop_socket()
-        self._socket = None
+        self._socket = self._watch = None
 
     def channel(self) -> "PrefetchChannel":
-        return PrefetchChannel(self.endpoint)
+        return PrefetchChannel(self.endpoint, self._curve)
 
     def exchange(self, body: bytes, timeout: float, retries: int) -> dict:
         """The decoded reply to ``body``; ServerUnavailable after ``retries`` silent attempts of ``timeout`` s."""
         if self._pid != os.getpid():
             # A forked child must not touch the parent's socket.
-            self._socket, self._pid = None, os.getpid()
+            self._socket, self._watch, self._pid = None, None, os.getpid()
         timeout_ms = max(1, int(timeout * 1000))
         started = time.monotonic()
         for _attempt in range(retries):
             if self._socket is None:
                 self._socket = self._fresh_socket()
             self._socket.send(body)
-            if self._socket.poll(timeout_ms, zmq.POLLIN):
+            try:
+                replied = self._watch.poll(timeout_ms)
+            except BaseException:
+                self._drop_socket()  # AuthError or Ctrl-C: a REQ left waiting could never send again
+                raise
+            if replied:
                 return decode(self._socket.recv())
             # REQ is now stuck waiting for a reply: only a new socket can send again.
             self._drop_socket()
@@ -97,8 +103,9 @@ class PrefetchChannel:
     retries, re-open after a server restart). One user, one thread at a time.
     """
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, curve: CurveKeys | None = None) -> None:
         self.endpoint = endpoint
+        self._curve = curve
         self._socket: zmq.Socket | None = None
         self._pid = os.getpid()
         self._ids = itertools.count()
@@ -109,9 +116,7 @@ class PrefetchChannel:
             # A forked child must not touch the parent's socket.
             self._socket, self._pid = None, os.getpid()
         if self._socket is None:
-            self._socket = zmq.Context.instance().socket(zmq.DEALER)
-            self._socket.setsockopt(zmq.LINGER, 0)
-            self._socket.connect(self.endpoint)
+            self._socket = connect(zmq.DEALER, self.endpoint, self._curve)
         request_id = next(self._ids)
         try:
             self._socket.send(request_body(msg, request_id), zmq.NOBLOCK)
