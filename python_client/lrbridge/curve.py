@@ -155,6 +155,8 @@ class Watch:
             )
         elif self._keys is None:
             why = "the handshake failed: the server requires CURVE; set LRBRIDGE_SERVER_KEY and LRBRIDGE_CLIENT_KEY"
+        elif value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+            why = "this server does not use CURVE: connect without LRBRIDGE_SERVER_KEY, or to its CURVE endpoint"
         else:
             why = (
                 "the CURVE handshake failed: LRBRIDGE_SERVER_KEY is not this server's public key, "

@@ -116,6 +116,18 @@ def test_the_wrong_server_key_raises_auth_error(curve_server, keys):
             client.hello()
 
 
+def test_keys_against_a_server_without_curve_raise_auth_error(server_cli, keys):
+    plain = Served(server_cli, "--bind", "tcp://127.0.0.1:0")
+    try:
+        with curve_client(plain.endpoint, keys, timeout=60, retries=1) as client:
+            with pytest.raises(AuthError, match="does not use CURVE") as caught:
+                client.hello()
+        # A mechanism mismatch (_PROTOCOL), or the server hanging up first (_NO_DETAIL): either says why.
+        assert caught.value.event in ("HANDSHAKE_FAILED_PROTOCOL", "HANDSHAKE_FAILED_NO_DETAIL")
+    finally:
+        plain.stop()
+
+
 def test_a_client_key_without_a_server_key_is_a_configuration_error(keys):
     with pytest.raises(ValueError, match="LRBRIDGE_SERVER_KEY"):
         Client("tcp://127.0.0.1:9", server_key="", client_key=str(keys / "clients" / "alice.key_secret"))
