@@ -220,3 +220,39 @@ def test_top_reads_a_curve_server_with_the_same_keys(curve_server, keys, server_
     )
     labels = [label for s in json.loads(out.stdout)["schedules"] for label in s["clients"]]
     assert "gpu-3:77 top_test.py" in labels  # an allowed key is an authenticated peer
+
+
+def test_sighup_rereads_the_allow_list(server_cli, keys, tmp_path):
+    import shutil
+    import signal
+
+    allow = tmp_path / "allow"
+    allow.mkdir()
+    shutil.copy(keys / "clients" / "alice.key", allow)
+    served = Served(
+        server_cli, "--bind", "tcp://127.0.0.1:0",
+        "--curve-secret", str(keys / "server" / "server.key_secret"), "--allow", str(allow),
+    )
+    try:
+        with curve_client(served.endpoint, keys, "others/mallory", timeout=60, retries=1) as client:
+            with pytest.raises(AuthError):
+                client.hello()
+        shutil.copy(keys / "others" / "mallory.key", allow)
+        (allow / "alice.key").unlink()  # revoked
+        served.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while True:  # the reload is asynchronous to us: ask until it has happened
+            try:
+                with curve_client(served.endpoint, keys, "others/mallory", timeout=60, retries=1) as client:
+                    assert client.hello()["type"] == "hello"
+                break
+            except AuthError:
+                assert time.monotonic() < deadline, "SIGHUP did not reload the allow-list"
+                time.sleep(0.1)
+        with curve_client(served.endpoint, keys, timeout=60, retries=1) as client:
+            with pytest.raises(AuthError):
+                client.hello()
+        assert served.process.poll() is None  # SIGHUP reloads, it does not stop the server
+    finally:
+        stderr = served.stop()
+    assert "allow-lists reloaded: serving 1" in stderr

@@ -117,7 +117,8 @@ export async function run(args: string[]): Promise<number> {
     process.stderr.write(`lrbridge serve: ${err.message}\n`);
     return 2;
   }
-  process.on("SIGHUP", () => server.reloadKeys());
+  // Only with keys: otherwise a hangup still ends a server started from a terminal, as before.
+  if (parsed.curveSecret) process.on("SIGHUP", () => server.reloadKeys());
 
   let stopping: Promise<void> | null = null;
   const stop = (signal: string) => {
