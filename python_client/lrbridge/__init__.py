@@ -10,11 +10,12 @@ import importlib
 from typing import Any
 
 from .client import Client, Opened, Window, default_client, resolve_client
-from .errors import BadRequest, LRBridgeError, ProtocolError, ServerUnavailable, SpecError
+from .errors import AuthError, BadRequest, LRBridgeError, ProtocolError, ServerUnavailable, SpecError
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuthError",
     "BadRequest",
     "Client",
     "LRBridgeError",

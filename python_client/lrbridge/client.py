@@ -38,6 +38,7 @@ from .protocol import (
     window_from_reply,
     window_message,
 )
+from .curve import curve_keys
 from .transport import PrefetchChannel, connect, endpoint_list
 
 DEFAULT_TIMEOUT_S = 2.0
@@ -75,6 +76,11 @@ class Client:
     ``timeout`` (seconds per attempt) and ``retries`` (attempts in all) default
     to the env vars LRBRIDGE_TIMEOUT (2.0) and LRBRIDGE_RETRIES (3): a dead
     server is reported after about ``timeout * retries`` seconds.
+
+    ``server_key`` (the server's ``.key`` file or Z85 public key) and
+    ``client_key`` (this client's ``.key_secret`` file) default to
+    LRBRIDGE_SERVER_KEY and LRBRIDGE_CLIENT_KEY: CURVE on tcp endpoints
+    (``curve.py``); a refused handshake raises AuthError.
     """
 
     def __init__(
@@ -86,11 +92,16 @@ class Client:
         revive: Callable[[], bool] | None = None,
         on_open: "Callable[[Client, Opened], None] | None" = None,
         transport: Any = None,
+        server_key: str | None = None,
+        client_key: str | None = None,
     ):
         # Several endpoints (a list, or one string with commas) are replicas: failover.py.
         self.endpoint = endpoint if isinstance(endpoint, str) else ",".join(endpoint_list(endpoint))
         # revive: called when a request got no reply (see ZmqTransport).
-        self._transport = transport if transport is not None else connect(endpoint, revive)
+        if transport is None:
+            on_tcp = any(e.startswith("tcp://") for e in endpoint_list(endpoint))
+            transport = connect(endpoint, revive, curve_keys(server_key, client_key) if on_tcp else None)
+        self._transport = transport
         self._on_open = on_open  # sees every schedule this client opens (the cross-rank check)
         self.timeout = float(timeout) if timeout is not None else _env_float("LRBRIDGE_TIMEOUT", DEFAULT_TIMEOUT_S)
         self.retries = int(retries) if retries is not None else _env_int("LRBRIDGE_RETRIES", DEFAULT_RETRIES)

@@ -23,6 +23,21 @@ class ServerUnavailable(LRBridgeError):
         self.endpoint = endpoint
 
 
+class AuthError(LRBridgeError):
+    """The server refused this client's CURVE handshake: a key not in its
+    allow-list, no key for a CURVE endpoint, or the wrong server key.
+
+    Raised as soon as the socket monitor reports the failed handshake
+    (``event``: ``HANDSHAKE_FAILED_AUTH``, ``_PROTOCOL`` or ``_NO_DETAIL``),
+    not after the retry deadline: retrying cannot help.
+    """
+
+    def __init__(self, message: str, *, endpoint: str | None = None, event: str = "") -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.event = event
+
+
 class SpecError(LRBridgeError, ValueError):
     """The spec breaks a rule. A ValueError, as torch raises for bad arguments.
 

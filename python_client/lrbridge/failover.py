@@ -36,6 +36,7 @@ import zmq
 
 from .errors import ProtocolError, ServerUnavailable
 from .protocol import decode, request_body
+from .curve import CurveKeys
 from .transport import open_socket
 
 # How often a wait checks that its replica is still connected: a replica that
@@ -65,8 +66,9 @@ def request_id(body: bytes) -> Any:
 class Replicas:
     """One DEALER per endpoint (made on first use, again after a fork)."""
 
-    def __init__(self, endpoints: list[str]) -> None:
+    def __init__(self, endpoints: list[str], curve: "CurveKeys | None" = None) -> None:
         self.endpoints = list(endpoints)
+        self.curve = curve  # the client's CURVE keys, for tcp replicas
         self._sockets: list[zmq.Socket] = []
         self._poller: zmq.Poller | None = None
         self._pid = os.getpid()
@@ -81,7 +83,8 @@ class Replicas:
             self._sockets, self._poller, self._pid = [], None, os.getpid()
         if not self._sockets:
             self._sockets = [
-                open_socket(zmq.DEALER, endpoint, immediate=True, heartbeat_ms=HEARTBEAT_MS) for endpoint in self.endpoints
+                open_socket(zmq.DEALER, endpoint, immediate=True, heartbeat_ms=HEARTBEAT_MS, curve=self.curve)
+                for endpoint in self.endpoints
             ]
             self._poller = zmq.Poller()
             for sock in self._sockets:
@@ -170,10 +173,11 @@ class Replicas:
 class FreelanceTransport:
     """A ``Client``'s transport over several replicas (same interface as ``ZmqTransport``)."""
 
-    def __init__(self, endpoints: list[str]) -> None:
+    def __init__(self, endpoints: list[str], curve: "CurveKeys | None" = None) -> None:
         self.endpoints = list(endpoints)
         self.endpoint = ",".join(self.endpoints)
-        self.replicas = Replicas(self.endpoints)
+        self.curve = curve
+        self.replicas = Replicas(self.endpoints, curve)
         # Where the next request goes first: the replica that answered last.
         self.preferred = random.randrange(len(self.endpoints))
 
@@ -220,7 +224,7 @@ class FreelanceChannel:
     def __init__(self, transport: FreelanceTransport) -> None:
         self._transport = transport
         self.endpoint = transport.endpoint
-        self.replicas = Replicas(transport.endpoints)
+        self.replicas = Replicas(transport.endpoints, transport.curve)
         self._ids = itertools.count()
         self._sent: dict[int, tuple[bytes, int | None]] = {}  # request id -> (body, replica it went to)
         self.replicas.sockets()  # connecting while the first window is fetched

@@ -19,18 +19,28 @@ from typing import Callable
 
 import zmq
 
+from .curve import CurveKeys, Watch, use_keys
 from .errors import ProtocolError, ServerUnavailable
 from .protocol import decode, request_body
 
 
-def open_socket(kind: int, endpoint: str, *, immediate: bool = False, heartbeat_ms: int = 0) -> zmq.Socket:
-    """A socket of type ``kind`` connected to ``endpoint``, linger 0.
+def open_socket(
+    kind: int,
+    endpoint: str,
+    *,
+    immediate: bool = False,
+    heartbeat_ms: int = 0,
+    curve: CurveKeys | None = None,
+    connect: bool = True,
+) -> zmq.Socket:
+    """A socket of type ``kind`` connected to ``endpoint`` (unless ``connect`` is False), linger 0.
 
     ``immediate`` (ZMQ_IMMEDIATE): messages queue only on a completed
     connection, so a send to a peer that is not there fails at once instead of
     waiting in a queue for it. ``heartbeat_ms``: ZMTP pings at that interval; a
     peer silent for three of them counts as disconnected (a machine that
-    vanished without closing its connections).
+    vanished without closing its connections). ``curve``: the client's CURVE
+    keys, applied on tcp (curve.py).
     """
     # Context.instance() is per process (pyzmq re-creates it after fork).
     sock = zmq.Context.instance().socket(kind)
@@ -40,7 +50,9 @@ def open_socket(kind: int, endpoint: str, *, immediate: bool = False, heartbeat_
     if heartbeat_ms > 0:
         sock.setsockopt(zmq.HEARTBEAT_IVL, heartbeat_ms)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3 * heartbeat_ms)
-    sock.connect(endpoint)
+    use_keys(sock, endpoint, curve)
+    if connect:
+        sock.connect(endpoint)
     return sock
 
 
@@ -53,19 +65,24 @@ def endpoint_list(endpoint: "str | list[str] | tuple[str, ...]") -> list[str]:
     return endpoints
 
 
-def connect(endpoint: "str | list[str] | tuple[str, ...]", revive: Callable[[], bool] | None = None):
+def connect(
+    endpoint: "str | list[str] | tuple[str, ...]",
+    revive: Callable[[], bool] | None = None,
+    curve: CurveKeys | None = None,
+):
     """The transport for ``endpoint``: Lazy Pirate for one server, Freelance failover for several.
 
     With ``revive`` (a server this process started) the endpoint is taken whole.
+    ``curve``: the client's keys for tcp endpoints.
     """
     if revive is not None and isinstance(endpoint, str):
-        return ZmqTransport(endpoint, revive)
+        return ZmqTransport(endpoint, revive, curve)
     endpoints = endpoint_list(endpoint)
     if len(endpoints) == 1:
-        return ZmqTransport(endpoints[0], revive)
+        return ZmqTransport(endpoints[0], revive, curve)
     from .failover import FreelanceTransport
 
-    return FreelanceTransport(endpoints)
+    return FreelanceTransport(endpoints, curve)
 
 
 class ZmqTransport:
@@ -74,8 +91,10 @@ class ZmqTransport:
     fresh one. The server answers every request from its fields alone, so a
     retried request is harmless."""
 
-    def __init__(self, endpoint: str, revive: Callable[[], bool] | None = None) -> None:
+    def __init__(self, endpoint: str, revive: Callable[[], bool] | None = None, curve: CurveKeys | None = None) -> None:
         self.endpoint = endpoint
+        self._curve = curve  # CURVE keys for tcp (curve.py); a refused handshake raises AuthError
+        self._watch: Watch | None = None
         # Called when a request got no reply: restarts a server this process
         # owns if it died (True), or raises ServerUnavailable when it gives up.
         self._revive = revive
@@ -83,34 +102,40 @@ class ZmqTransport:
         self._pid = os.getpid()
 
     def _fresh_socket(self) -> zmq.Socket:
-        return open_socket(zmq.REQ, self.endpoint)
+        self._watch = Watch(zmq.REQ, self.endpoint, self._curve)
+        return self._watch.socket
 
     def _drop_socket(self) -> None:
         if self._socket is not None:
-            self._socket.close(linger=0)
-            self._socket = None
+            self._watch.close()
+            self._socket = self._watch = None
 
     def close(self) -> None:
         """Close the socket; a later request opens a new one."""
         if self._pid == os.getpid():
             self._drop_socket()
-        self._socket = None
+        self._socket = self._watch = None
 
     def channel(self) -> "PrefetchChannel":
-        return PrefetchChannel(self.endpoint)
+        return PrefetchChannel(self.endpoint, self._curve)
 
     def exchange(self, body: bytes, timeout: float, retries: int) -> dict:
         """The decoded reply to ``body``; ServerUnavailable after ``retries`` silent attempts of ``timeout`` s."""
         if self._pid != os.getpid():
             # A forked child must not touch the parent's socket.
-            self._socket, self._pid = None, os.getpid()
+            self._socket, self._watch, self._pid = None, None, os.getpid()
         timeout_ms = max(1, int(timeout * 1000))
         started = time.monotonic()
         for _attempt in range(retries):
             if self._socket is None:
                 self._socket = self._fresh_socket()
             self._socket.send(body)
-            if self._socket.poll(timeout_ms, zmq.POLLIN):
+            try:
+                replied = self._watch.poll(timeout_ms)
+            except BaseException:
+                self._drop_socket()  # AuthError or Ctrl-C: a REQ left waiting could never send again
+                raise
+            if replied:
                 return decode(self._socket.recv())
             # REQ is now stuck waiting for a reply: only a new socket can send again.
             self._drop_socket()
@@ -142,8 +167,9 @@ class PrefetchChannel:
     retries, re-open after a server restart). One user, one thread at a time.
     """
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, curve: CurveKeys | None = None) -> None:
         self.endpoint = endpoint
+        self._curve = curve
         self._socket: zmq.Socket | None = None
         self._pid = os.getpid()
         self._ids = itertools.count()
@@ -154,7 +180,7 @@ class PrefetchChannel:
             # A forked child must not touch the parent's socket.
             self._socket, self._pid = None, os.getpid()
         if self._socket is None:
-            self._socket = open_socket(zmq.DEALER, self.endpoint)
+            self._socket = open_socket(zmq.DEALER, self.endpoint, curve=self._curve)
         request_id = next(self._ids)
         try:
             self._socket.send(request_body(msg, request_id), zmq.NOBLOCK)

@@ -5,6 +5,7 @@ const USAGE = `usage: lrbridge <command> [options]
 
 commands:
   eval   print a schedule's values as torch would produce them (JSON)
+  keys   generate a CURVE key pair for a server or a client (DIR [NAME])
   plot   draw schedules' lr and momentum curves (-o FILE.svg|FILE.png)
   serve  serve schedules over ZeroMQ (--bind tcp://127.0.0.1:5555 | ipc://PATH)
   top    live view of the schedules a server is serving (--connect ENDPOINT)
@@ -33,6 +34,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "eval":
       return (await import("./commands/eval")).run(rest);
+    case "keys":
+      return (await import("./commands/keys")).run(rest);
     case "plot":
       return (await import("./commands/plot")).run(rest);
     case "serve":

@@ -1,11 +1,13 @@
 /** `lrbridge serve`: parse options, serve until SIGINT/SIGTERM, exit 0. */
 import { bind } from "../bind";
 import { DEFAULT_CACHE_BYTES, DEFAULT_CACHE_SIZE } from "../server/handler";
+import { SecurityError } from "../server/security";
 import { startServer } from "../server/server";
 
 const DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555";
 
 const USAGE = `usage: lrbridge serve [--bind ENDPOINT] [--cache N] [--cache-mib M] [--exit-on-stdin-eof]
+                     [--curve-secret FILE --allow DIR [--admin-allow DIR]] [--insecure]
 
   --bind ENDPOINT  tcp://HOST:PORT (port 0 picks a free port) or ipc://PATH
                    (default ${DEFAULT_ENDPOINT})
@@ -15,7 +17,16 @@ const USAGE = `usage: lrbridge serve [--bind ENDPOINT] [--cache N] [--cache-mib 
   --exit-on-stdin-eof
                    shut down when stdin closes: a server embedded in a training
                    process dies with it, however that process ends
+  --curve-secret FILE
+                   the server's secret certificate (lrbridge keys DIR server):
+                   tcp endpoints use CURVE and admit only allowed client keys
+  --allow DIR      client public keys (*.key) admitted on the serving endpoint
+  --admin-allow DIR
+                   client public keys admitted on the admin endpoint
+                   (SIGHUP re-reads both directories)
+  --insecure       allow a tcp bind beyond loopback without CURVE (warns)
 
+A tcp bind that is not loopback refuses to start without --curve-secret.
 Prints "lrbridge serving on <endpoint>" to stdout once bound.
 `;
 
@@ -24,6 +35,10 @@ export interface ServeArgs {
   cacheSize: number;
   cacheBytes: number;
   exitOnStdinEof: boolean;
+  curveSecret?: string;
+  allow?: string;
+  adminAllow?: string;
+  insecure?: true;
 }
 
 /** Parses `serve` options; returns a usage message instead when they are wrong. */
@@ -64,6 +79,17 @@ export function parseServeArgs(args: string[]): ServeArgs | { error: string } | 
       case "--exit-on-stdin-eof":
         parsed.exitOnStdinEof = true;
         break;
+      case "--curve-secret":
+      case "--allow":
+      case "--admin-allow": {
+        const path = value();
+        if (!path) return { error: `${flag} needs a path` };
+        parsed[flag === "--curve-secret" ? "curveSecret" : flag === "--allow" ? "allow" : "adminAllow"] = path;
+        break;
+      }
+      case "--insecure":
+        parsed.insecure = true;
+        break;
       default:
         return { error: `unknown option ${args[i]}` };
     }
@@ -82,7 +108,17 @@ export async function run(args: string[]): Promise<number> {
     return 2;
   }
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const server = await startServer({ endpoint: parsed.endpoint, cacheSize: parsed.cacheSize, cacheBytes: parsed.cacheBytes, bind, log });
+  const security = { curveSecret: parsed.curveSecret, allow: parsed.allow, adminAllow: parsed.adminAllow, insecure: parsed.insecure };
+  let server;
+  try {
+    server = await startServer({ endpoint: parsed.endpoint, cacheSize: parsed.cacheSize, cacheBytes: parsed.cacheBytes, bind, log, security });
+  } catch (err) {
+    if (!(err instanceof SecurityError)) throw err;
+    process.stderr.write(`lrbridge serve: ${err.message}\n`);
+    return 2;
+  }
+  // Only with keys: otherwise a hangup still ends a server started from a terminal, as before.
+  if (parsed.curveSecret) process.on("SIGHUP", () => server.reloadKeys());
 
   let stopping: Promise<void> | null = null;
   const stop = (signal: string) => {

@@ -6,6 +6,8 @@
 import { Request } from "zeromq";
 import { decodeBody, encodeBody, PROTOCOL_VERSION } from "../protocol";
 import type { ScheduleActivity, StatsReply } from "../protocol";
+import { clientCurveOptions } from "../server/certs";
+import { printable } from "../server/labels";
 
 const USAGE = `usage: lrbridge top --connect ENDPOINT [--once] [--json] [--interval SECONDS]
 
@@ -13,6 +15,9 @@ const USAGE = `usage: lrbridge top --connect ENDPOINT [--once] [--json] [--inter
   --once              print one snapshot and exit (default: refresh until Ctrl-C)
   --json              print the raw stats reply as JSON (implies --once)
   --interval SECONDS  refresh period (default 1)
+
+A CURVE server (tcp): LRBRIDGE_SERVER_KEY (its .key file or Z85 public key) and
+LRBRIDGE_CLIENT_KEY (a .key_secret file in its allow-list), as for the Python client.
 `;
 
 interface TopArgs {
@@ -42,7 +47,8 @@ function parseArgs(args: string[]): TopArgs | string {
 
 async function fetchStats(endpoint: string): Promise<StatsReply> {
   // A fresh REQ per poll: a lost reply cannot wedge the next one.
-  const socket = new Request({ linger: 0, receiveTimeout: 5000, sendTimeout: 5000 });
+  const curve = endpoint.startsWith("tcp://") ? clientCurveOptions(process.env) : {};
+  const socket = new Request({ linger: 0, receiveTimeout: 5000, sendTimeout: 5000, ...curve });
   socket.connect(endpoint);
   try {
     await socket.send(encodeBody({ v: PROTOCOL_VERSION, id: 1, type: "stats" }));
@@ -79,7 +85,7 @@ export function renderStats(stats: StatsReply, endpoint: string, nowSeconds = Da
     progress(s),
     String(s.windows),
     ago(nowSeconds - s.last_seen),
-    s.clients.join(", ") || "-",
+    printable(s.clients.join(", ")) || "-",
   ]);
   const header = ["TYPE", "SPEC", "GROUPS", "SERVED", "WINDOWS", "LAST SEEN", "CLIENTS"];
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));

@@ -5,6 +5,7 @@
  */
 import type { Bound } from "../core/api";
 import type { ScheduleActivity } from "../protocol";
+import { escapeLabel, redactLabel } from "./labels";
 import { LruCache } from "./lru";
 
 export const ACTIVITY_CAPACITY = 1024;
@@ -18,6 +19,7 @@ export class Activity {
   opened(hash: string, bound: Bound, client?: string): void {
     const entry = this.entry(hash, bound);
     entry.opens += 1;
+    if (client) client = escapeLabel(client);
     if (client && !entry.clients.includes(client)) {
       entry.clients.push(client);
       if (entry.clients.length > MAX_CLIENTS_SHOWN) entry.clients.shift();
@@ -34,9 +36,11 @@ export class Activity {
     this.entry(hash, bound).metric_steps += 1;
   }
 
-  /** Most recently active first. */
-  list(): ScheduleActivity[] {
-    return [...this.table.values()].reverse().map((e) => ({ ...e, clients: [...e.clients] }));
+  /** Most recently active first; client labels redacted unless the asker is `authenticated`. */
+  list(authenticated = true): ScheduleActivity[] {
+    return [...this.table.values()]
+      .reverse()
+      .map((e) => ({ ...e, clients: authenticated ? [...e.clients] : e.clients.map(redactLabel) }));
   }
 
   private entry(hash: string, bound: Bound): ScheduleActivity {

@@ -93,13 +93,16 @@ export class Handler {
     return this.handleDecoded(body).reply;
   }
 
-  /** Raw body bytes → encoded reply (and what it was, for logging). Never throws. */
-  handleBytes(bytes: Uint8Array, peer = ""): Handled & { bytes: Buffer } {
-    const handled = this.handleRaw(bytes, peer);
+  /**
+   * Raw body bytes → encoded reply (and what it was, for logging). Never throws.
+   * `authenticated`: the peer came through CURVE or ipc (`stats` shows it who opened what).
+   */
+  handleBytes(bytes: Uint8Array, peer = "", authenticated = true): Handled & { bytes: Buffer } {
+    const handled = this.handleRaw(bytes, peer, authenticated);
     return { ...handled, bytes: this.encode(handled.reply) };
   }
 
-  private handleRaw(bytes: Uint8Array, peer: string): Handled {
+  private handleRaw(bytes: Uint8Array, peer: string, authenticated: boolean): Handled {
     if (bytes.byteLength > MAX_REQUEST_BYTES) {
       return { reply: errorReply(null, "TOO_LARGE", `request of ${bytes.byteLength} bytes is over ${MAX_REQUEST_BYTES}`) };
     }
@@ -109,17 +112,17 @@ export class Handler {
     } catch (err) {
       return { reply: errorReply(null, "BAD_FRAME", `body is not one msgpack value: ${messageOf(err)}`) };
     }
-    return this.handleDecoded(body, peer);
+    return this.handleDecoded(body, peer, authenticated);
   }
 
-  private handleDecoded(body: unknown, peer = ""): Handled {
-    const handled = this.handleCounted(body, peer);
+  private handleDecoded(body: unknown, peer = "", authenticated = true): Handled {
+    const handled = this.handleCounted(body, peer, authenticated);
     this.requests += 1;
     if (handled.reply.type === "error") this.errors += 1;
     return handled;
   }
 
-  private handleCounted(body: unknown, peer: string): Handled {
+  private handleCounted(body: unknown, peer: string, authenticated: boolean): Handled {
     if (!isPlainMap(body)) return { reply: errorReply(null, "BAD_FRAME", "body is not a msgpack map") };
     const id = readId(body);
     let request: RequestBody;
@@ -129,7 +132,7 @@ export class Handler {
       return { reply: this.replyForError(id, err) };
     }
     try {
-      return { reply: this.dispatch(request, id as number, peer), request };
+      return { reply: this.dispatch(request, id as number, peer, authenticated), request };
     } catch (err) {
       return { reply: this.replyForError(id, err), request };
     }
@@ -145,7 +148,7 @@ export class Handler {
     }
   }
 
-  private dispatch(request: RequestBody, id: number, peer: string): Reply {
+  private dispatch(request: RequestBody, id: number, peer: string, authenticated: boolean): Reply {
     switch (request.type) {
       case "hello":
         return this.hello(id);
@@ -159,11 +162,11 @@ export class Handler {
       case "metric":
         return this.metric(request, id);
       case "stats":
-        return this.stats(id);
+        return this.stats(id, authenticated);
     }
   }
 
-  private stats(id: number): StatsReply {
+  private stats(id: number, authenticated: boolean): StatsReply {
     return {
       v: PROTOCOL_VERSION,
       id,
@@ -176,7 +179,7 @@ export class Handler {
       cache_capacity: this.cache.capacity,
       cache_bytes: this.cache.bytes,
       cache_max_bytes: this.cache.maxBytes,
-      schedules: this.activity.list(),
+      schedules: this.activity.list(authenticated),
     };
   }
 

@@ -4,16 +4,19 @@
  * Handler; this file only moves frames and logs.
  */
 import { unlinkSync } from "node:fs";
-import { Router } from "zeromq";
+import type { Router, SocketOptions } from "zeromq";
 import { errorReply, Handler, HandlerOptions } from "./handler";
 import { encodeBody } from "../protocol";
 import { splitFrames } from "./envelope";
+import { Security, SecurityOptions } from "./security";
 
 export interface ServerOptions extends HandlerOptions {
   /** `tcp://host:port` (port 0 picks a free one) or `ipc://path`. */
   endpoint: string;
   /** One line per event (open, internal error); stderr in the CLI. */
   log?: (line: string) => void;
+  /** CURVE keys and allow-lists, or `insecure`; without them tcp binds only to loopback. */
+  security?: Omit<SecurityOptions, "log">;
 }
 
 export interface RunningServer {
@@ -23,6 +26,8 @@ export interface RunningServer {
   readonly done: Promise<void>;
   /** Stops serving, closes the socket and removes an ipc socket file. */
   close(): Promise<void>;
+  /** Re-reads the allow-lists (SIGHUP). */
+  reloadKeys(): void;
 }
 
 /** Above this size libzmq drops the peer instead of us answering TOO_LARGE. */
@@ -35,6 +40,17 @@ const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 const SEND_HWM = 2;
 /** Reply bytes kept waiting for one peer that is not reading; more are dropped. */
 const PEER_OUTBOX_BYTES = 32 * 1024 * 1024;
+/**
+ * Every ROUTER the server binds. mandatory + sendTimeout 0: a full peer queue
+ * is an immediate EAGAIN the Outbox handles, never a silent drop.
+ */
+export const ROUTER_OPTIONS: SocketOptions<Router> = {
+  linger: 0,
+  maxMessageSize: MAX_FRAME_BYTES,
+  sendHighWaterMark: SEND_HWM,
+  mandatory: true,
+  sendTimeout: 0,
+};
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const log = options.log ?? (() => {});
@@ -45,10 +61,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       options.onInternalError?.(err);
     },
   });
-  // mandatory + sendTimeout 0: a full peer queue is an immediate EAGAIN the Outbox handles, never a silent drop.
-  const socket = new Router({ linger: 0, maxMessageSize: MAX_FRAME_BYTES, sendHighWaterMark: SEND_HWM, mandatory: true, sendTimeout: 0 });
-  await socket.bind(options.endpoint);
-  const endpoint = socket.lastEndpoint ?? options.endpoint;
+  const security = new Security({ ...options.security, log });
+  let bound;
+  try {
+    bound = await security.bindRouter(options.endpoint, "serving", ROUTER_OPTIONS);
+  } catch (err) {
+    await security.close();
+    throw err;
+  }
+  const { socket, endpoint, authenticated } = bound;
   const ipcPath = ipcFilePath(endpoint);
 
   let closing = false;
@@ -56,7 +77,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const done = (async () => {
     try {
       for await (const frames of socket) {
-        outbox.push(replyFrames(handler, frames, log));
+        outbox.push(replyFrames(handler, frames, log, authenticated));
         // Let queued replies and timers run between requests.
         if (outbox.waiting) await outbox.flush();
       }
@@ -73,16 +94,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       closing = true;
       socket.close();
       await done.catch(() => {});
+      await security.close();
       if (ipcPath) removeQuietly(ipcPath);
     },
+    reloadKeys: () => security.reload(),
   };
 }
 
 /** One incoming message → the reply frames (same envelope head). Never throws. */
-function replyFrames(handler: Handler, frames: Buffer[], log: (line: string) => void): Buffer[] {
+function replyFrames(handler: Handler, frames: Buffer[], log: (line: string) => void, authenticated: boolean): Buffer[] {
   const split = splitFrames(frames);
   if ("malformed" in split) return [...split.head, encodeBody(errorReply(null, "BAD_FRAME", split.malformed))];
-  const handled = handler.handleBytes(split.body, split.head[0].toString("hex"));
+  const handled = handler.handleBytes(split.body, split.head[0].toString("hex"), authenticated);
   if (handled.request?.type === "open" && handled.reply.type === "opened") {
     const spec = handled.request.spec;
     const specType = typeof spec.type === "string" ? spec.type : "?";
