@@ -1,0 +1,378 @@
+"""The schedule registry from Python: named, immutable versions, aliases, audit.
+
+    v = lrbridge.publish("team/cosine", spec, message="longer warmup")   # admin
+    lrbridge.alias("team/cosine", "prod", v.version, expect=v.version - 1)  # admin
+    lrbridge.resolve("team/cosine@prod")        # -> Version(name, version, spec_hash, canonical, ...)
+    sched = lrbridge.Schedule(optimizer, "team/cosine@prod")
+
+A ref is ``namespace/name[@selector]`` (a version ``@3``, an alias ``@prod``,
+a content address ``@sha256:HEX``; none means ``@latest``). The server owns
+every rule about refs: ``parse_ref`` here only splits one for messages.
+
+``publish`` and ``alias`` change the registry and go to the admin endpoint:
+``admin=`` (an endpoint string or a Client), else ``LRBRIDGE_ADMIN_ENDPOINT``,
+else the serving endpoint (which accepts them over ipc://, or with
+``--dev-admin``; otherwise the server answers ``Forbidden``). Reads go to
+``server=`` as the schedulers take it (None: ``LRBRIDGE_ENDPOINT`` or the
+embedded server).
+
+What a scheduler opened from a ref keeps in ``state_dict()['_registry']``
+(the pin): the ref as written; the resolved name, version and ``spec_hash``;
+the canonical spec (a checkpoint resumes without the registry); the engine
+(the server's ``hello.server``); a digest of the first rows; the group state
+it was opened with; and the version switches of the run.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import os
+import socket
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from .client import Client, Opened, resolve_client
+from .errors import ProtocolError
+
+__all__ = [
+    "Ref",
+    "Version",
+    "alias",
+    "diff",
+    "history",
+    "is_ref",
+    "parse_ref",
+    "publish",
+    "resolve",
+    "runs",
+]
+
+# Rows of a schedule hashed into a pin's digest: enough to tell two engines apart.
+DIGEST_ROWS = 64
+# diff's row limit (PROTOCOL.md, "diff")
+MAX_DIFF_STEPS = 1 << 20
+_UNSET: Any = object()
+
+
+# --------------------------------------------------------------------------
+# Refs, for messages (the server validates them)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A ref split at its ``/`` and ``@``: ``namespace``, ``name``, ``selector`` (None: latest)."""
+
+    text: str
+    namespace: str
+    name: str
+    selector: str | None
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+    @property
+    def unpinned(self) -> bool:
+        """A bare name or ``@latest``: the version it means changes with each publish."""
+        return self.selector in (None, "latest")
+
+    def at(self, version: int) -> str:
+        return f"{self.full_name}@{version}"
+
+
+def parse_ref(ref: str) -> Ref:
+    """Split ``namespace/name[@selector]`` for display; never raises (the server says what is wrong)."""
+    text = str(ref)
+    base, sep, selector = text.partition("@")
+    namespace, slash, name = base.partition("/")
+    if not slash:
+        namespace, name = "", base
+    return Ref(text, namespace, name, selector if sep else None)
+
+
+def is_ref(value: Any) -> bool:
+    """A str that is not JSON: what ``Schedule(optimizer, "team/cosine@prod")`` takes as a ref."""
+    return isinstance(value, str) and not value.lstrip().startswith("{")
+
+
+# --------------------------------------------------------------------------
+# Which endpoint
+
+
+def admin_client(admin: "None | str | Client" = None, server: "None | str | Client" = None) -> Client:
+    """Where publish/alias go: ``admin``, LRBRIDGE_ADMIN_ENDPOINT, else the serving endpoint."""
+    if admin is not None:
+        return resolve_client(admin)
+    endpoint = os.environ.get("LRBRIDGE_ADMIN_ENDPOINT")
+    if endpoint:
+        return _admin_from_env(endpoint)
+    return resolve_client(server)
+
+
+_env_admin: dict[tuple[int, str], Client] = {}
+
+
+def _admin_from_env(endpoint: str) -> Client:
+    key = (os.getpid(), endpoint)
+    client = _env_admin.get(key)
+    if client is None:
+        client = _env_admin[key] = Client(endpoint)
+    return client
+
+
+def _who() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in containers without a passwd entry
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _reply(reply: dict, expected: str) -> dict:
+    if reply.get("type") != expected:
+        raise ProtocolError("BAD_REPLY", f"expected a {expected!r} reply, got {reply.get('type')!r}")
+    return {k: v for k, v in reply.items() if k not in ("v", "id", "type")}
+
+
+# --------------------------------------------------------------------------
+# Messages
+
+
+@dataclass(frozen=True)
+class Version:
+    """One immutable version of a name (``resolve`` and ``publish`` replies)."""
+
+    name: str
+    version: int
+    spec_hash: str
+    canonical: Any
+    message: str | None = None
+    author: str | None = None
+    created_at: float | None = None
+    # resolve: the ref asked for, and whether it named the version or its hash
+    ref: str | None = None
+    pinned: bool | None = None
+    # publish: False when the content equals an existing version (that version is returned)
+    created: bool | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+def resolve(ref: str, *, server: "None | str | Client" = None) -> Version:
+    """What ``ref`` names now. UnknownRef / BadRef when it names nothing."""
+    r = _reply(resolve_client(server).request({"type": "resolve", "ref": str(ref)}), "resolved")
+    return Version(
+        name=str(r["name"]),
+        version=int(r["version"]),
+        spec_hash=str(r["spec_hash"]),
+        canonical=r.get("canonical"),
+        message=r.get("message"),
+        author=r.get("author"),
+        created_at=None if r.get("created_at") is None else float(r["created_at"]),
+        ref=str(r.get("ref", ref)),
+        pinned=bool(r.get("pinned")),
+    )
+
+
+def publish(
+    name: str,
+    spec: Any,
+    message: str | None = None,
+    *,
+    author: str | None = None,
+    admin: "None | str | Client" = None,
+) -> Version:
+    """Publish ``spec`` (a dict or a ``lrbridge.spec`` builder) as the next version of ``name``.
+
+    Content equal to an existing version returns that version (``created``
+    False). An invalid spec raises SpecError and writes nothing."""
+    from .schedule import as_spec  # torch only when publishing (as_spec lives with Schedule)
+
+    msg: dict[str, Any] = {"type": "publish", "name": str(name), "spec": as_spec(spec)}
+    if message is not None:
+        msg["message"] = str(message)
+    msg["author"] = author if author is not None else _who()
+    r = _reply(admin_client(admin).request(msg), "published")
+    return Version(
+        name=str(r["name"]),
+        version=int(r["version"]),
+        spec_hash=str(r["spec_hash"]),
+        canonical=r.get("canonical"),
+        message=message,
+        author=msg["author"],
+        created=bool(r.get("created")),
+    )
+
+
+def alias(
+    name: str,
+    alias: str,
+    version: int,
+    *,
+    expect: "int | None" = _UNSET,
+    why: str | None = None,
+    who: str | None = None,
+    admin: "None | str | Client" = None,
+) -> dict:
+    """Point ``name@alias`` at ``version``; returns ``{name, alias, from, to, at}``.
+
+    ``expect``: compare-and-set, the version the alias points at now (None:
+    the alias must not exist yet); a lost race raises AliasConflict and moves
+    nothing. Left out, the move is unconditional."""
+    msg: dict[str, Any] = {"type": "alias", "name": str(name), "alias": str(alias), "version": int(version)}
+    if expect is not _UNSET:
+        msg["expect"] = None if expect is None else int(expect)
+    msg["who"] = who if who is not None else _who()
+    if why is not None:
+        msg["why"] = str(why)
+    return _reply(admin_client(admin).request(msg), "aliased")
+
+
+def history(name: str, at: float | None = None, *, server: "None | str | Client" = None) -> dict:
+    """``{name, versions, aliases, events}``, oldest first; ``at`` (Unix seconds): the aliases then."""
+    msg: dict[str, Any] = {"type": "history", "name": str(name)}
+    if at is not None:
+        msg["at"] = float(at)
+    return _reply(resolve_client(server).request(msg), "history")
+
+
+def diff(a: str, b: str, steps: int = 1000, groups: list | None = None, *, server: "None | str | Client" = None) -> dict:
+    """Where two refs part: ``{a, b, paths, first_step, max_abs, max_rel}`` over rows ``[0, steps)``."""
+    msg: dict[str, Any] = {"type": "diff", "a": str(a), "b": str(b), "steps": int(steps)}
+    if groups is not None:
+        msg["groups"] = groups
+    return _reply(resolve_client(server).request(msg), "diff")
+
+
+def runs(ref: str | None = None, *, run: str | None = None, server: "None | str | Client" = None) -> list[dict]:
+    """Runs newest first: those that used what ``ref`` resolves to, or the run ``run`` (with its events)."""
+    msg: dict[str, Any] = {"type": "runs"}
+    if ref is not None:
+        msg["ref"] = str(ref)
+    if run is not None:
+        msg["run"] = str(run)
+    return list(_reply(resolve_client(server).request(msg), "runs")["runs"])
+
+
+# --------------------------------------------------------------------------
+# Pins: what a checkpoint keeps of a schedule opened from a ref
+
+_engines: "weakref.WeakKeyDictionary[Client, str]" = weakref.WeakKeyDictionary()
+
+
+def engine(client: Client) -> str:
+    """The server's engine version (``hello.server``), asked once per client."""
+    value = _engines.get(client)
+    if value is None:
+        value = _engines[client] = str(client.hello().get("server", "unknown"))
+    return value
+
+
+def rows_digest(client: Client, opened: Opened) -> dict:
+    """sha256 of the first rows' lr and momentum (float64 LE), or of a metric schedule's first values."""
+    h = hashlib.sha256()
+    if opened.kind == "metric":
+        h.update(msgpack.packb({"lr": opened.lr, "momentum": opened.momentum}, use_bin_type=True))
+        return {"rows": 1, "sha256": h.hexdigest()}
+    rows = DIGEST_ROWS if opened.row_end is None else max(1, min(DIGEST_ROWS, opened.row_end))
+    window = client.window(opened, 0, rows)
+    h.update(window.lr.astype("<f8").tobytes())
+    if window.momentum is not None:
+        h.update(window.momentum.astype("<f8").tobytes())
+    return {"rows": int(window.count), "sha256": h.hexdigest()}
+
+
+def make_pin(client: Client, opened: Opened, ref: str, groups: list, last_epoch: int, run: str | None) -> dict:
+    """The pin of a schedule just opened by ``ref`` (see the module doc)."""
+    resolved = opened.resolved or {}
+    return {
+        "ref": ref,
+        "name": str(resolved.get("name", parse_ref(ref).full_name)),
+        "version": None if resolved.get("version") is None else int(resolved["version"]),
+        "spec_hash": opened.spec_hash,
+        "canonical": opened.canonical,
+        "engine": engine(client),
+        "digest": rows_digest(client, opened),
+        "groups": groups,
+        "last_epoch": last_epoch,
+        "run": run,
+        "switches": [],
+    }
+
+
+def label(pin: dict) -> str:
+    return f"v{pin['version']}" if pin.get("version") is not None else f"spec_hash {str(pin.get('spec_hash'))[:12]}"
+
+
+def check_engine(client: Client, pin: dict) -> str | None:
+    """A warning when this server's engine computes the pinned spec's first rows differently."""
+    now = engine(client)
+    if now == pin.get("engine") or not pin.get("digest"):
+        return None
+    opened = client.open(pin["canonical"], pin["groups"], int(pin.get("last_epoch", -1)))
+    digest = rows_digest(client, opened)
+    if digest == pin["digest"]:
+        return None
+    return (
+        f"lrbridge: {pin['ref']} ({pin['name']} {label(pin)}): engine {now} computes its first "
+        f"{digest['rows']} rows differently from the checkpoint's engine {pin.get('engine')}"
+    )
+
+
+def changed_message(ref: str, pinned: dict, current: dict, diff_reply: dict | None, resume_step: int) -> str:
+    """``team/cosine@prod now → v4, checkpoint pinned v3``, the diff, and the two ways on."""
+    lines = [f"{ref} now → {label(current)}, checkpoint pinned {label(pinned)}"]
+    if diff_reply is not None:
+        paths = diff_reply.get("paths") or []
+        for p in paths[:10]:
+            lines.append(f"  {p.get('path')}: {p.get('a')!r} → {p.get('b')!r}")
+        if len(paths) > 10:
+            lines.append(f"  … and {len(paths) - 10} more paths")
+        first = diff_reply.get("first_step")
+        if first is None:
+            lines.append(f"  the values agree over the first {diff_reply.get('steps', '')} rows".replace("  rows", " rows"))
+        else:
+            lines.append(
+                f"  values part at step {first} (max abs diff {float(diff_reply.get('max_abs', 0)):.6g}, "
+                f"max rel {float(diff_reply.get('max_rel', 0)):.6g})"
+            )
+    lines.append(
+        f'Resume with on_change="checkpoint" (keep {label(pinned)}) or on_change="current" '
+        f"(switch to {label(current)} at step {resume_step})."
+    )
+    return "\n".join(lines)
+
+
+def pin_diff(client: Client, pinned: dict, current: dict, resume_step: int) -> dict | None:
+    """The server's diff of the pinned and the current version, or None when it cannot be had."""
+    if pinned.get("version") is None or current.get("version") is None:
+        return None
+    steps = max(1, min(MAX_DIFF_STEPS, max(1000, 2 * resume_step)))
+    try:
+        a, b = f"{pinned['name']}@{pinned['version']}", f"{current['name']}@{current['version']}"
+        reply = diff(a, b, steps, pinned.get("groups"), server=client)
+    except ProtocolError:
+        return None
+    reply["steps"] = steps
+    return reply
+
+
+def kept_message(pinned: dict, constructed: dict) -> str:
+    """A drop-in class's warning on resume: the checkpoint's version wins, as in torch."""
+    return (
+        f"lrbridge: the checkpoint pinned {pinned['ref']} = {pinned['name']} {label(pinned)}; "
+        f"{constructed['ref']} now resolves to {label(constructed)}. Continuing with the checkpoint's "
+        f"{label(pinned)}, as torch does (the checkpoint's hyper-parameters win)."
+    )
+
+
+def resume_run(scheduler: Any, step: int) -> dict:
+    """The run identity a resumed scheduler's open carries: its use starts at ``step``."""
+    from .run import current_run
+
+    return current_run(scheduler.__dict__.get("_run_name")).to_wire(step)
