@@ -526,7 +526,10 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
     _client_for = Bridged._client_for
 
     def _open(self):
-        self._opened = opened = self._client_for().open(self._spec, group_inits(self.optimizer))
+        via = self.__dict__.pop("_open_via", None) or {}  # from_ref: by ref, with the run
+        self._opened = opened = self._client_for().open(self._spec, group_inits(self.optimizer), **via)
+        if opened.resolved is not None:
+            self._spec = opened.spec
         self._spec_hash = opened.spec_hash
         return opened
 
@@ -570,8 +573,14 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         saved = {k: v for k, v in state_dict.items() if k not in TRANSIENT}
+        constructed_pin = self.__dict__.get("_registry")
         self.__dict__.update(saved)
         if saved.get("_spec") is not None and saved.get("_spec_hash") != self._opened.spec_hash:
+            if constructed_pin is not None and saved.get("_registry") is not None:
+                from .registry import kept_message, resume_run
+
+                warnings.warn(kept_message(saved["_registry"], constructed_pin), UserWarning, stacklevel=2)
+                self._open_via = {"run": resume_run(self, self.last_epoch + 1)}
             self._open()
 
     def _reduce_lr(self, epoch) -> None:
@@ -582,3 +591,6 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
 
     def _init_is_better(self, mode, threshold, threshold_mode) -> None:
         pass
+
+
+from ._from_ref import from_ref  # noqa: E402  (builds the classes above)

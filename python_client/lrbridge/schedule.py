@@ -26,14 +26,21 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 from torch.optim import Optimizer
 
 from ._scheduler_base import TRANSIENT, Bridged, check_optimizer, group_value
+from .errors import ProtocolError, ScheduleChanged, UnpinnedRef
+from .registry import changed_message, check_engine, is_ref, label, make_pin, parse_ref, pin_diff
+from .run import current_run
 
 __all__ = ["Schedule", "as_spec"]
+
+# What a resume does when the checkpoint's registry ref now names another version.
+ON_CHANGE = ("raise", "checkpoint", "current")
 
 
 def _plain(value: Any, path: str) -> Any:
@@ -84,9 +91,29 @@ class Schedule(Bridged):
     ``cycle_starts(lo, hi)`` for cyclic specs.
     """
 
-    def __init__(self, optimizer: Optimizer, spec: Any, last_epoch: int = -1, *, server: Any = None) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        spec: Any,
+        last_epoch: int = -1,
+        *,
+        server: Any = None,
+        run_name: str | None = None,
+        on_change: str = "raise",
+    ) -> None:
         check_optimizer(optimizer)
+        if on_change not in ON_CHANGE:
+            raise ValueError(f"lrbridge: on_change must be one of {', '.join(map(repr, ON_CHANGE))}, got {on_change!r}")
         self._metric_state: dict | None = None
+        self._on_change = on_change
+        self._run_name = run_name
+        self._ref: str | None = None
+        if is_ref(spec):
+            # Opened by ref: the server resolves it and records this run's use of it.
+            self._ref = spec
+            self._open_via = {"ref": spec, "run": current_run(run_name).to_wire()}
+            self._bridge_init(optimizer, None, last_epoch, server)  # type: ignore[arg-type]
+            return
         spec = as_spec(spec)
         if spec["type"] == "hf" and spec.get("lr_init") is None:
             # transformers' schedules read the optimizer's default lr (polynomial, min_lr);
@@ -131,9 +158,36 @@ class Schedule(Bridged):
         pending = self.__dict__.pop("_pending_open", None)
         return pending if pending is not None else Bridged._open(self)
 
+    @property
+    def ref(self) -> str | None:
+        """The registry ref as written (None: built from a spec)."""
+        return self._ref
+
+    @property
+    def resolved(self) -> dict | None:
+        """What the ref resolved to, as pinned in ``state_dict``: ``{ref, name, version, spec_hash, canonical, ...}``."""
+        pin = self.__dict__.get("_registry")
+        return None if pin is None else copy.deepcopy(pin)
+
+    def _pin(self, opened) -> None:
+        """After the open by ref: pin the version in state_dict, and warn when the ref was unpinned."""
+        inits, last_epoch = self._snapshot
+        client = self._client_for()
+        self._registry = make_pin(client, opened, self._ref, inits, last_epoch, opened.run)
+        if parse_ref(self._ref).unpinned:
+            warnings.warn(
+                f"lrbridge: {self._ref} is unpinned (it means the latest version); resolved to "
+                f"{self._registry['name']}@{self._registry['version']}, recorded in state_dict. "
+                "Name a version or an alias for a reproducible run.",
+                UnpinnedRef,
+                stacklevel=4,
+            )
+
     def _initial_step(self) -> None:
         self._step_count = 0
         opened = self._open()
+        if self._ref is not None:
+            self._pin(opened)
         if opened.kind != "metric":
             self._pending_open = opened
             Bridged._initial_step(self)
@@ -172,6 +226,11 @@ class Schedule(Bridged):
         return copy.deepcopy(self._metric_state)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Resume. A checkpoint of a registry schedule keeps its pinned version: when
+        the ref now resolves elsewhere, ``on_change`` says what happens (ScheduleChanged,
+        the checkpoint's version, or the current one from the resume step on)."""
+        if self._ref is not None and state_dict.get("_registry") is not None:
+            return self._load_pinned(state_dict)
         if state_dict.get("_metric_state") is None and self._metric_state is None:
             return Bridged.load_state_dict(self, state_dict)
         saved = {k: v for k, v in state_dict.items() if k not in TRANSIENT}
@@ -179,3 +238,59 @@ class Schedule(Bridged):
         if saved.get("_spec_hash") != self._opened.spec_hash:
             self._open()
         self._write(tuple(group_value(v) for v in self._last_lr), None)
+
+    def _load_pinned(self, state_dict: dict[str, Any]) -> None:
+        pinned, now = state_dict["_registry"], self._registry
+        resume = int(state_dict.get("last_epoch", 0)) + 1
+        moved = (pinned.get("name"), pinned.get("version")) != (now.get("name"), now.get("version"))
+        client = self._client_for()
+        if moved and self._on_change == "raise":
+            diff = pin_diff(client, pinned, now, resume)
+            raise ScheduleChanged(
+                changed_message(pinned.get("ref", self._ref), pinned, now, diff, resume),
+                ref=self._ref,
+                pinned={k: pinned.get(k) for k in ("name", "version", "spec_hash")},
+                current={k: now.get(k) for k in ("name", "version", "spec_hash")},
+                diff=diff,
+            )
+        # The resuming process's own choices stay; the rest is the checkpoint's.
+        mine = {k: self.__dict__[k] for k in ("_ref", "_on_change", "_run_name") if k in self.__dict__}
+        saved = {k: v for k, v in state_dict.items() if k not in TRANSIENT}
+        run = current_run(self._run_name).to_wire(resume)
+        if moved and self._on_change == "current":
+            switch = {"step": resume, "from": pinned.get("version"), "to": now.get("version")}
+            saved["_registry"] = {**now, "switches": [*pinned.get("switches", []), switch]}
+            saved["_spec"], saved["_spec_hash"] = now["canonical"], now["spec_hash"]
+            # A later use at the resume step: the run's switch, so a replay follows it.
+            via = {"ref": self._ref, "run": run}
+        else:
+            # Unmoved: the ref again, so the use names the version. Moved: the pinned
+            # canonical spec itself, which needs no registry.
+            saved["_registry"] = pinned
+            via = {"run": run} if moved else {"ref": self._ref, "run": run}
+        self.__dict__.update(saved)
+        self.__dict__.update(mine)
+        self._open_via = via
+        try:
+            opened = self._open()
+        except ProtocolError:
+            if "ref" not in via:
+                raise
+            # The registry is gone since construction: the constructed version's canonical spec.
+            self._open_via = {"run": run}
+            opened = self._open()
+        if opened.spec_hash != self._registry["spec_hash"]:
+            raise ScheduleChanged(
+                f"{self._ref} moved again while resuming: now {opened.resolved}, expected {label(self._registry)}",
+                ref=self._ref,
+                pinned={k: pinned.get(k) for k in ("name", "version", "spec_hash")},
+                current=dict(opened.resolved or {}),
+                diff=None,
+            )
+        warning = check_engine(client, self._registry)
+        if warning:
+            warnings.warn(warning, UserWarning, stacklevel=3)
+        if self._metric_state is not None:
+            self._write(tuple(group_value(v) for v in self._last_lr), None)
+        else:
+            self._reposition()
