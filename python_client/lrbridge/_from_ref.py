@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from .registry import make_pin, parse_ref, resolve
+from .registry import defer_use, make_pin, parse_ref, resolve
 from .run import current_run
 
 # Fields a canonical spec holds as numbers that a constructor checks as floats.
@@ -75,7 +75,7 @@ def from_ref(optimizer: Any, ref: str, *, server: Any = None, run_name: str | No
         raise TypeError(f"lrbridge: from_ref got arguments a {canonical['type']} does not take here: {sorted(kw)}")
     run = current_run(run_name)
     scheduler = from_spec(
-        optimizer, canonical, server=client, last_epoch=last_epoch, open_via={"ref": ref, "run": run.to_wire()}
+        optimizer, canonical, server=client, last_epoch=last_epoch, open_via={"ref": ref}
     )
     if scheduler._spec_hash != version.spec_hash:
         # The ref moved between the resolve and the open: the class's arguments are stale.
@@ -85,6 +85,7 @@ def from_ref(optimizer: Any, ref: str, *, server: Any = None, run_name: str | No
     snapshot = scheduler.__dict__.get("_snapshot") or (group_inits(optimizer), -1)
     scheduler._run_name = run_name
     scheduler._registry = make_pin(client, scheduler._opened, ref, snapshot[0], snapshot[1], run.id)
+    defer_use(scheduler, run)
     if parse_ref(ref).unpinned:
         import warnings
 

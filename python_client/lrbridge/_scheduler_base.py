@@ -56,6 +56,8 @@ TRANSIENT = frozenset(
         "_ti_flat",
         "_parent",
         "_children_at",
+        "_open_via",
+        "_use_pending",
     }
 )
 # Rows per window: one request per 8192 steps, asked for a whole window ahead
@@ -290,6 +292,10 @@ class Bridged(LRScheduler):
             )
         if self._step_count == 1:
             warn_step_order(self.optimizer, stacklevel=4)
+        if "_use_pending" in self.__dict__:
+            from .registry import send_use
+
+            send_use(self)
         self._step_count += 1
         if epoch is not None:
             warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=4)

@@ -542,6 +542,10 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
 
     def step(self, metrics, epoch=None) -> None:  # type: ignore[override]
         current = float(metrics)  # a 0-dim tensor works too
+        if "_use_pending" in self.__dict__:
+            from .registry import send_use
+
+            send_use(self)
         if epoch is None:
             epoch = self.last_epoch + 1
         else:

@@ -29,14 +29,16 @@ import getpass
 import hashlib
 import os
 import socket
+import warnings
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import msgpack
 
 from .client import Client, Opened, resolve_client
-from .errors import ProtocolError
+from .errors import LRBridgeError, ProtocolError
+from .protocol import open_message
 
 __all__ = [
     "Ref",
@@ -376,3 +378,33 @@ def resume_run(scheduler: Any, step: int) -> dict:
     from .run import current_run
 
     return current_run(scheduler.__dict__.get("_run_name")).to_wire(step)
+
+
+def defer_use(scheduler: Any, run: Any) -> None:
+    """After a scheduler's construction opened a ref: its run's use is sent at its first step.
+
+    Not at construction: a resumed run constructs its scheduler before
+    load_state_dict, and a use at step 0 of whatever the ref names then would
+    misstate what the run trained on. The use names the pinned version
+    (``name@version``): the ref may have moved since."""
+    pin = scheduler._registry
+    scheduler._opened = replace(scheduler._opened, run=run.id)
+    stream = scheduler.__dict__.get("_stream")
+    if stream is not None:
+        stream.opened = scheduler._opened  # its rebases carry the run id too
+    ref = f"{pin['name']}@{pin['version']}" if pin.get("version") is not None else f"{pin['name']}@sha256:{pin['spec_hash']}"
+    first_row = scheduler._opened.first_row if scheduler._opened.kind != "metric" else 0
+    scheduler._use_pending = open_message(None, pin["groups"], None, int(pin["last_epoch"]), ref=ref, run=run.to_wire(first_row))
+
+
+def send_use(scheduler: Any) -> None:
+    """Send the pending use: on the prefetch channel (no wait) when there is one, else in line."""
+    msg = scheduler.__dict__.pop("_use_pending")
+    stream = scheduler.__dict__.get("_stream")
+    if stream is not None:
+        stream._channel.send(msg)  # the reply is skipped by id; step() does not wait
+        return
+    try:
+        scheduler._client_for().request(msg)
+    except LRBridgeError as exc:
+        warnings.warn(f"lrbridge: the registry did not record this run's use of {msg['ref']}: {exc}", UserWarning, stacklevel=3)

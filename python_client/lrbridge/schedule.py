@@ -34,7 +34,7 @@ from torch.optim import Optimizer
 
 from ._scheduler_base import TRANSIENT, Bridged, check_optimizer, group_value
 from .errors import ProtocolError, ScheduleChanged, UnpinnedRef
-from .registry import changed_message, check_engine, is_ref, label, make_pin, parse_ref, pin_diff
+from .registry import changed_message, check_engine, defer_use, is_ref, label, make_pin, parse_ref, pin_diff, send_use
 from .run import current_run
 
 __all__ = ["Schedule", "as_spec"]
@@ -111,7 +111,7 @@ class Schedule(Bridged):
         if is_ref(spec):
             # Opened by ref: the server resolves it and records this run's use of it.
             self._ref = spec
-            self._open_via = {"ref": spec, "run": current_run(run_name).to_wire()}
+            self._open_via = {"ref": spec}  # the run's use is recorded at its first step (registry.defer_use)
             self._bridge_init(optimizer, None, last_epoch, server)  # type: ignore[arg-type]
             return
         spec = as_spec(spec)
@@ -173,7 +173,9 @@ class Schedule(Bridged):
         """After the open by ref: pin the version in state_dict, and warn when the ref was unpinned."""
         inits, last_epoch = self._snapshot
         client = self._client_for()
-        self._registry = make_pin(client, opened, self._ref, inits, last_epoch, opened.run)
+        run = current_run(self._run_name)
+        self._registry = make_pin(client, opened, self._ref, inits, last_epoch, run.id)
+        defer_use(self, run)
         if parse_ref(self._ref).unpinned:
             warnings.warn(
                 f"lrbridge: {self._ref} is unpinned (it means the latest version); resolved to "
@@ -210,6 +212,8 @@ class Schedule(Bridged):
             return Bridged.step(self, epoch)
         if metrics is None:
             raise TypeError("lrbridge: this schedule is metric-driven: call step(metric)")
+        if "_use_pending" in self.__dict__:
+            send_use(self)
         state = self._metric_state
         if "lr" in state:
             # A metric state's lr is what the step starts from: the groups' lrs as they are now.
@@ -270,6 +274,7 @@ class Schedule(Bridged):
             via = {"run": run} if moved else {"ref": self._ref, "run": run}
         self.__dict__.update(saved)
         self.__dict__.update(mine)
+        self.__dict__.pop("_use_pending", None)  # the resume's open below is this run's use
         self._open_via = via
         try:
             opened = self._open()

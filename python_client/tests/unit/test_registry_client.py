@@ -90,9 +90,14 @@ def test_schedule_opens_the_ref_with_the_run_and_pins_it(reg, monkeypatch):
     opt = sgd()
     sched = lrbridge.Schedule(opt, "team/x@prod", server=reg.client(), run_name="baseline")
     opens = [r for r in reg.requests if r["type"] == "open"]
-    assert opens[0]["ref"] == "team/x@prod" and "spec" not in opens[0]
-    assert opens[0]["run"]["id"] == "run-a" and opens[0]["run"]["name"] == "baseline"
+    assert opens[0]["ref"] == "team/x@prod" and "spec" not in opens[0] and "run" not in opens[0]
+    assert reg.uses == []  # a resume would load a checkpoint now: the use waits for the first step
+    n = len(reg.requests)
     np.testing.assert_allclose(train(sched, opt, 7), [0.1 * 0.5 ** (k // 3) for k in range(1, 8)])
+    assert [r["type"] for r in reg.requests[n:]].count("open") == 1
+    (use,) = reg.uses
+    assert (use["ref"], use["version"], use["step"]) == ("team/x@1", 1, 0)
+    assert use["run"]["id"] == "run-a" and use["run"]["name"] == "baseline" and use["run"]["pid"] > 0
     pin = sched.state_dict()["_registry"]
     assert (pin["ref"], pin["name"], pin["version"]) == ("team/x@prod", "team/x", 1)
     assert pin["canonical"] == V1 and pin["engine"] == "lrbridge-ts/0.1.0" and pin["run"] == "run-a"
@@ -228,3 +233,16 @@ def test_resolve_and_diff_read_the_serving_endpoint(reg):
     assert (v.name, v.version, v.canonical, str(v)) == ("team/x", 1, V1, "team/x@1")
     d = registry.diff("team/x@1", "team/x@2", 20, server=reg.client())
     assert d["first_step"] == 3 and d["paths"] == [{"path": "step_size", "a": 3, "b": 5}]
+
+
+def test_a_resume_under_the_same_run_id_records_only_the_resume(reg, monkeypatch):
+    monkeypatch.setenv("LRBRIDGE_RUN_ID", "job-7")
+    state, opt_state = checkpoint(reg)
+    reg.move("team/x", "prod", reg.publish("team/x", V2))
+    opt, sched = resume(reg, state, opt_state, on_change="checkpoint")
+    sched.load_state_dict(state)
+    train(sched, opt, 3)
+    assert [(u["run"]["id"], u["spec_hash"][:8], u["step"]) for u in reg.uses] == [
+        ("job-7", state["_registry"]["spec_hash"][:8], 0),
+        ("job-7", state["_registry"]["spec_hash"][:8], 6),
+    ]
