@@ -268,10 +268,10 @@ class Schedule(Bridged):
             # A later use at the resume step: the run's switch, so a replay follows it.
             via = {"ref": self._ref, "run": run}
         else:
-            # Unmoved: the ref again, so the use names the version. Moved: the pinned
-            # canonical spec itself, which needs no registry.
+            # The pinned version (its use then names it); its canonical spec itself
+            # when the registry cannot answer.
             saved["_registry"] = pinned
-            via = {"run": run} if moved else {"ref": self._ref, "run": run}
+            via = {"ref": f"{pinned['name']}@{pinned['version']}" if moved else self._ref, "run": run}
         self.__dict__.update(saved)
         self.__dict__.update(mine)
         self.__dict__.pop("_use_pending", None)  # the resume's open below is this run's use
@@ -281,7 +281,8 @@ class Schedule(Bridged):
         except ProtocolError:
             if "ref" not in via:
                 raise
-            # The registry is gone since construction: the constructed version's canonical spec.
+            # No registry now (down, or another server): the canonical spec the checkpoint or
+            # the construction holds.
             self._open_via = {"run": run}
             opened = self._open()
         if opened.spec_hash != self._registry["spec_hash"]:

@@ -40,6 +40,7 @@ class FakeRegistry:
         self.events: list[dict] = []
         self.requests: list[dict] = []
         self.rows_scale = 1.0  # another engine: every value scaled
+        self.store_down = False  # refs get STORE_UNAVAILABLE
 
     # -- transport -------------------------------------------------------------
 
@@ -73,6 +74,8 @@ class FakeRegistry:
         self.aliases.setdefault(name, {})[alias] = version
 
     def _lookup(self, ref: str) -> dict | str:
+        if self.store_down:
+            return "the store is unavailable"
         name, _, selector = ref.partition("@")
         versions = self.versions.get(name)
         if not versions:
@@ -119,7 +122,7 @@ class FakeRegistry:
         if "ref" in req:
             found = self._lookup(req["ref"])
             if isinstance(found, str):
-                return self._error("UNKNOWN_REF", found, "ref")
+                return self._error("STORE_UNAVAILABLE" if self.store_down else "UNKNOWN_REF", found, "ref")
             spec = found["canonical"]
             resolved = {"ref": req["ref"], "name": found["name"], "version": found["version"], "spec_hash": found["spec_hash"]}
         else:

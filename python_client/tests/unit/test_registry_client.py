@@ -157,7 +157,7 @@ def test_on_change_checkpoint_keeps_the_pinned_version_without_the_registry(reg)
     n = len(reg.requests)
     sched.load_state_dict(state)
     reopen = [r for r in reg.requests[n:] if r["type"] == "open"][0]
-    assert reopen["spec"] == V1 and "ref" not in reopen and reopen["run"]["step"] == 6
+    assert reopen["ref"] == "team/x@1" and reopen["run"]["step"] == 6
     np.testing.assert_allclose(train(sched, opt, 6), [0.1 * 0.5 ** (k // 3) for k in range(6, 12)])
     assert sched.resolved["version"] == 1 and sched._on_change == "checkpoint"
 
@@ -246,3 +246,15 @@ def test_a_resume_under_the_same_run_id_records_only_the_resume(reg, monkeypatch
         ("job-7", state["_registry"]["spec_hash"][:8], 0),
         ("job-7", state["_registry"]["spec_hash"][:8], 6),
     ]
+
+
+def test_on_change_checkpoint_resumes_from_the_canonical_spec_when_the_store_is_down(reg):
+    state, opt_state = checkpoint(reg)
+    reg.move("team/x", "prod", reg.publish("team/x", V2))
+    opt, sched = resume(reg, state, opt_state, on_change="checkpoint")
+    reg.store_down = True
+    n = len(reg.requests)
+    sched.load_state_dict(state)
+    opens = [r for r in reg.requests[n:] if r["type"] == "open"]
+    assert opens[-1]["spec"] == V1 and "ref" not in opens[-1] and opens[-1]["run"]["step"] == 6
+    np.testing.assert_allclose(train(sched, opt, 3), [0.1 * 0.5 ** (k // 3) for k in range(6, 9)])
