@@ -144,6 +144,56 @@ def _reply(reply: dict, expected: str) -> dict:
 # Messages
 
 
+def resolve_message(ref: str) -> dict:
+    return {"type": "resolve", "ref": str(ref)}
+
+
+def publish_message(name: str, spec: dict, message: str | None = None, author: str | None = None) -> dict:
+    msg: dict[str, Any] = {"type": "publish", "name": str(name), "spec": spec}
+    if message is not None:
+        msg["message"] = str(message)
+    if author is not None:
+        msg["author"] = str(author)
+    return msg
+
+
+def alias_message(
+    name: str, alias: str, version: int, expect: Any = _UNSET, who: str | None = None, why: str | None = None
+) -> dict:
+    """``expect``: left out (unconditional), None (the alias must not exist yet) or a version."""
+    msg: dict[str, Any] = {"type": "alias", "name": str(name), "alias": str(alias), "version": int(version)}
+    if expect is not _UNSET:
+        msg["expect"] = None if expect is None else int(expect)
+    if who is not None:
+        msg["who"] = str(who)
+    if why is not None:
+        msg["why"] = str(why)
+    return msg
+
+
+def history_message(name: str, at: float | None = None) -> dict:
+    msg: dict[str, Any] = {"type": "history", "name": str(name)}
+    if at is not None:
+        msg["at"] = float(at)
+    return msg
+
+
+def diff_message(a: str, b: str, steps: int, groups: list | None = None) -> dict:
+    msg: dict[str, Any] = {"type": "diff", "a": str(a), "b": str(b), "steps": int(steps)}
+    if groups is not None:
+        msg["groups"] = groups
+    return msg
+
+
+def runs_message(ref: str | None = None, run: str | None = None) -> dict:
+    msg: dict[str, Any] = {"type": "runs"}
+    if ref is not None:
+        msg["ref"] = str(ref)
+    if run is not None:
+        msg["run"] = str(run)
+    return msg
+
+
 @dataclass(frozen=True)
 class Version:
     """One immutable version of a name (``resolve`` and ``publish`` replies)."""
@@ -167,7 +217,7 @@ class Version:
 
 def resolve(ref: str, *, server: "None | str | Client" = None) -> Version:
     """What ``ref`` names now. UnknownRef / BadRef when it names nothing."""
-    r = _reply(resolve_client(server).request({"type": "resolve", "ref": str(ref)}), "resolved")
+    r = _reply(resolve_client(server).request(resolve_message(ref)), "resolved")
     return Version(
         name=str(r["name"]),
         version=int(r["version"]),
@@ -195,10 +245,7 @@ def publish(
     False). An invalid spec raises SpecError and writes nothing."""
     from .schedule import as_spec  # torch only when publishing (as_spec lives with Schedule)
 
-    msg: dict[str, Any] = {"type": "publish", "name": str(name), "spec": as_spec(spec)}
-    if message is not None:
-        msg["message"] = str(message)
-    msg["author"] = author if author is not None else _who()
+    msg = publish_message(name, as_spec(spec), message, author if author is not None else _who())
     r = _reply(admin_client(admin).request(msg), "published")
     return Version(
         name=str(r["name"]),
@@ -206,7 +253,7 @@ def publish(
         spec_hash=str(r["spec_hash"]),
         canonical=r.get("canonical"),
         message=message,
-        author=msg["author"],
+        author=msg.get("author"),
         created=bool(r.get("created")),
     )
 
@@ -226,39 +273,23 @@ def alias(
     ``expect``: compare-and-set, the version the alias points at now (None:
     the alias must not exist yet); a lost race raises AliasConflict and moves
     nothing. Left out, the move is unconditional."""
-    msg: dict[str, Any] = {"type": "alias", "name": str(name), "alias": str(alias), "version": int(version)}
-    if expect is not _UNSET:
-        msg["expect"] = None if expect is None else int(expect)
-    msg["who"] = who if who is not None else _who()
-    if why is not None:
-        msg["why"] = str(why)
+    msg = alias_message(name, alias, version, expect, who if who is not None else _who(), why)
     return _reply(admin_client(admin).request(msg), "aliased")
 
 
 def history(name: str, at: float | None = None, *, server: "None | str | Client" = None) -> dict:
     """``{name, versions, aliases, events}``, oldest first; ``at`` (Unix seconds): the aliases then."""
-    msg: dict[str, Any] = {"type": "history", "name": str(name)}
-    if at is not None:
-        msg["at"] = float(at)
-    return _reply(resolve_client(server).request(msg), "history")
+    return _reply(resolve_client(server).request(history_message(name, at)), "history")
 
 
 def diff(a: str, b: str, steps: int = 1000, groups: list | None = None, *, server: "None | str | Client" = None) -> dict:
     """Where two refs part: ``{a, b, paths, first_step, max_abs, max_rel}`` over rows ``[0, steps)``."""
-    msg: dict[str, Any] = {"type": "diff", "a": str(a), "b": str(b), "steps": int(steps)}
-    if groups is not None:
-        msg["groups"] = groups
-    return _reply(resolve_client(server).request(msg), "diff")
+    return _reply(resolve_client(server).request(diff_message(a, b, steps, groups)), "diff")
 
 
 def runs(ref: str | None = None, *, run: str | None = None, server: "None | str | Client" = None) -> list[dict]:
     """Runs newest first: those that used what ``ref`` resolves to, or the run ``run`` (with its events)."""
-    msg: dict[str, Any] = {"type": "runs"}
-    if ref is not None:
-        msg["ref"] = str(ref)
-    if run is not None:
-        msg["run"] = str(run)
-    return list(_reply(resolve_client(server).request(msg), "runs")["runs"])
+    return list(_reply(resolve_client(server).request(runs_message(ref, run)), "runs")["runs"])
 
 
 # --------------------------------------------------------------------------

@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 import zmq
 
-from lrbridge import BadRequest, ProtocolError, SpecError
+from lrbridge import BadRequest, ProtocolError, SpecError, registry
+from lrbridge.errors import REGISTRY_ERRORS
 from lrbridge.protocol import (
     PROTOCOL_VERSION,
     decode,
@@ -119,17 +120,31 @@ def _client_message(request: dict) -> dict:
     if kind == "hello":
         return hello_message()
     if kind == "open":
-        return open_message(request["spec"], request["groups"], None, request.get("last_epoch", -1))
+        return open_message(
+            request.get("spec"), request["groups"], None, request.get("last_epoch", -1), ref=request.get("ref"), run=request.get("run")
+        )
     if kind in ("window", "rebase"):
-        return window_message(request["hash"], request["start"], request["count"], request.get("origin"))
+        return window_message(request["hash"], request["start"], request["count"], request.get("origin"), request.get("run"))
     if kind == "epoch":
-        return epoch_message(request["hash"], request["epochs"], request.get("lr"))
+        return epoch_message(request["hash"], request["epochs"], request.get("lr"), request.get("run"))
     if kind == "metric":
-        return metric_message(request["hash"], request["state"], request["metric"])
+        return metric_message(request["hash"], request["state"], request["metric"], request.get("run"))
+    if kind in REGISTRY_BUILDERS:
+        return REGISTRY_BUILDERS[kind](request)
     return {k: v for k, v in request.items() if k not in ("v", "id")}
 
 
-CLIENT_TYPES = {"hello", "open", "window", "rebase", "epoch", "metric"}
+REGISTRY_BUILDERS = {
+    "resolve": lambda r: registry.resolve_message(r["ref"]),
+    "publish": lambda r: registry.publish_message(r["name"], r["spec"], r.get("message"), r.get("author")),
+    "alias": lambda r: registry.alias_message(
+        r["name"], r["alias"], r["version"], r["expect"] if "expect" in r else registry._UNSET, r.get("who"), r.get("why")
+    ),
+    "history": lambda r: registry.history_message(r["name"], r.get("at")),
+    "diff": lambda r: registry.diff_message(r["a"], r["b"], r["steps"], r.get("groups")),
+    "runs": lambda r: registry.runs_message(r.get("ref"), r.get("run")),
+}
+CLIENT_TYPES = {"hello", "open", "window", "rebase", "epoch", "metric", *REGISTRY_BUILDERS}
 
 
 @pytest.mark.parametrize("vector", _vectors(_has_encodable_request))
@@ -180,6 +195,7 @@ def test_replies_parse(vector):
             "UNKNOWN_HASH": UnknownHash,
             "BAD_REQUEST": BadRequest,
             "REPLAY_PENDING": ReplayPending,
+            **REGISTRY_ERRORS,
         }.get(
             reply["code"], ProtocolError
         )
