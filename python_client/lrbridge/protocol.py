@@ -94,11 +94,15 @@ def client_label() -> str:
 def window_message(handle: str, start: int, count: int, origin: dict | None = None, run: str | None = None) -> dict:
     """`window`, or `rebase` when an origin is given (same reply; says what it means in logs).
 
-    ``run``: the run id, sent with an origin only (the one input of a window
-    that a replay cannot recompute)."""
+    ``run``: the run id. The server records an origin (the one input of a
+    window a replay cannot recompute) and, for a plain window, only how far the
+    run got."""
     if origin is None:
-        return {"type": "window", "hash": handle, "start": int(start), "count": int(count)}
-    msg: dict[str, Any] = {
+        msg: dict[str, Any] = {"type": "window", "hash": handle, "start": int(start), "count": int(count)}
+        if run is not None:
+            msg["run"] = run
+        return msg
+    msg = {
         "type": "rebase",
         "hash": handle,
         "start": int(start),

@@ -57,6 +57,7 @@ __all__ = [
 DIGEST_ROWS = 64
 # diff's row limit (PROTOCOL.md, "diff")
 MAX_DIFF_STEPS = 1 << 20
+MAX_DIFF_GROUPS = 64
 _UNSET: Any = object()
 
 
@@ -388,7 +389,8 @@ def pin_diff(client: Client, pinned: dict, current: dict, resume_step: int) -> d
     steps = max(1, min(MAX_DIFF_STEPS, max(1000, 2 * resume_step)))
     try:
         a, b = f"{pinned['name']}@{pinned['version']}", f"{current['name']}@{current['version']}"
-        reply = diff(a, b, steps, pinned.get("groups"), server=client)
+        groups = pinned.get("groups")
+        reply = diff(a, b, steps, groups if groups and len(groups) <= MAX_DIFF_GROUPS else None, server=client)
     except ProtocolError:
         return None
     reply["steps"] = steps

@@ -76,8 +76,9 @@ def test_parse_ref_splits_for_messages_and_never_raises():
     assert registry.is_ref("team/x@1") and not registry.is_ref(' {"type": "StepLR"}') and not registry.is_ref({"type": "x"})
 
 
-def test_run_ids_go_on_the_requests_a_replay_cannot_recompute():
-    assert "run" not in window_message("h", 0, 4, None, "r1")  # plain windows are deterministic
+def test_run_ids_go_on_the_requests_a_replay_needs():
+    assert "run" not in window_message("h", 0, 4)
+    assert window_message("h", 0, 4, None, "r1")["run"] == "r1"  # how far the run got
     assert window_message("h", 0, 4, {"step": 2, "lr": [0.1]}, "r1")["run"] == "r1"
     assert epoch_message("h", [1.0], None, "r1")["run"] == "r1"
     assert metric_message("h", {}, 1.0, "r1")["run"] == "r1"
