@@ -434,12 +434,15 @@ class Bridged(LRScheduler):
         saved_spec, saved_hash = saved.get("_spec"), saved.get("_spec_hash")
         constructed_pin = self.__dict__.get("_registry")
         self.__dict__.update(saved)
+        if constructed_pin is not None and saved.get("_registry") is not None:
+            from .registry import retarget_use
+
+            retarget_use(self, saved["_registry"], self.last_epoch + 1)
         if saved_spec is not None and saved_hash != self._opened.spec_hash:
             if constructed_pin is not None and saved.get("_registry") is not None:
-                from .registry import kept_message, resume_run
+                from .registry import kept_message
 
                 warnings.warn(kept_message(saved["_registry"], constructed_pin), UserWarning, stacklevel=2)
-                self._open_via = {"run": resume_run(self, self.last_epoch + 1)}
             else:
                 warnings.warn(
                     f"lrbridge: the checkpoint's schedule (spec_hash {saved_hash}) differs from the one "

@@ -579,12 +579,15 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
         saved = {k: v for k, v in state_dict.items() if k not in TRANSIENT}
         constructed_pin = self.__dict__.get("_registry")
         self.__dict__.update(saved)
+        if constructed_pin is not None and saved.get("_registry") is not None:
+            from .registry import retarget_use
+
+            retarget_use(self, saved["_registry"], self.last_epoch + 1)
         if saved.get("_spec") is not None and saved.get("_spec_hash") != self._opened.spec_hash:
             if constructed_pin is not None and saved.get("_registry") is not None:
-                from .registry import kept_message, resume_run
+                from .registry import kept_message
 
                 warnings.warn(kept_message(saved["_registry"], constructed_pin), UserWarning, stacklevel=2)
-                self._open_via = {"run": resume_run(self, self.last_epoch + 1)}
             self._open()
 
     def _reduce_lr(self, epoch) -> None:

@@ -406,11 +406,17 @@ def kept_message(pinned: dict, constructed: dict) -> str:
     )
 
 
-def resume_run(scheduler: Any, step: int) -> dict:
-    """The run identity a resumed scheduler's open carries: its use starts at ``step``."""
-    from .run import current_run
-
-    return current_run(scheduler.__dict__.get("_run_name")).to_wire(step)
+def retarget_use(scheduler: Any, pin: dict, step: int) -> None:
+    """A drop-in class resumed from a checkpoint: its pending use names the checkpoint's
+    version (the checkpoint wins) and starts at the resume ``step``."""
+    msg = scheduler.__dict__.get("_use_pending")
+    if msg is None:
+        return  # already sent: the scheduler stepped before it was loaded
+    if pin.get("version") is not None:
+        msg["ref"] = f"{pin['name']}@{pin['version']}"
+    else:
+        msg["ref"] = f"{pin['name']}@sha256:{pin['spec_hash']}"
+    msg["run"]["step"] = int(step)
 
 
 def defer_use(scheduler: Any, run: Any) -> None:

@@ -206,6 +206,7 @@ def test_from_ref_builds_the_drop_in_class_and_the_checkpoint_wins(reg):
     with pytest.warns(UserWarning, match=r"checkpoint pinned team/x@prod = team/x v1; team/x@prod now resolves to v2"):
         resumed.load_state_dict(state)
     np.testing.assert_allclose(train(resumed, opt2, 4), [0.1 * 0.5 ** (k // 3) for k in range(5, 9)])
+    assert (reg.uses[-1]["ref"], reg.uses[-1]["version"], reg.uses[-1]["step"]) == ("team/x@1", 1, 5)
 
 
 def test_publish_and_alias_go_to_the_admin_endpoint(reg):
