@@ -42,6 +42,9 @@ from lrbridge.errors import ReplayPending, UnknownHash
 
 WIRE_DIR = Path(__file__).resolve().parents[2] / "proto" / "vectors" / "wire"
 VECTOR_FILES = sorted(WIRE_DIR.glob("*.json"))
+# Answered by a server with a fresh store and a fixed clock (ts/test/registry_wire.test.ts):
+# checked here for their bytes and how the client builds and reads them.
+REGISTRY_VECTOR_FILES = sorted((WIRE_DIR / "registry").glob("*.json"))
 NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 
 
@@ -86,9 +89,12 @@ def same(a, b) -> bool:
     return a == b and (type(a) is type(b) or {type(a), type(b)} <= {int, float})
 
 
-def _vectors(wanted=lambda vector: True):
+def _vectors(wanted=lambda vector: True, files=VECTOR_FILES):
     """Vectors as test params, those ``wanted`` only (e.g. the ones that have a request map)."""
-    return [pytest.param(v, id=p.stem) for p, v in ((p, _load(p)) for p in VECTOR_FILES) if wanted(v)]
+    return [pytest.param(v, id=p.stem) for p, v in ((p, _load(p)) for p in files) if wanted(v)]
+
+
+ALL_FILES = VECTOR_FILES + REGISTRY_VECTOR_FILES
 
 
 def _has_reply(vector) -> bool:
@@ -104,7 +110,7 @@ def _has_any_request(vector) -> bool:
     return _has_reply(vector) and bool(vector.get("request_hex") or vector.get("request_size"))
 
 
-@pytest.mark.parametrize("vector", _vectors())
+@pytest.mark.parametrize("vector", _vectors(files=ALL_FILES))
 def test_hex_decodes_to_the_json_form(vector):
     for side in ("request", "reply"):
         hex_bytes = vector.get(f"{side}_hex")
@@ -147,7 +153,7 @@ REGISTRY_BUILDERS = {
 CLIENT_TYPES = {"hello", "open", "window", "rebase", "epoch", "metric", *REGISTRY_BUILDERS}
 
 
-@pytest.mark.parametrize("vector", _vectors(_has_encodable_request))
+@pytest.mark.parametrize("vector", _vectors(_has_encodable_request, ALL_FILES))
 def test_requests_encode_byte_for_byte(vector):
     request = from_jsonable(vector["request"])
     expected = bytes.fromhex(vector["request_hex"])
@@ -157,7 +163,7 @@ def test_requests_encode_byte_for_byte(vector):
         assert request_body(_client_message(request), request["id"]) == expected
 
 
-@pytest.mark.parametrize("vector", _vectors(_has_reply))
+@pytest.mark.parametrize("vector", _vectors(_has_reply, ALL_FILES))
 def test_replies_parse(vector):
     reply = decode(bytes.fromhex(vector["reply_hex"]))
     kind = reply["type"]
@@ -168,6 +174,11 @@ def test_replies_parse(vector):
         assert len(opened.hash) == 64 and opened.groups >= 1
         if opened.kind == "metric":
             assert all(isinstance(v, float) for v in opened.lr)
+        if "resolved" in reply:
+            assert opened.resolved["version"] >= 1 and opened.resolved["spec_hash"] == opened.spec_hash
+    elif kind in ("resolved", "published", "aliased", "history", "diff", "runs"):
+        fields = registry._reply(reply, kind)
+        assert fields and "v" not in fields and "type" not in fields
     elif kind == "window":
         window = window_from_reply(reply)
         values = from_jsonable(vector["reply"])["lr"]
