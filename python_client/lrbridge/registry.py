@@ -369,7 +369,7 @@ def changed_message(ref: str, pinned: dict, current: dict, diff_reply: dict | No
             lines.append(f"  … and {len(paths) - 10} more paths")
         first = diff_reply.get("first_step")
         if first is None:
-            lines.append(f"  the values agree over the first {diff_reply.get('steps', '')} rows".replace("  rows", " rows"))
+            lines.append(f"  the values agree over the first {diff_reply.get('steps', 'compared')} rows")
         else:
             lines.append(
                 f"  values part at step {first} (max abs diff {float(diff_reply.get('max_abs', 0)):.6g}, "

@@ -82,7 +82,13 @@ def as_spec(spec: Any) -> dict:
 class Schedule(Bridged):
     """An LRScheduler whose values come from any lrbridge spec.
 
-    ``spec``: a dict (``{"type": ...}``), e.g. built with ``lrbridge.spec``.
+    ``spec``: a dict (``{"type": ...}``), e.g. built with ``lrbridge.spec``;
+    or a registry ref (``"team/cosine@prod"``, see ``lrbridge.registry``): the
+    server resolves it, ``state_dict`` pins the version it named, and
+    ``on_change`` says what a resume does when the ref has moved since
+    (``"raise"``: ScheduleChanged; ``"checkpoint"``: keep the pinned version;
+    ``"current"``: switch at the resume step). ``run_name``: how the registry's
+    audit names this run (default ``LRBRIDGE_RUN_NAME``, else ``host:pid script``).
     ``server``: None (``LRBRIDGE_ENDPOINT`` or a private embedded server), an
     endpoint string, or a ``lrbridge.Client``.
 
