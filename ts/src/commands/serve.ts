@@ -2,10 +2,14 @@
 import { bind } from "../bind";
 import { DEFAULT_CACHE_BYTES, DEFAULT_CACHE_SIZE } from "../server/handler";
 import { startServer } from "../server/server";
+import { defaultRegistryPath } from "../registry/location";
+import { Registry } from "../registry/registry";
+import { openStore } from "../registry/store";
 
 const DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555";
 
 const USAGE = `usage: lrbridge serve [--bind ENDPOINT] [--cache N] [--cache-mib M] [--exit-on-stdin-eof]
+                     [--registry PATH|postgres://…|default] [--admin ENDPOINT] [--dev-admin]
 
   --bind ENDPOINT  tcp://HOST:PORT (port 0 picks a free port) or ipc://PATH
                    (default ${DEFAULT_ENDPOINT})
@@ -16,7 +20,13 @@ const USAGE = `usage: lrbridge serve [--bind ENDPOINT] [--cache N] [--cache-mib 
                    shut down when stdin closes: a server embedded in a training
                    process dies with it, however that process ends
 
-Prints "lrbridge serving on <endpoint>" to stdout once bound.
+  --registry STORE named, versioned schedules: a SQLite file, a postgres:// URL,
+                   or "default" (${defaultRegistryPath()})
+  --admin ENDPOINT a second endpoint that takes publish and alias
+  --dev-admin      the serving endpoint takes them too, even on tcp:// (local development)
+
+Prints "lrbridge serving on <endpoint>" to stdout once bound (with --admin,
+"lrbridge admin on <endpoint>" to stderr before it).
 `;
 
 export interface ServeArgs {
@@ -24,6 +34,9 @@ export interface ServeArgs {
   cacheSize: number;
   cacheBytes: number;
   exitOnStdinEof: boolean;
+  registry?: string;
+  admin?: string;
+  devAdmin?: boolean;
 }
 
 /** Parses `serve` options; returns a usage message instead when they are wrong. */
@@ -64,6 +77,21 @@ export function parseServeArgs(args: string[]): ServeArgs | { error: string } | 
       case "--exit-on-stdin-eof":
         parsed.exitOnStdinEof = true;
         break;
+      case "--registry": {
+        const where = value();
+        if (!where) return { error: "--registry needs a file path, a postgres:// URL or default" };
+        parsed.registry = where === "default" ? defaultRegistryPath() : where;
+        break;
+      }
+      case "--admin": {
+        const endpoint = value();
+        if (!endpoint || !/^(tcp|ipc):\/\/.+/.test(endpoint)) return { error: `--admin needs tcp://HOST:PORT or ipc://PATH, got ${endpoint}` };
+        parsed.admin = endpoint;
+        break;
+      }
+      case "--dev-admin":
+        parsed.devAdmin = true;
+        break;
       default:
         return { error: `unknown option ${args[i]}` };
     }
@@ -82,7 +110,23 @@ export async function run(args: string[]): Promise<number> {
     return 2;
   }
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const server = await startServer({ endpoint: parsed.endpoint, cacheSize: parsed.cacheSize, cacheBytes: parsed.cacheBytes, bind, log });
+  if ((parsed.admin || parsed.devAdmin) && !parsed.registry) {
+    process.stderr.write(`lrbridge serve: --admin and --dev-admin need --registry\n${USAGE}`);
+    return 2;
+  }
+  const registry = parsed.registry ? await openRegistry(parsed.registry, log) : undefined;
+  if (registry === null) return 1;
+  const server = await startServer({
+    endpoint: parsed.endpoint,
+    cacheSize: parsed.cacheSize,
+    cacheBytes: parsed.cacheBytes,
+    bind,
+    log,
+    registry,
+    adminEndpoint: parsed.admin,
+    devAdmin: parsed.devAdmin,
+  });
+  if (server.adminEndpoint) log(`lrbridge admin on ${server.adminEndpoint}`);
 
   let stopping: Promise<void> | null = null;
   const stop = (signal: string) => {
@@ -102,5 +146,21 @@ export async function run(args: string[]): Promise<number> {
   process.stdout.write(`lrbridge serving on ${server.endpoint}\n`);
   await server.done;
   if (stopping) await stopping;
+  await registry?.store.close();
   return 0;
+}
+
+/** The store a --registry names, or null (and a message) when it cannot be opened. */
+async function openRegistry(where: string, log: (line: string) => void): Promise<Registry | null> {
+  try {
+    return new Registry(await openStore(where), { bind, log });
+  } catch (err) {
+    process.stderr.write(`lrbridge serve: --registry ${redact(where)}: ${err instanceof Error ? err.message : String(err)}\n`);
+    return null;
+  }
+}
+
+/** A postgres URL without its password, for messages. */
+export function redact(where: string): string {
+  return where.replace(/(:\/\/[^:/@]*:)[^@]*@/, "$1***@");
 }

@@ -252,6 +252,15 @@ export class PostgresStore implements Store {
     await this.query("UPDATE runs SET last_seen = GREATEST(last_seen, $2), last_step = GREATEST(last_step, $3) WHERE id = $1", [runId, at, step]);
   }
 
+  async saveHandle(handle: HandleRecord): Promise<void> {
+    await this.query("INSERT INTO handles (hash, canonical, groups, last_epoch) VALUES ($1, $2, $3, $4) ON CONFLICT (hash) DO NOTHING", [
+      handle.hash,
+      JSON.stringify(handle.canonical),
+      JSON.stringify(handle.groups),
+      handle.last_epoch,
+    ]);
+  }
+
   async handle(hash: string): Promise<HandleRecord | null> {
     const rows = await this.query("SELECT * FROM handles WHERE hash = $1", [hash]);
     if (!rows.length) return null;

@@ -230,6 +230,17 @@ export class SqliteStore implements Store {
     });
   }
 
+  saveHandle(handle: HandleRecord): Promise<void> {
+    return this.run(() => {
+      this.q("INSERT INTO handles (hash, canonical, groups, last_epoch) VALUES (?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING").run(
+        handle.hash,
+        JSON.stringify(handle.canonical),
+        JSON.stringify(handle.groups),
+        handle.last_epoch,
+      );
+    });
+  }
+
   handle(hash: string): Promise<HandleRecord | null> {
     return this.run(() => {
       const row = this.q("SELECT * FROM handles WHERE hash = ?").get(hash) as Row | undefined;

@@ -142,6 +142,8 @@ export interface Store {
   recordEvent(runId: string, event: RunEvent): Promise<void>;
   /** The furthest step a run has reached (windows it asked for). */
   touchRun(runId: string, step: number, at: number): Promise<void>;
+  /** The handle's inputs alone (an open by ref without a run). */
+  saveHandle(handle: HandleRecord): Promise<void>;
   handle(hash: string): Promise<HandleRecord | null>;
   runs(q: RunQuery): Promise<RunRecord[]>;
   /** Called with (name, alias) whenever any process moves an alias; `null` when moves may have been missed. */

@@ -112,7 +112,8 @@ export class Handler {
     return this.handleDecoded(body, peer);
   }
 
-  private handleDecoded(body: unknown, peer = ""): Handled {
+  /** A decoded body → reply, counted in `stats`. Never throws. */
+  handleDecoded(body: unknown, peer = ""): Handled {
     const handled = this.handleCounted(body, peer);
     this.requests += 1;
     if (handled.reply.type === "error") this.errors += 1;
@@ -135,8 +136,14 @@ export class Handler {
     }
   }
 
+  /** Counts a reply made outside this class (the registry's) in `stats`. */
+  count(reply: Reply): void {
+    this.requests += 1;
+    if (reply.type === "error") this.errors += 1;
+  }
+
   /** Encodes a reply; a reply that cannot be encoded becomes an INTERNAL error. */
-  private encode(reply: Reply): Buffer {
+  encode(reply: Reply): Buffer {
     try {
       return encodeBody(withWireInts(reply));
     } catch (err) {
