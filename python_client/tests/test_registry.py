@@ -169,7 +169,8 @@ def test_the_team_workflow(registry_server, name, monkeypatch):
 
     opt, sched = resumed(on_change="checkpoint")
     sched.load_state_dict(saved["sched"])
-    close(train(sched, opt, STEPS - CHECKPOINT_AT), torch_lrs(V1, STEPS)[CHECKPOINT_AT:])
+    lrs_a += train(sched, opt, STEPS - CHECKPOINT_AT)
+    close(lrs_a, torch_lrs(V1, STEPS))
     assert sched.resolved["version"] == 1
 
     # a third run resumes the checkpoint on what prod names now, from the resume step
@@ -188,10 +189,31 @@ def test_the_team_workflow(registry_server, name, monkeypatch):
     (a,) = registry.runs(run=run_a, server=serving)
     assert a["name"] == "run a" and [(u["version"], u["step"]) for u in a["uses"]] == [(1, 0), (1, CHECKPOINT_AT + 1)]
 
+    # replay: the recorded uses and origins give each run's values again, exactly
+    assert replay(serving, run_a, 1, STEPS) == lrs_a
+    assert replay(serving, run_b, 1, STEPS) == lrs_b
+    assert replay(serving, run_c, CHECKPOINT_AT + 1, STEPS) == lrs_c
+
     # diff: where v1 and v2 part
     d = registry.diff(f"{name}@1", f"{name}@2", 40, server=serving)
     assert d["paths"] == [{"path": "T_max", "a": 20, "b": 30}]
     assert d["first_step"] == 1 and d["max_abs"] > 0 and d["max_rel"] > 0
+
+
+def replay(serving: lrbridge.Client, run_id: str, first: int, last: int) -> list[float]:
+    """Rows first..last of a run from what the server recorded: at row k, the latest use at
+    or before k (its version, groups and last_epoch), rebased at the latest origin since."""
+    (run,) = registry.runs(run=run_id, server=serving)
+    uses = sorted(run["uses"], key=lambda u: (u["step"], u["at"]))
+    origins = sorted((e for e in run["events"] if e["kind"] == "origin"), key=lambda e: (e["step"], e["at"]))
+    lrs = []
+    for k in range(first, last + 1):
+        use = [u for u in uses if u["step"] <= k][-1]
+        opened = serving.open(None, use["groups"], use["last_epoch"], ref=f"{use['name']}@{use['version']}")
+        since = [e for e in origins if use["step"] - 1 <= e["step"] < k]
+        origin = {"step": since[-1]["step"], "lr": since[-1]["data"]["lr"]} if since else None
+        lrs.append(float(serving.window(opened, k, 1, origin).lr[0, 0]))
+    return lrs
 
 
 def test_unpinned_refs_warn_and_bad_refs_are_typed_errors(registry_server, name):
@@ -206,17 +228,76 @@ def test_unpinned_refs_warn_and_bad_refs_are_typed_errors(registry_server, name)
         registry.resolve("Not A Ref!", server=serving)
 
 
-def test_a_tcp_serving_endpoint_refuses_registry_writes(store, server_cli, short_tmp):
+def test_a_tcp_serving_endpoint_refuses_registry_writes_the_admin_one_takes_them(store, server_cli, short_tmp, monkeypatch):
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    process = ServerProcess(f"tcp://127.0.0.1:{port}", command=[node_executable(), str(server_cli)], args=["--registry", store])
+    admin = f"ipc://{short_tmp}/admin.sock"
+    process = ServerProcess(
+        f"tcp://127.0.0.1:{port}", command=[node_executable(), str(server_cli)], args=["--registry", store, "--admin", admin]
+    )
     process.start(timeout=60)
+    name = f"t{uuid.uuid4().hex[:10]}/y"
     try:
         with lrbridge.Client(process.endpoint) as serving:
             with pytest.raises(Forbidden):
-                registry.publish(f"t{uuid.uuid4().hex[:10]}/y", V1, admin=serving)
+                registry.publish(name, V1, admin=serving)
+            with pytest.raises(UnknownRef):
+                registry.resolve(name, server=serving)  # nothing was written
+            monkeypatch.setenv("LRBRIDGE_ADMIN_ENDPOINT", admin)
+            assert registry.publish(name, V1).version == 1
+            assert registry.resolve(name, server=serving).version == 1
     finally:
         process.stop()
+
+
+DROP_INS = {
+    "OneCycleLR": (
+        {"type": "OneCycleLR", "max_lr": 0.5, "total_steps": 30, "pct_start": 0.5},
+        lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.5, total_steps=30, pct_start=0.5),
+    ),
+    "SequentialLR": (
+        {"type": "SequentialLR", "milestones": [5], "schedulers": [
+            {"type": "LinearLR", "start_factor": 0.1, "total_iters": 5}, {"type": "ExponentialLR", "gamma": 0.9}]},
+        lambda opt: torch.optim.lr_scheduler.SequentialLR(opt, [
+            torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=5),
+            torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.9)], milestones=[5]),
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DROP_INS))
+def test_from_ref_gives_the_class_the_spec_names_with_torchs_values(registry_server, name, kind):
+    process, serving, admin = registry_server
+    spec, build_torch = DROP_INS[kind]
+    registry.publish(name, spec, admin=admin)
+    opt = sgd()
+    sched = from_ref(opt, f"{name}@1", server=serving)
+    assert type(sched).__name__ == kind and isinstance(sched, getattr(torch.optim.lr_scheduler, kind))
+    ours = train(sched, opt, 25)
+    ref_opt = sgd()
+    close(ours, train(build_torch(ref_opt), ref_opt, 25))
+    assert sched.state_dict()["_registry"]["version"] == 1
+
+
+def test_from_ref_of_a_library_spec_is_a_schedule(registry_server, name):
+    process, serving, admin = registry_server
+    registry.publish(name, lrbridge.spec.warmup(lrbridge.spec.cosine(20), steps=5), admin=admin)
+    sched = from_ref(sgd(), f"{name}@1", server=serving, on_change="checkpoint")
+    assert type(sched) is lrbridge.Schedule and sched.ref == f"{name}@1" and sched._on_change == "checkpoint"
+
+
+def test_plateau_from_ref_is_torchs_class_and_its_metric_steps_run_on_the_server(registry_server, name):
+    process, serving, admin = registry_server
+    registry.publish(name, {"type": "ReduceLROnPlateau", "patience": 1, "factor": 0.5}, admin=admin)
+    opt = sgd()
+    sched = from_ref(opt, f"{name}@1", server=serving)
+    ref_opt = sgd()
+    ref = torch.optim.lr_scheduler.ReduceLROnPlateau(ref_opt, patience=1, factor=0.5)
+    assert isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    for loss in [1.0, 0.9, 0.95, 0.97, 0.99, 0.5, 0.6, 0.7]:
+        sched.step(loss)
+        ref.step(loss)
+        assert opt.param_groups[0]["lr"] == ref_opt.param_groups[0]["lr"]
