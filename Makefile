@@ -69,6 +69,12 @@ test-py:
 demo: setup
 	$(PY) examples/train_digits.py --compare
 
+# A team's registry workflow, printed step by step (examples/team_registry.py):
+# SQLite by default; `make registry-demo ARGS=--postgres` for a real Postgres it starts.
+.PHONY: registry-demo
+registry-demo: setup
+	$(PY) examples/team_registry.py $(ARGS)
+
 # Experiments from the schedule literature on digits: tables on stdout, plots in examples/out/.
 examples: setup
 	$(PIP) install -q -e '.[examples]'
