@@ -72,7 +72,7 @@ demo: setup
 # A team's registry workflow, printed step by step (examples/team_registry.py):
 # SQLite by default; `make registry-demo ARGS=--postgres` for a real Postgres it starts.
 .PHONY: registry-demo
-registry-demo: setup
+registry-demo: setup $(if $(findstring --postgres,$(ARGS)),postgres)
 	$(PY) examples/team_registry.py $(ARGS)
 
 # Experiments from the schedule literature on digits: tables on stdout, plots in examples/out/.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from .registry import defer_use, make_pin, parse_ref, resolve
+from .registry import defer_use, make_pin, resolve, warn_resolution
 from .run import current_run
 
 # Fields a canonical spec holds as numbers that a constructor checks as floats.
@@ -86,15 +86,5 @@ def from_ref(optimizer: Any, ref: str, *, server: Any = None, run_name: str | No
     scheduler._run_name = run_name
     scheduler._registry = make_pin(client, scheduler._opened, ref, snapshot[0], snapshot[1], run.id)
     defer_use(scheduler, run)
-    if parse_ref(ref).unpinned:
-        import warnings
-
-        from .errors import UnpinnedRef
-
-        warnings.warn(
-            f"lrbridge: {ref} is unpinned (it means the latest version); resolved to {version}, "
-            "recorded in state_dict. Name a version or an alias for a reproducible run.",
-            UnpinnedRef,
-            stacklevel=2,
-        )
+    warn_resolution(ref, scheduler._registry, scheduler._opened.resolved, stacklevel=2)
     return scheduler

@@ -37,7 +37,7 @@ from typing import Any
 import msgpack
 
 from .client import Client, Opened, resolve_client
-from .errors import LRBridgeError, ProtocolError
+from .errors import LRBridgeError, ProtocolError, UnpinnedRef
 from .protocol import open_message
 
 __all__ = [
@@ -211,6 +211,8 @@ class Version:
     pinned: bool | None = None
     # publish: False when the content equals an existing version (that version is returned)
     created: bool | None = None
+    # resolve: answered from the server's memory while its store is unavailable
+    cached: bool = False
 
     def __str__(self) -> str:
         return f"{self.name}@{self.version}"
@@ -229,6 +231,7 @@ def resolve(ref: str, *, server: "None | str | Client" = None) -> Version:
         created_at=None if r.get("created_at") is None else float(r["created_at"]),
         ref=str(r.get("ref", ref)),
         pinned=bool(r.get("pinned")),
+        cached=bool(r.get("cached")),
     )
 
 
@@ -337,6 +340,26 @@ def make_pin(client: Client, opened: Opened, ref: str, groups: list, last_epoch:
         "run": run,
         "switches": [],
     }
+
+
+def warn_resolution(ref: str, pin: dict, resolved: dict | None, stacklevel: int) -> None:
+    """The two things a run should hear about the version a ref gave it: that the ref was
+    unpinned, and that the answer came from the server's cache (its store unavailable)."""
+    if parse_ref(ref).unpinned:
+        warnings.warn(
+            f"lrbridge: {ref} is unpinned (it means the latest version); resolved to "
+            f"{pin['name']}@{pin['version']}, recorded in state_dict. "
+            "Name a version or an alias for a reproducible run.",
+            UnpinnedRef,
+            stacklevel=stacklevel + 1,
+        )
+    if resolved and resolved.get("cached"):
+        warnings.warn(
+            f"lrbridge: {ref} → {pin['name']}@{pin['version']} came from the server's cache: its "
+            "registry store is unavailable, so the ref may have moved since.",
+            UserWarning,
+            stacklevel=stacklevel + 1,
+        )
 
 
 def label(pin: dict) -> str:

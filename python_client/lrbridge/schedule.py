@@ -33,8 +33,8 @@ from typing import Any
 from torch.optim import Optimizer
 
 from ._scheduler_base import TRANSIENT, Bridged, check_optimizer, group_value
-from .errors import ProtocolError, ScheduleChanged, UnpinnedRef
-from .registry import changed_message, check_engine, defer_use, is_ref, label, make_pin, parse_ref, pin_diff, send_use
+from .errors import ProtocolError, ScheduleChanged
+from .registry import changed_message, check_engine, defer_use, is_ref, label, make_pin, pin_diff, send_use, warn_resolution
 from .run import current_run
 
 __all__ = ["Schedule", "as_spec"]
@@ -182,14 +182,7 @@ class Schedule(Bridged):
         run = current_run(self._run_name)
         self._registry = make_pin(client, opened, self._ref, inits, last_epoch, run.id)
         defer_use(self, run)
-        if parse_ref(self._ref).unpinned:
-            warnings.warn(
-                f"lrbridge: {self._ref} is unpinned (it means the latest version); resolved to "
-                f"{self._registry['name']}@{self._registry['version']}, recorded in state_dict. "
-                "Name a version or an alias for a reproducible run.",
-                UnpinnedRef,
-                stacklevel=4,
-            )
+        warn_resolution(self._ref, self._registry, opened.resolved, stacklevel=4)
 
     def _initial_step(self) -> None:
         self._step_count = 0

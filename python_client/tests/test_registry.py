@@ -25,7 +25,7 @@ import torch
 import lrbridge
 from lrbridge import registry
 from lrbridge.embedded import ServerProcess, node_executable
-from lrbridge.errors import AliasConflict, BadRef, Forbidden, ScheduleChanged, UnknownRef, UnpinnedRef
+from lrbridge.errors import AliasConflict, BadRef, Forbidden, ScheduleChanged, StoreUnavailable, UnknownRef, UnpinnedRef
 from lrbridge.lr_scheduler import CosineAnnealingLR, from_ref
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -301,3 +301,40 @@ def test_plateau_from_ref_is_torchs_class_and_its_metric_steps_run_on_the_server
         sched.step(loss)
         ref.step(loss)
         assert opt.param_groups[0]["lr"] == ref_opt.param_groups[0]["lr"]
+
+
+def test_a_store_that_goes_away_serves_cached_refs_and_refuses_writes(server_cli):
+    """Postgres stopped under a running server: refs it resolved before still open (and say
+    they came from its cache); publishing is StoreUnavailable; a pinned checkpoint resumes."""
+    if not _postgres_available():
+        pytest.skip("no Postgres binaries (make postgres installs them)")
+    work = tempfile.mkdtemp(prefix="lrbs-")
+    tool = [sys.executable, str(REPO_ROOT / "tools" / "postgres.py")]
+    url = subprocess.run([*tool, "start", f"{work}/pg"], check=True, capture_output=True, text=True).stdout.split()[-1]
+    admin = f"ipc://{work}/admin.sock"
+    process = ServerProcess(command=[node_executable(), str(server_cli)], args=["--registry", url, "--admin", admin])
+    try:
+        process.start(timeout=60)
+        with lrbridge.Client(process.endpoint) as serving, lrbridge.Client(admin) as admin_client:
+            registry.publish("team/x", V1, admin=admin_client)
+            registry.alias("team/x", "prod", 1, admin=admin_client)
+            opt = sgd()
+            sched = lrbridge.Schedule(opt, "team/x@prod", server=serving)
+            train(sched, opt, 3)
+            state = sched.state_dict()
+            subprocess.run([*tool, "stop", f"{work}/pg"], check=True)
+
+            with pytest.raises(StoreUnavailable):
+                registry.publish("team/x", V2, admin=admin_client)
+            with pytest.warns(UserWarning, match="came from the server's cache"):
+                cached = lrbridge.Schedule(sgd(), "team/x@prod", server=serving)
+            assert cached.resolved["version"] == 1
+            opt2 = sgd()
+            opt2.load_state_dict(opt.state_dict())
+            resumed = lrbridge.Schedule(opt2, "team/x@1", server=serving)
+            resumed.load_state_dict(state)
+            close(train(resumed, opt2, 5), torch_lrs(V1, 8)[3:])
+    finally:
+        process.stop()
+        subprocess.run([*tool, "stop", f"{work}/pg"], check=False)
+        shutil.rmtree(work, ignore_errors=True)
