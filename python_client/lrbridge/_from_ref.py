@@ -84,7 +84,8 @@ def from_ref(optimizer: Any, ref: str, *, server: Any = None, run_name: str | No
 
     snapshot = scheduler.__dict__.get("_snapshot") or (group_inits(optimizer), -1)
     scheduler._run_name = run_name
-    scheduler._registry = make_pin(client, scheduler._opened, ref, snapshot[0], snapshot[1], run.id)
+    stream = scheduler.__dict__.get("_stream")
+    scheduler._registry = make_pin(client, scheduler._opened, ref, snapshot[0], snapshot[1], run.id, stream)
     defer_use(scheduler, run)
     warn_resolution(ref, scheduler._registry, scheduler._opened.resolved, stacklevel=2)
     return scheduler

@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import msgpack
+import numpy as np
 
 from .client import Client, Opened, resolve_client
 from .errors import LRBridgeError, ProtocolError, UnpinnedRef
@@ -310,21 +311,32 @@ def engine(client: Client) -> str:
     return value
 
 
-def rows_digest(client: Client, opened: Opened) -> dict:
-    """sha256 of the first rows' lr and momentum (float64 LE), or of a metric schedule's first values."""
+def rows_digest(client: Client, opened: Opened, stream: Any = None) -> dict:
+    """sha256 of the first rows' lr and momentum (float64 LE), or of a metric schedule's first values.
+
+    From the rows ``stream`` (a WindowStream) already holds when they start at row 0,
+    else from one window request."""
     h = hashlib.sha256()
     if opened.kind == "metric":
         h.update(msgpack.packb({"lr": opened.lr, "momentum": opened.momentum}, use_bin_type=True))
         return {"rows": 1, "sha256": h.hexdigest()}
     rows = DIGEST_ROWS if opened.row_end is None else max(1, min(DIGEST_ROWS, opened.row_end))
-    window = client.window(opened, 0, rows)
-    h.update(window.lr.astype("<f8").tobytes())
-    if window.momentum is not None:
-        h.update(window.momentum.astype("<f8").tobytes())
-    return {"rows": int(window.count), "sha256": h.hexdigest()}
+    if stream is not None and stream.lo == 0 and stream.n >= rows and stream.origin is None:
+        values = rows * stream.groups
+        lr = np.frombuffer(stream.lr_flat, dtype=np.float64)[:values]
+        mom = None if stream.mom_flat is None else np.frombuffer(stream.mom_flat, dtype=np.float64)[:values]
+    else:
+        window = client.window(opened, 0, rows)
+        rows, lr, mom = int(window.count), window.lr, window.momentum
+    h.update(lr.astype("<f8").tobytes())
+    if mom is not None:
+        h.update(mom.astype("<f8").tobytes())
+    return {"rows": rows, "sha256": h.hexdigest()}
 
 
-def make_pin(client: Client, opened: Opened, ref: str, groups: list, last_epoch: int, run: str | None) -> dict:
+def make_pin(
+    client: Client, opened: Opened, ref: str, groups: list, last_epoch: int, run: str | None, stream: Any = None
+) -> dict:
     """The pin of a schedule just opened by ``ref`` (see the module doc)."""
     resolved = opened.resolved or {}
     return {
@@ -334,7 +346,7 @@ def make_pin(client: Client, opened: Opened, ref: str, groups: list, last_epoch:
         "spec_hash": opened.spec_hash,
         "canonical": opened.canonical,
         "engine": engine(client),
-        "digest": rows_digest(client, opened),
+        "digest": rows_digest(client, opened, stream),
         "groups": groups,
         "last_epoch": last_epoch,
         "run": run,

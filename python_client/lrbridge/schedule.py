@@ -180,19 +180,21 @@ class Schedule(Bridged):
         inits, last_epoch = self._snapshot
         client = self._client_for()
         run = current_run(self._run_name)
-        self._registry = make_pin(client, opened, self._ref, inits, last_epoch, run.id)
+        self._registry = make_pin(client, opened, self._ref, inits, last_epoch, run.id, self.__dict__.get("_stream"))
         defer_use(self, run)
         warn_resolution(self._ref, self._registry, opened.resolved, stacklevel=4)
 
     def _initial_step(self) -> None:
         self._step_count = 0
         opened = self._open()
-        if self._ref is not None:
-            self._pin(opened)
         if opened.kind != "metric":
             self._pending_open = opened
             Bridged._initial_step(self)
+            if self._ref is not None:
+                self._pin(opened)  # after the first window: the digest's rows are in it
             return
+        if self._ref is not None:
+            self._pin(opened)
         # Metric-driven: the values right after construction came with `opened`.
         if self.last_epoch != -1:
             raise ValueError("lrbridge: a metric-driven Schedule resumes through load_state_dict, not last_epoch")

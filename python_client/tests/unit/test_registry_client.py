@@ -190,6 +190,27 @@ def test_a_different_engine_with_other_values_warns_on_resume(reg):
         sched.load_state_dict(state)
 
 
+def test_another_engine_with_the_same_values_resumes_quietly(reg):
+    state, opt_state = checkpoint(reg)
+    reg.server = "lrbridge-ts/9.9.9"
+    opt, sched = resume(reg, state, opt_state)
+    n = len(reg.requests)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sched.load_state_dict(state)
+    # the digest was recomputed with a window request and matched the one taken from the stream
+    assert "window" in [r["type"] for r in reg.requests[n:]]
+
+
+def test_the_pin_digest_comes_from_the_first_window_without_a_request_of_its_own(reg):
+    sched = lrbridge.Schedule(sgd(), "team/x@prod", server=reg.client())
+    windows = [(r["start"], r["count"]) for r in reg.requests if r["type"] == "window"]
+    assert windows[0][0] == 0 and windows[0][1] > registry.DIGEST_ROWS  # the stream's, then its prefetch
+    assert (0, registry.DIGEST_ROWS) not in windows
+    fresh = registry.rows_digest(reg.client(), sched._opened)
+    assert sched.state_dict()["_registry"]["digest"] == fresh
+
+
 def test_from_ref_builds_the_drop_in_class_and_the_checkpoint_wins(reg):
     opt = sgd()
     sched = from_ref(opt, "team/x@prod", server=reg.client())
