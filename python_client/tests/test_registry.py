@@ -193,6 +193,8 @@ def test_the_team_workflow(registry_server, name, monkeypatch):
     assert replay(serving, run_a, 1, STEPS) == lrs_a
     assert replay(serving, run_b, 1, STEPS) == lrs_b
     assert replay(serving, run_c, CHECKPOINT_AT + 1, STEPS) == lrs_c
+    # `lrbridge replay RUN`: rows 0..STEPS of the run that trained without a resume
+    assert cli_replay(process.endpoint, run_b, STEPS + 1)[1:] == lrs_b
 
     # diff: where v1 and v2 part
     d = registry.diff(f"{name}@1", f"{name}@2", 40, server=serving)
@@ -214,6 +216,16 @@ def replay(serving: lrbridge.Client, run_id: str, first: int, last: int) -> list
         origin = {"step": since[-1]["step"], "lr": since[-1]["data"]["lr"]} if since else None
         lrs.append(float(serving.window(opened, k, 1, origin).lr[0, 0]))
     return lrs
+
+
+def cli_replay(endpoint: str, run_id: str, steps: int) -> list[float]:
+    """`lrbridge replay RUN`: the run's lr at rows 0..steps-1, one CSV row each."""
+    out = subprocess.run(
+        [node_executable(), str(REPO_ROOT / "dist" / "cli.js"), "replay", run_id, "--connect", endpoint, "--steps", str(steps)],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip().splitlines()
+    header = out[0].split(",")
+    return [float(line.split(",")[header.index("lr")]) for line in out[1:]]
 
 
 def test_unpinned_refs_warn_and_bad_refs_are_typed_errors(registry_server, name):
