@@ -12,6 +12,7 @@ on private ipc:// endpoints, and prints each step:
 4. run a resumes: the checkpoint pinned v1, so ``Schedule`` refuses with the diff;
    it continues with ``on_change="checkpoint"`` (v1), another with ``"current"`` (v2 from the resume step);
 5. ``runs``: which runs used which version, and what a replay of a run needs;
+   ``lrbridge replay RUN`` gives run b's lrs again;
    ``history``: who moved ``prod``, when, why;
 6. ``diff``: where v1 and v2 part.
 """
@@ -37,7 +38,7 @@ from torch import nn  # noqa: E402
 import lrbridge  # noqa: E402
 from lrbridge import registry  # noqa: E402
 from lrbridge import spec as S  # noqa: E402
-from lrbridge.embedded import ServerProcess  # noqa: E402
+from lrbridge.embedded import ServerProcess, server_command  # noqa: E402
 from lrbridge.errors import ScheduleChanged  # noqa: E402
 
 NAME = "team/cosine"
@@ -112,7 +113,8 @@ def demo(serving: lrbridge.Client, admin: lrbridge.Client) -> None:
     os.environ["LRBRIDGE_RUN_ID"] = run_b = f"run-b-{uuid.uuid4().hex[:8]}"
     model, opt = model_and_optimizer(1)
     sched = lrbridge.lr_scheduler.from_ref(opt, prod, server=serving, run_name="run b")
-    print(f"run b ({type(sched).__name__} from the ref): lrs {fmt(train(model, opt, sched, STEPS))}")
+    lrs_b = train(model, opt, sched, STEPS)
+    print(f"run b ({type(sched).__name__} from the ref): lrs {fmt(lrs_b)}")
 
     say(f"publish v2 and move prod from v1 to v2 (compare-and-set)")
     v2 = registry.publish(NAME, V2, message="warmup 10", admin=admin)
@@ -153,6 +155,15 @@ def demo(serving: lrbridge.Client, admin: lrbridge.Client) -> None:
         print(f"use {use['ref']} = v{use['version']} from step {use['step']}, groups {use['groups']}")
     for event in record["events"]:
         print(f"{event['kind']} at step {event['step']}: {event['data']}")
+
+    say(f"lrbridge replay {run_b}: run b's lrs again, from what the server recorded")
+    csv = subprocess.run(
+        [*server_command(), "replay", run_b, "--connect", serving.endpoint, "--steps", str(STEPS + 1)],
+        check=True, capture_output=True, text=True,
+    ).stdout.splitlines()
+    print("\n".join(csv[:4]) + "\n…")
+    replayed = [float(line.split(",")[csv[0].split(",").index("lr")]) for line in csv[2:]]
+    print(f"the replay equals run b's {len(lrs_b)} lrs exactly: {replayed == lrs_b}")
 
     say(f"history of {NAME}: the alias moves")
     for event in registry.history(NAME, server=serving)["events"]:
