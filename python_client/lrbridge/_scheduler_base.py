@@ -56,6 +56,8 @@ TRANSIENT = frozenset(
         "_ti_flat",
         "_parent",
         "_children_at",
+        "_open_via",
+        "_use_pending",
     }
 )
 # Rows per window: one request per 8192 steps, asked for a whole window ahead
@@ -231,7 +233,11 @@ class Bridged(LRScheduler):
         """Open the spec against the optimizer state the constructor found."""
         client = self._client_for()
         inits, last_epoch = self.__dict__.get("_snapshot") or (group_inits(self.optimizer), -1)
-        self._opened = opened = client.open(self._spec, inits, last_epoch)
+        # A registry schedule's next open goes by ref and/or carries the run (one-shot).
+        via = self.__dict__.pop("_open_via", None) or {}
+        self._opened = opened = client.open(self._spec, inits, last_epoch, **via)
+        if opened.resolved is not None:
+            self._spec = opened.spec  # the canonical spec the ref named
         self._spec_hash = opened.spec_hash
         self._momentum_key = opened.momentum_key
         self._chainable = opened.chainable
@@ -286,6 +292,10 @@ class Bridged(LRScheduler):
             )
         if self._step_count == 1:
             warn_step_order(self.optimizer, stacklevel=4)
+        if "_use_pending" in self.__dict__:
+            from .registry import send_use
+
+            send_use(self)
         self._step_count += 1
         if epoch is not None:
             warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=4)
@@ -425,14 +435,24 @@ class Bridged(LRScheduler):
         """
         saved = {k: v for k, v in state_dict.items() if k not in TRANSIENT}
         saved_spec, saved_hash = saved.get("_spec"), saved.get("_spec_hash")
+        constructed_pin = self.__dict__.get("_registry")
         self.__dict__.update(saved)
+        if constructed_pin is not None and saved.get("_registry") is not None:
+            from .registry import retarget_use
+
+            retarget_use(self, saved["_registry"], self.last_epoch + 1)
         if saved_spec is not None and saved_hash != self._opened.spec_hash:
-            warnings.warn(
-                f"lrbridge: the checkpoint's schedule (spec_hash {saved_hash}) differs from the one "
-                f"constructed ({self._opened.spec_hash}); continuing with the checkpoint's, as torch does.",
-                UserWarning,
-                stacklevel=2,
-            )
+            if constructed_pin is not None and saved.get("_registry") is not None:
+                from .registry import kept_message
+
+                warnings.warn(kept_message(saved["_registry"], constructed_pin), UserWarning, stacklevel=2)
+            else:
+                warnings.warn(
+                    f"lrbridge: the checkpoint's schedule (spec_hash {saved_hash}) differs from the one "
+                    f"constructed ({self._opened.spec_hash}); continuing with the checkpoint's, as torch does.",
+                    UserWarning,
+                    stacklevel=2,
+                )
             self._open()
         self._reposition()
 

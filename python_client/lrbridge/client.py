@@ -196,13 +196,23 @@ class Client:
             self.max_values = int(reply["max_values"])
         return reply
 
-    def open(self, spec: dict, groups: list[dict], last_epoch: int = -1) -> Opened:
+    def open(
+        self, spec: dict | None, groups: list[dict], last_epoch: int = -1, *, ref: str | None = None, run: dict | None = None
+    ) -> Opened:
         """Bind ``spec`` to param groups as the constructor finds them:
-        ``groups`` = [{lr, initial_lr?, momentum?, betas?, lr_dtype?}, ...], and its ``last_epoch``."""
-        reply = self.request(open_message(spec, groups, client_label(), last_epoch))
+        ``groups`` = [{lr, initial_lr?, momentum?, betas?, lr_dtype?}, ...], and its ``last_epoch``.
+
+        ``ref``: open a registry ref instead of ``spec`` (the reply's canonical
+        spec then re-opens the handle). ``run``: the run identity the server
+        audits (``RunIdentity.to_wire``)."""
+        reply = self.request(open_message(spec, groups, client_label(), last_epoch, ref=ref, run=run))
         if reply.get("type") != "opened":
             raise ProtocolError("BAD_REPLY", f"expected an 'opened' reply, got {reply.get('type')!r}")
-        opened = replace(opened_from_reply(reply, spec, groups), last_epoch=last_epoch)
+        if ref is not None:
+            spec = reply.get("canonical")
+        opened = replace(
+            opened_from_reply(reply, spec, groups), last_epoch=last_epoch, run=None if run is None else str(run["id"])
+        )
         self._opened[opened.hash] = (spec, groups, last_epoch)
         if self._on_open is not None:
             self._on_open(self, opened)
@@ -226,7 +236,7 @@ class Client:
         return _concat(parts)
 
     def _window_piece(self, opened: Opened, start: int, count: int, origin: dict | None) -> Window:
-        msg = window_message(opened.hash, start, count, origin)
+        msg = window_message(opened.hash, start, count, origin, opened.run)
         window = self._with_reopen(opened, lambda: self._until_replayed(lambda: window_from_reply(self.request(msg))))
         if window.stop is not None and window.start == start and window.count < count:
             return window  # torch raises at window.stop["row"]: the caller decides when
@@ -257,12 +267,12 @@ class Client:
     def epoch(self, opened: Opened, epochs: list[float], lr: list[float] | None = None) -> Window:
         """torch's deprecated ``step(epoch)``: row k = state after ``step(epochs[k])``,
         starting from the group lrs ``lr`` when given (recursive forms)."""
-        msg = epoch_message(opened.hash, epochs, lr)
+        msg = epoch_message(opened.hash, epochs, lr, opened.run)
         return self._with_reopen(opened, lambda: window_from_reply(self.request(msg)))
 
     def metric(self, opened: Opened, state: dict, metric: float) -> dict:
         """One ReduceLROnPlateau-style step: returns ``{state, lr, momentum}``."""
-        msg = metric_message(opened.hash, state, metric)
+        msg = metric_message(opened.hash, state, metric, opened.run)
         return self._with_reopen(opened, lambda: metric_from_reply(self.request(msg)))
 
 

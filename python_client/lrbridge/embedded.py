@@ -154,7 +154,7 @@ def _pump_lines(stream, lines: "queue.Queue[str | None]") -> None:
 class ServerProcess:
     """A `lrbridge serve` child process bound to ``endpoint`` (default: a fresh ipc path)."""
 
-    def __init__(self, endpoint: str | None = None, *, command: list[str] | None = None) -> None:
+    def __init__(self, endpoint: str | None = None, *, command: list[str] | None = None, args: list[str] | None = None) -> None:
         self._tmpdir = None
         if endpoint is None:
             # ipc paths are limited to ~107 bytes: keep the directory short.
@@ -162,6 +162,7 @@ class ServerProcess:
             endpoint = f"ipc://{self._tmpdir}/lrbridge.sock"
         self.endpoint = endpoint
         self.command = command
+        self.args = list(args or ())  # more `serve` options (--registry, --admin ...)
         self.process: subprocess.Popen | None = None
         self.output: list[str] = []
         self._log_path: str | None = None
@@ -176,7 +177,7 @@ class ServerProcess:
         """Start the child and wait for its ready line (or raise ServerUnavailable)."""
         if timeout is None:
             timeout = float(os.environ.get("LRBRIDGE_START_TIMEOUT") or DEFAULT_START_TIMEOUT_S)
-        argv = [*(self.command or server_command()), "serve", "--bind", self.endpoint, "--exit-on-stdin-eof"]
+        argv = [*(self.command or server_command()), "serve", "--bind", self.endpoint, *self.args, "--exit-on-stdin-eof"]
         log = tempfile.NamedTemporaryFile(prefix="lrbridge-stderr-", suffix=".log", delete=False)
         self._log_path = log.name
         try:

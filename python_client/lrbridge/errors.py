@@ -125,3 +125,65 @@ class ReplayPending(ProtocolError):
     ``Client`` handles it by sending the same request again; callers only see
     it when the replay takes longer than ``Client.replay_deadline`` seconds.
     """
+
+
+# --------------------------------------------------------------------------
+# The registry (proto/PROTOCOL.md, "Registry errors")
+
+
+class RegistryError(ProtocolError):
+    """An error reply of the registry: the message names the ref and the rule."""
+
+
+class BadRef(RegistryError, ValueError):
+    """BAD_REF: a ref or name is malformed (``path`` names the field)."""
+
+
+class UnknownRef(RegistryError, LookupError):
+    """UNKNOWN_REF: the store holds no such name, version, alias or hash."""
+
+
+class AliasConflict(RegistryError):
+    """ALIAS_CONFLICT: a compare-and-set alias move lost; the message says where it points now."""
+
+
+class Forbidden(RegistryError, PermissionError):
+    """FORBIDDEN: publish/alias sent to a serving endpoint that does not take them.
+
+    Send them to the admin endpoint (``LRBRIDGE_ADMIN_ENDPOINT`` or ``admin=``).
+    """
+
+
+class StoreUnavailable(RegistryError):
+    """STORE_UNAVAILABLE: the server cannot reach or write its store. Retry later."""
+
+
+REGISTRY_ERRORS: dict[str, type] = {
+    "BAD_REF": BadRef,
+    "UNKNOWN_REF": UnknownRef,
+    "ALIAS_CONFLICT": AliasConflict,
+    "FORBIDDEN": Forbidden,
+    "STORE_UNAVAILABLE": StoreUnavailable,
+}
+
+
+class ScheduleChanged(LRBridgeError):
+    """A checkpoint's schedule ref now resolves to another version.
+
+    ``ref`` as written, ``pinned`` (the checkpoint's ``{name, version,
+    spec_hash}``), ``current`` (what the ref resolves to now) and ``diff``
+    (the server's diff reply, or None when it could not be had). Resume with
+    ``on_change="checkpoint"`` (keep the pinned version) or ``"current"``
+    (switch at the resume step).
+    """
+
+    def __init__(self, message: str, *, ref: str, pinned: dict, current: dict, diff: dict | None) -> None:
+        super().__init__(message)
+        self.ref = ref
+        self.pinned = pinned
+        self.current = current
+        self.diff = diff
+
+
+class UnpinnedRef(UserWarning):
+    """A schedule ref without a version or alias (``@latest``): what it means can change."""

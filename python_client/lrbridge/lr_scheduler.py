@@ -538,7 +538,10 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
     _client_for = Bridged._client_for
 
     def _open(self):
-        self._opened = opened = self._client_for().open(self._spec, group_inits(self.optimizer))
+        via = self.__dict__.pop("_open_via", None) or {}  # from_ref: by ref, with the run
+        self._opened = opened = self._client_for().open(self._spec, group_inits(self.optimizer), **via)
+        if opened.resolved is not None:
+            self._spec = opened.spec
         self._spec_hash = opened.spec_hash
         return opened
 
@@ -551,6 +554,10 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
 
     def step(self, metrics, epoch=None) -> None:  # type: ignore[override]
         current = float(metrics)  # a 0-dim tensor works too
+        if "_use_pending" in self.__dict__:
+            from .registry import send_use
+
+            send_use(self)
         if epoch is None:
             epoch = self.last_epoch + 1
         else:
@@ -582,8 +589,17 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         saved = {k: v for k, v in state_dict.items() if k not in TRANSIENT}
+        constructed_pin = self.__dict__.get("_registry")
         self.__dict__.update(saved)
+        if constructed_pin is not None and saved.get("_registry") is not None:
+            from .registry import retarget_use
+
+            retarget_use(self, saved["_registry"], self.last_epoch + 1)
         if saved.get("_spec") is not None and saved.get("_spec_hash") != self._opened.spec_hash:
+            if constructed_pin is not None and saved.get("_registry") is not None:
+                from .registry import kept_message
+
+                warnings.warn(kept_message(saved["_registry"], constructed_pin), UserWarning, stacklevel=2)
             self._open()
 
     def _reduce_lr(self, epoch) -> None:
@@ -594,3 +610,6 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
 
     def _init_is_better(self, mode, threshold, threshold_mode) -> None:
         pass
+
+
+from ._from_ref import from_ref  # noqa: E402  (builds the classes above)

@@ -242,7 +242,7 @@ class WindowStream:
         if count < 1:
             self._next = None
             return  # nothing exists past the end
-        msg = window_message(self.opened.hash, start, count, self.origin)
+        msg = window_message(self.opened.hash, start, count, self.origin, self.opened.run)
         self._next = _Pending(start, count, self._channel.send(msg))
 
 

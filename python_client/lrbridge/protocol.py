@@ -11,7 +11,16 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from .errors import BadRequest, LRBridgeError, ProtocolError, ReplayPending, UnknownHash, py_exception, spec_error_class
+from .errors import (
+    REGISTRY_ERRORS,
+    BadRequest,
+    LRBridgeError,
+    ProtocolError,
+    ReplayPending,
+    UnknownHash,
+    py_exception,
+    spec_error_class,
+)
 
 PROTOCOL_VERSION = 2
 
@@ -48,12 +57,28 @@ def hello_message() -> dict:
     return {"type": "hello", "client": CLIENT_NAME}
 
 
-def open_message(spec: dict, groups: list[dict], client: str | None = None, last_epoch: int = -1) -> dict:
-    msg: dict[str, Any] = {"type": "open", "spec": spec, "groups": groups}
+def open_message(
+    spec: dict | None,
+    groups: list[dict],
+    client: str | None = None,
+    last_epoch: int = -1,
+    *,
+    ref: str | None = None,
+    run: dict | None = None,
+) -> dict:
+    """`open` of a spec, or of a registry ``ref`` (exactly one); ``run``: the run identity to audit."""
+    msg: dict[str, Any] = {"type": "open"}
+    if ref is not None:
+        msg["ref"] = ref
+    else:
+        msg["spec"] = spec
+    msg["groups"] = groups
     if last_epoch != -1:
         msg["last_epoch"] = int(last_epoch)
     if client is not None:
         msg["client"] = client  # shown by `lrbridge top`; not part of the handle
+    if run is not None:
+        msg["run"] = run
     return msg
 
 
@@ -66,25 +91,40 @@ def client_label() -> str:
     return f"{socket.gethostname()}:{os.getpid()} {script}"[:256]
 
 
-def window_message(handle: str, start: int, count: int, origin: dict | None = None) -> dict:
-    """`window`, or `rebase` when an origin is given (same reply; says what it means in logs)."""
+def window_message(handle: str, start: int, count: int, origin: dict | None = None, run: str | None = None) -> dict:
+    """`window`, or `rebase` when an origin is given (same reply; says what it means in logs).
+
+    ``run``: the run id. The server records an origin (the one input of a
+    window a replay cannot recompute) and, for a plain window, only how far the
+    run got."""
     if origin is None:
-        return {"type": "window", "hash": handle, "start": int(start), "count": int(count)}
+        msg: dict[str, Any] = {"type": "window", "hash": handle, "start": int(start), "count": int(count)}
+        if run is not None:
+            msg["run"] = run
+        return msg
     wire: dict[str, Any] = {"step": int(origin["step"]), "lr": [float(v) for v in origin["lr"]]}
     if origin.get("attrs"):
         wire["attrs"] = {name: float(v) for name, v in origin["attrs"].items()}
-    return {"type": "rebase", "hash": handle, "start": int(start), "count": int(count), "origin": wire}
-
-
-def epoch_message(handle: str, epochs: list[float], lr: list[float] | None = None) -> dict:
-    msg: dict[str, Any] = {"type": "epoch", "hash": handle, "epochs": [float(e) for e in epochs]}
-    if lr is not None:
-        msg["lr"] = [float(v) for v in lr]
+    msg = {"type": "rebase", "hash": handle, "start": int(start), "count": int(count), "origin": wire}
+    if run is not None:
+        msg["run"] = run
     return msg
 
 
-def metric_message(handle: str, state: dict, metric: float) -> dict:
-    return {"type": "metric", "hash": handle, "state": state, "metric": float(metric)}
+def epoch_message(handle: str, epochs: list[float], lr: list[float] | None = None, run: str | None = None) -> dict:
+    msg: dict[str, Any] = {"type": "epoch", "hash": handle, "epochs": [float(e) for e in epochs]}
+    if lr is not None:
+        msg["lr"] = [float(v) for v in lr]
+    if run is not None:
+        msg["run"] = run
+    return msg
+
+
+def metric_message(handle: str, state: dict, metric: float, run: str | None = None) -> dict:
+    msg: dict[str, Any] = {"type": "metric", "hash": handle, "state": state, "metric": float(metric)}
+    if run is not None:
+        msg["run"] = run
+    return msg
 
 
 def decode(body: bytes) -> dict:
@@ -138,6 +178,8 @@ def error_from_reply(reply: dict) -> LRBridgeError:
         return BadRequest(code, message, path=path)
     if code == "REPLAY_PENDING":
         return ReplayPending(code, message, path=path)
+    if code in REGISTRY_ERRORS:
+        return REGISTRY_ERRORS[code](code, message, path=path)
     return ProtocolError(code, message, path=path)
 
 
@@ -176,6 +218,10 @@ class Opened:
     momentum: list[float] | None = None
     spec: dict = field(default_factory=dict, repr=False, compare=False)
     group_inits: list = field(default_factory=list, repr=False, compare=False)
+    # opened by ref: {ref, name, version, spec_hash, cached?}
+    resolved: dict | None = None
+    # the run id its rebase/epoch/metric requests carry (opened with a run)
+    run: str | None = None
 
 
 @dataclass(frozen=True)
@@ -219,6 +265,7 @@ def opened_from_reply(reply: dict, spec: dict, groups: list) -> Opened:
             momentum=_floats(reply.get("momentum")) if kind == "metric" else None,
             spec=spec,
             group_inits=groups,
+            resolved=reply.get("resolved") if isinstance(reply.get("resolved"), dict) else None,
         )
     except KeyError as exc:
         raise ProtocolError("BAD_REPLY", f"'opened' reply lacks {exc}") from exc

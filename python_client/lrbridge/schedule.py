@@ -26,14 +26,21 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 from torch.optim import Optimizer
 
 from ._scheduler_base import TRANSIENT, Bridged, check_optimizer, group_value
+from .errors import ProtocolError, ScheduleChanged
+from .registry import changed_message, check_engine, defer_use, is_ref, label, make_pin, pin_diff, send_use, warn_resolution
+from .run import current_run
 
 __all__ = ["Schedule", "as_spec"]
+
+# What a resume does when the checkpoint's registry ref now names another version.
+ON_CHANGE = ("raise", "checkpoint", "current")
 
 
 def _plain(value: Any, path: str) -> Any:
@@ -75,7 +82,13 @@ def as_spec(spec: Any) -> dict:
 class Schedule(Bridged):
     """An LRScheduler whose values come from any lrbridge spec.
 
-    ``spec``: a dict (``{"type": ...}``), e.g. built with ``lrbridge.spec``.
+    ``spec``: a dict (``{"type": ...}``), e.g. built with ``lrbridge.spec``;
+    or a registry ref (``"team/cosine@prod"``, see ``lrbridge.registry``): the
+    server resolves it, ``state_dict`` pins the version it named, and
+    ``on_change`` says what a resume does when the ref has moved since
+    (``"raise"``: ScheduleChanged; ``"checkpoint"``: keep the pinned version;
+    ``"current"``: switch at the resume step). ``run_name``: how the registry's
+    audit names this run (default ``LRBRIDGE_RUN_NAME``, else ``host:pid script``).
     ``server``: None (``LRBRIDGE_ENDPOINT`` or a private embedded server), an
     endpoint string, or a ``lrbridge.Client``.
 
@@ -84,9 +97,29 @@ class Schedule(Bridged):
     ``cycle_starts(lo, hi)`` for cyclic specs.
     """
 
-    def __init__(self, optimizer: Optimizer, spec: Any, last_epoch: int = -1, *, server: Any = None) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        spec: Any,
+        last_epoch: int = -1,
+        *,
+        server: Any = None,
+        run_name: str | None = None,
+        on_change: str = "raise",
+    ) -> None:
         check_optimizer(optimizer)
+        if on_change not in ON_CHANGE:
+            raise ValueError(f"lrbridge: on_change must be one of {', '.join(map(repr, ON_CHANGE))}, got {on_change!r}")
         self._metric_state: dict | None = None
+        self._on_change = on_change
+        self._run_name = run_name
+        self._ref: str | None = None
+        if is_ref(spec):
+            # Opened by ref: the server resolves it and records this run's use of it.
+            self._ref = spec
+            self._open_via = {"ref": spec}  # the run's use is recorded at its first step (registry.defer_use)
+            self._bridge_init(optimizer, None, last_epoch, server)  # type: ignore[arg-type]
+            return
         spec = as_spec(spec)
         if spec["type"] == "hf" and spec.get("lr_init") is None:
             # transformers' schedules read the optimizer's default lr (polynomial, min_lr);
@@ -131,13 +164,37 @@ class Schedule(Bridged):
         pending = self.__dict__.pop("_pending_open", None)
         return pending if pending is not None else Bridged._open(self)
 
+    @property
+    def ref(self) -> str | None:
+        """The registry ref as written (None: built from a spec)."""
+        return self._ref
+
+    @property
+    def resolved(self) -> dict | None:
+        """What the ref resolved to, as pinned in ``state_dict``: ``{ref, name, version, spec_hash, canonical, ...}``."""
+        pin = self.__dict__.get("_registry")
+        return None if pin is None else copy.deepcopy(pin)
+
+    def _pin(self, opened) -> None:
+        """After the open by ref: pin the version in state_dict, and warn when the ref was unpinned."""
+        inits, last_epoch = self._snapshot
+        client = self._client_for()
+        run = current_run(self._run_name)
+        self._registry = make_pin(client, opened, self._ref, inits, last_epoch, run.id, self.__dict__.get("_stream"))
+        defer_use(self, run)
+        warn_resolution(self._ref, self._registry, opened.resolved, stacklevel=4)
+
     def _initial_step(self) -> None:
         self._step_count = 0
         opened = self._open()
         if opened.kind != "metric":
             self._pending_open = opened
             Bridged._initial_step(self)
+            if self._ref is not None:
+                self._pin(opened)  # after the first window: the digest's rows are in it
             return
+        if self._ref is not None:
+            self._pin(opened)
         # Metric-driven: the values right after construction came with `opened`.
         if self.last_epoch != -1:
             raise ValueError("lrbridge: a metric-driven Schedule resumes through load_state_dict, not last_epoch")
@@ -156,6 +213,8 @@ class Schedule(Bridged):
             return Bridged.step(self, epoch)
         if metrics is None:
             raise TypeError("lrbridge: this schedule is metric-driven: call step(metric)")
+        if "_use_pending" in self.__dict__:
+            send_use(self)
         state = self._metric_state
         if "lr" in state:
             # A metric state's lr is what the step starts from: the groups' lrs as they are now.
@@ -172,6 +231,11 @@ class Schedule(Bridged):
         return copy.deepcopy(self._metric_state)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Resume. A checkpoint of a registry schedule keeps its pinned version: when
+        the ref now resolves elsewhere, ``on_change`` says what happens (ScheduleChanged,
+        the checkpoint's version, or the current one from the resume step on)."""
+        if self._ref is not None and state_dict.get("_registry") is not None:
+            return self._load_pinned(state_dict)
         if state_dict.get("_metric_state") is None and self._metric_state is None:
             return Bridged.load_state_dict(self, state_dict)
         saved = {k: v for k, v in state_dict.items() if k not in TRANSIENT}
@@ -179,3 +243,61 @@ class Schedule(Bridged):
         if saved.get("_spec_hash") != self._opened.spec_hash:
             self._open()
         self._write(tuple(group_value(v) for v in self._last_lr), None)
+
+    def _load_pinned(self, state_dict: dict[str, Any]) -> None:
+        pinned, now = state_dict["_registry"], self._registry
+        resume = int(state_dict.get("last_epoch", 0)) + 1
+        moved = (pinned.get("name"), pinned.get("version")) != (now.get("name"), now.get("version"))
+        client = self._client_for()
+        if moved and self._on_change == "raise":
+            diff = pin_diff(client, pinned, now, resume)
+            raise ScheduleChanged(
+                changed_message(pinned.get("ref", self._ref), pinned, now, diff, resume),
+                ref=self._ref,
+                pinned={k: pinned.get(k) for k in ("name", "version", "spec_hash")},
+                current={k: now.get(k) for k in ("name", "version", "spec_hash")},
+                diff=diff,
+            )
+        # The resuming process's own choices stay; the rest is the checkpoint's.
+        mine = {k: self.__dict__[k] for k in ("_ref", "_on_change", "_run_name") if k in self.__dict__}
+        saved = {k: v for k, v in state_dict.items() if k not in TRANSIENT}
+        run = current_run(self._run_name).to_wire(resume)
+        if moved and self._on_change == "current":
+            switch = {"step": resume, "from": pinned.get("version"), "to": now.get("version")}
+            saved["_registry"] = {**now, "switches": [*pinned.get("switches", []), switch]}
+            saved["_spec"], saved["_spec_hash"] = now["canonical"], now["spec_hash"]
+            # A later use at the resume step: the run's switch, so a replay follows it.
+            via = {"ref": self._ref, "run": run}
+        else:
+            # The pinned version (its use then names it); its canonical spec itself
+            # when the registry cannot answer.
+            saved["_registry"] = pinned
+            via = {"ref": f"{pinned['name']}@{pinned['version']}" if moved else self._ref, "run": run}
+        self.__dict__.update(saved)
+        self.__dict__.update(mine)
+        self.__dict__.pop("_use_pending", None)  # the resume's open below is this run's use
+        self._open_via = via
+        try:
+            opened = self._open()
+        except ProtocolError:
+            if "ref" not in via:
+                raise
+            # No registry now (down, or another server): the canonical spec the checkpoint or
+            # the construction holds.
+            self._open_via = {"run": run}
+            opened = self._open()
+        if opened.spec_hash != self._registry["spec_hash"]:
+            raise ScheduleChanged(
+                f"{self._ref} moved again while resuming: now {opened.resolved}, expected {label(self._registry)}",
+                ref=self._ref,
+                pinned={k: pinned.get(k) for k in ("name", "version", "spec_hash")},
+                current=dict(opened.resolved or {}),
+                diff=None,
+            )
+        warning = check_engine(client, self._registry)
+        if warning:
+            warnings.warn(warning, UserWarning, stacklevel=3)
+        if self._metric_state is not None:
+            self._write(tuple(group_value(v) for v in self._last_lr), None)
+        else:
+            self._reposition()

@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 import zmq
 
-from lrbridge import BadRequest, ProtocolError, SpecError
+from lrbridge import BadRequest, ProtocolError, SpecError, registry
+from lrbridge.errors import REGISTRY_ERRORS
 from lrbridge.protocol import (
     PROTOCOL_VERSION,
     decode,
@@ -41,6 +42,9 @@ from lrbridge.errors import ReplayPending, UnknownHash
 
 WIRE_DIR = Path(__file__).resolve().parents[2] / "proto" / "vectors" / "wire"
 VECTOR_FILES = sorted(WIRE_DIR.glob("*.json"))
+# Answered by a server with a fresh store and a fixed clock (ts/test/registry_wire.test.ts):
+# checked here for their bytes and how the client builds and reads them.
+REGISTRY_VECTOR_FILES = sorted((WIRE_DIR / "registry").glob("*.json"))
 NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 
 
@@ -85,9 +89,12 @@ def same(a, b) -> bool:
     return a == b and (type(a) is type(b) or {type(a), type(b)} <= {int, float})
 
 
-def _vectors(wanted=lambda vector: True):
+def _vectors(wanted=lambda vector: True, files=VECTOR_FILES):
     """Vectors as test params, those ``wanted`` only (e.g. the ones that have a request map)."""
-    return [pytest.param(v, id=p.stem) for p, v in ((p, _load(p)) for p in VECTOR_FILES) if wanted(v)]
+    return [pytest.param(v, id=p.stem) for p, v in ((p, _load(p)) for p in files) if wanted(v)]
+
+
+ALL_FILES = VECTOR_FILES + REGISTRY_VECTOR_FILES
 
 
 def _has_reply(vector) -> bool:
@@ -103,7 +110,7 @@ def _has_any_request(vector) -> bool:
     return _has_reply(vector) and bool(vector.get("request_hex") or vector.get("request_size"))
 
 
-@pytest.mark.parametrize("vector", _vectors())
+@pytest.mark.parametrize("vector", _vectors(files=ALL_FILES))
 def test_hex_decodes_to_the_json_form(vector):
     for side in ("request", "reply"):
         hex_bytes = vector.get(f"{side}_hex")
@@ -119,20 +126,34 @@ def _client_message(request: dict) -> dict:
     if kind == "hello":
         return hello_message()
     if kind == "open":
-        return open_message(request["spec"], request["groups"], None, request.get("last_epoch", -1))
+        return open_message(
+            request.get("spec"), request["groups"], None, request.get("last_epoch", -1), ref=request.get("ref"), run=request.get("run")
+        )
     if kind in ("window", "rebase"):
-        return window_message(request["hash"], request["start"], request["count"], request.get("origin"))
+        return window_message(request["hash"], request["start"], request["count"], request.get("origin"), request.get("run"))
     if kind == "epoch":
-        return epoch_message(request["hash"], request["epochs"], request.get("lr"))
+        return epoch_message(request["hash"], request["epochs"], request.get("lr"), request.get("run"))
     if kind == "metric":
-        return metric_message(request["hash"], request["state"], request["metric"])
+        return metric_message(request["hash"], request["state"], request["metric"], request.get("run"))
+    if kind in REGISTRY_BUILDERS:
+        return REGISTRY_BUILDERS[kind](request)
     return {k: v for k, v in request.items() if k not in ("v", "id")}
 
 
-CLIENT_TYPES = {"hello", "open", "window", "rebase", "epoch", "metric"}
+REGISTRY_BUILDERS = {
+    "resolve": lambda r: registry.resolve_message(r["ref"]),
+    "publish": lambda r: registry.publish_message(r["name"], r["spec"], r.get("message"), r.get("author")),
+    "alias": lambda r: registry.alias_message(
+        r["name"], r["alias"], r["version"], r["expect"] if "expect" in r else registry._UNSET, r.get("who"), r.get("why")
+    ),
+    "history": lambda r: registry.history_message(r["name"], r.get("at")),
+    "diff": lambda r: registry.diff_message(r["a"], r["b"], r["steps"], r.get("groups")),
+    "runs": lambda r: registry.runs_message(r.get("ref"), r.get("run")),
+}
+CLIENT_TYPES = {"hello", "open", "window", "rebase", "epoch", "metric", *REGISTRY_BUILDERS}
 
 
-@pytest.mark.parametrize("vector", _vectors(_has_encodable_request))
+@pytest.mark.parametrize("vector", _vectors(_has_encodable_request, ALL_FILES))
 def test_requests_encode_byte_for_byte(vector):
     request = from_jsonable(vector["request"])
     expected = bytes.fromhex(vector["request_hex"])
@@ -142,7 +163,7 @@ def test_requests_encode_byte_for_byte(vector):
         assert request_body(_client_message(request), request["id"]) == expected
 
 
-@pytest.mark.parametrize("vector", _vectors(_has_reply))
+@pytest.mark.parametrize("vector", _vectors(_has_reply, ALL_FILES))
 def test_replies_parse(vector):
     reply = decode(bytes.fromhex(vector["reply_hex"]))
     kind = reply["type"]
@@ -153,6 +174,11 @@ def test_replies_parse(vector):
         assert len(opened.hash) == 64 and opened.groups >= 1
         if opened.kind == "metric":
             assert all(isinstance(v, float) for v in opened.lr)
+        if "resolved" in reply:
+            assert opened.resolved["version"] >= 1 and opened.resolved["spec_hash"] == opened.spec_hash
+    elif kind in ("resolved", "published", "aliased", "history", "diff", "runs"):
+        fields = registry._reply(reply, kind)
+        assert fields and "v" not in fields and "type" not in fields
     elif kind == "window":
         window = window_from_reply(reply)
         values = from_jsonable(vector["reply"])["lr"]
@@ -180,6 +206,7 @@ def test_replies_parse(vector):
             "UNKNOWN_HASH": UnknownHash,
             "BAD_REQUEST": BadRequest,
             "REPLAY_PENDING": ReplayPending,
+            **REGISTRY_ERRORS,
         }.get(
             reply["code"], ProtocolError
         )

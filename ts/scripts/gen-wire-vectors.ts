@@ -17,6 +17,7 @@ import { decodeBody, encodeBody, MAX_REQUEST_BYTES, MAX_WINDOW, toJsonable } fro
 import { bind } from "../src/bind";
 import { VECTOR_CLOCK } from "./vector_clock";
 import { Handler } from "../src/server/handler";
+import { registryCases, registryVector, storeUnavailableVector } from "./registry-vectors";
 
 const OUT_DIR = join(__dirname, "..", "..", "proto", "vectors", "wire");
 
@@ -267,7 +268,7 @@ function vectorFor(c: VectorCase): Msg {
   return vector;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   mkdirSync(OUT_DIR, { recursive: true });
   for (const file of readdirSync(OUT_DIR)) if (file.endsWith(".json")) rmSync(join(OUT_DIR, file));
   const vectors = [...cases().map(vectorFor), internalVector(), replayPendingVector()];
@@ -275,6 +276,15 @@ function main(): void {
     writeFileSync(join(OUT_DIR, `${vector.name}.json`), `${JSON.stringify(vector, null, 1)}\n`);
   }
   process.stdout.write(`wrote ${vectors.length} vectors to ${OUT_DIR}\n`);
+  // The registry's: answered by a server with a store (registry-vectors.ts).
+  const registryDir = join(OUT_DIR, "registry");
+  mkdirSync(registryDir, { recursive: true });
+  for (const file of readdirSync(registryDir)) if (file.endsWith(".json")) rmSync(join(registryDir, file));
+  const registry = [...(await Promise.all((await registryCases()).map(registryVector))), await storeUnavailableVector()];
+  for (const vector of registry) {
+    writeFileSync(join(registryDir, `${vector.name}.json`), `${JSON.stringify(vector, null, 1)}\n`);
+  }
+  process.stdout.write(`wrote ${registry.length} vectors to ${registryDir}\n`);
 }
 
-main();
+void main();

@@ -9,6 +9,11 @@ commands:
   plot   draw schedules' lr and momentum curves (-o FILE.svg|FILE.png)
   serve  serve schedules over ZeroMQ (--bind tcp://127.0.0.1:5555 | ipc://PATH)
   top    live view of the schedules a server is serving (--connect ENDPOINT)
+
+registry (--connect ENDPOINT, or --registry PATH|postgres://…):
+  publish NAME SPEC.json -m WHY   versions NAME   show REF
+  alias NAME ALIAS VERSION [--expect V]   diff REF REF --steps N
+  runs REF   replay RUN [--steps N] [--export-spec]
 `;
 
 // Node 22 is the oldest with what the server uses; the wheel pins Node 24, and the
@@ -42,6 +47,14 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./commands/serve")).run(rest);
     case "top":
       return (await import("./commands/top")).run(rest);
+    case "publish":
+    case "versions":
+    case "show":
+    case "alias":
+    case "diff":
+    case "runs":
+    case "replay":
+      return (await import("./commands/registry")).run(command, rest);
     case undefined:
     case "-h":
     case "--help":

@@ -3,10 +3,14 @@ import { bind } from "../bind";
 import { DEFAULT_CACHE_BYTES, DEFAULT_CACHE_SIZE } from "../server/handler";
 import { SecurityError } from "../server/security";
 import { startServer } from "../server/server";
+import { defaultRegistryPath } from "../registry/location";
+import { Registry } from "../registry/registry";
+import { openStore } from "../registry/store";
 
 const DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555";
 
 const USAGE = `usage: lrbridge serve [--bind ENDPOINT] [--cache N] [--cache-mib M] [--exit-on-stdin-eof]
+                     [--registry PATH|postgres://…|default] [--admin ENDPOINT] [--dev-admin]
                      [--curve-secret FILE --allow DIR [--admin-allow DIR]] [--insecure]
 
   --bind ENDPOINT  tcp://HOST:PORT (port 0 picks a free port) or ipc://PATH
@@ -26,8 +30,14 @@ const USAGE = `usage: lrbridge serve [--bind ENDPOINT] [--cache N] [--cache-mib 
                    (SIGHUP re-reads both directories)
   --insecure       allow a tcp bind beyond loopback without CURVE (warns)
 
+  --registry STORE named, versioned schedules: a SQLite file, a postgres:// URL,
+                   or "default" (${defaultRegistryPath()})
+  --admin ENDPOINT a second endpoint that takes publish and alias
+  --dev-admin      the serving endpoint takes them too, even on tcp:// (local development)
+
 A tcp bind that is not loopback refuses to start without --curve-secret.
-Prints "lrbridge serving on <endpoint>" to stdout once bound.
+Prints "lrbridge serving on <endpoint>" to stdout once bound (with --admin,
+"lrbridge admin on <endpoint>" to stderr before it).
 `;
 
 export interface ServeArgs {
@@ -39,6 +49,9 @@ export interface ServeArgs {
   allow?: string;
   adminAllow?: string;
   insecure?: true;
+  registry?: string;
+  admin?: string;
+  devAdmin?: boolean;
 }
 
 /** Parses `serve` options; returns a usage message instead when they are wrong. */
@@ -90,6 +103,21 @@ export function parseServeArgs(args: string[]): ServeArgs | { error: string } | 
       case "--insecure":
         parsed.insecure = true;
         break;
+      case "--registry": {
+        const where = value();
+        if (!where) return { error: "--registry needs a file path, a postgres:// URL or default" };
+        parsed.registry = where === "default" ? defaultRegistryPath() : where;
+        break;
+      }
+      case "--admin": {
+        const endpoint = value();
+        if (!endpoint || !/^(tcp|ipc):\/\/.+/.test(endpoint)) return { error: `--admin needs tcp://HOST:PORT or ipc://PATH, got ${endpoint}` };
+        parsed.admin = endpoint;
+        break;
+      }
+      case "--dev-admin":
+        parsed.devAdmin = true;
+        break;
       default:
         return { error: `unknown option ${args[i]}` };
     }
@@ -108,15 +136,32 @@ export async function run(args: string[]): Promise<number> {
     return 2;
   }
   const log = (line: string) => process.stderr.write(`${line}\n`);
+  if ((parsed.admin || parsed.devAdmin) && !parsed.registry) {
+    process.stderr.write(`lrbridge serve: --admin and --dev-admin need --registry\n${USAGE}`);
+    return 2;
+  }
+  const registry = parsed.registry ? await openRegistry(parsed.registry, log) : undefined;
+  if (registry === null) return 1;
   const security = { curveSecret: parsed.curveSecret, allow: parsed.allow, adminAllow: parsed.adminAllow, insecure: parsed.insecure };
   let server;
   try {
-    server = await startServer({ endpoint: parsed.endpoint, cacheSize: parsed.cacheSize, cacheBytes: parsed.cacheBytes, bind, log, security });
+    server = await startServer({
+      endpoint: parsed.endpoint,
+      cacheSize: parsed.cacheSize,
+      cacheBytes: parsed.cacheBytes,
+      bind,
+      log,
+      security,
+      registry,
+      adminEndpoint: parsed.admin,
+      devAdmin: parsed.devAdmin,
+    });
   } catch (err) {
     if (!(err instanceof SecurityError)) throw err;
     process.stderr.write(`lrbridge serve: ${err.message}\n`);
     return 2;
   }
+  if (server.adminEndpoint) log(`lrbridge admin on ${server.adminEndpoint}`);
   // Only with keys: otherwise a hangup still ends a server started from a terminal, as before.
   if (parsed.curveSecret) process.on("SIGHUP", () => server.reloadKeys());
 
@@ -138,5 +183,21 @@ export async function run(args: string[]): Promise<number> {
   process.stdout.write(`lrbridge serving on ${server.endpoint}\n`);
   await server.done;
   if (stopping) await stopping;
+  await registry?.store.close();
   return 0;
+}
+
+/** The store a --registry names, or null (and a message) when it cannot be opened. */
+async function openRegistry(where: string, log: (line: string) => void): Promise<Registry | null> {
+  try {
+    return new Registry(await openStore(where), { bind, log });
+  } catch (err) {
+    process.stderr.write(`lrbridge serve: --registry ${redact(where)}: ${err instanceof Error ? err.message : String(err)}\n`);
+    return null;
+  }
+}
+
+/** A postgres URL without its password, for messages. */
+export function redact(where: string): string {
+  return where.replace(/(:\/\/[^:/@]*:)[^@]*@/, "$1***@");
 }

@@ -115,7 +115,8 @@ export class Handler {
     return this.handleDecoded(body, peer, authenticated);
   }
 
-  private handleDecoded(body: unknown, peer = "", authenticated = true): Handled {
+  /** A decoded body → reply, counted in `stats`. Never throws. */
+  handleDecoded(body: unknown, peer = "", authenticated = true): Handled {
     const handled = this.handleCounted(body, peer, authenticated);
     this.requests += 1;
     if (handled.reply.type === "error") this.errors += 1;
@@ -138,8 +139,14 @@ export class Handler {
     }
   }
 
+  /** Counts a reply made outside this class (the registry's) in `stats`. */
+  count(reply: Reply): void {
+    this.requests += 1;
+    if (reply.type === "error") this.errors += 1;
+  }
+
   /** Encodes a reply; a reply that cannot be encoded becomes an INTERNAL error. */
-  private encode(reply: Reply): Buffer {
+  encode(reply: Reply): Buffer {
     try {
       return encodeBody(withWireInts(reply));
     } catch (err) {

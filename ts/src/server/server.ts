@@ -5,10 +5,12 @@
  */
 import { unlinkSync } from "node:fs";
 import type { Router, SocketOptions } from "zeromq";
-import { errorReply, Handler, HandlerOptions } from "./handler";
+import { errorReply, Handled, Handler, HandlerOptions } from "./handler";
 import { encodeBody } from "../protocol";
 import { splitFrames } from "./envelope";
 import { Security, SecurityOptions } from "./security";
+import { RegistryFront } from "./registry_handler";
+import type { Registry } from "../registry/registry";
 
 export interface ServerOptions extends HandlerOptions {
   /** `tcp://host:port` (port 0 picks a free one) or `ipc://path`. */
@@ -17,11 +19,19 @@ export interface ServerOptions extends HandlerOptions {
   log?: (line: string) => void;
   /** CURVE keys and allow-lists, or `insecure`; without them tcp binds only to loopback. */
   security?: Omit<SecurityOptions, "log">;
+  /** Named, versioned schedules (`--registry`); without it the registry messages are unknown. */
+  registry?: Registry;
+  /** A second endpoint that takes the admin messages (publish, alias). */
+  adminEndpoint?: string;
+  /** The serving endpoint takes admin messages even on tcp:// (local development). */
+  devAdmin?: boolean;
 }
 
 export interface RunningServer {
   /** The endpoint actually bound (the real port when 0 was asked for). */
   readonly endpoint: string;
+  /** The admin endpoint actually bound, when one was asked for. */
+  readonly adminEndpoint?: string;
   /** Resolves when the receive loop has ended. */
   readonly done: Promise<void>;
   /** Stops serving, closes the socket and removes an ipc socket file. */
@@ -61,60 +71,72 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       options.onInternalError?.(err);
     },
   });
+  const registry = options.registry ?? null;
   const security = new Security({ ...options.security, log });
-  let bound;
+  let closing = false;
+  const serve = async (endpointAsked: string, admin: boolean) => {
+    const { socket, endpoint, authenticated } = await security.bindRouter(endpointAsked, admin ? "admin" : "serving", ROUTER_OPTIONS);
+    // ipc:// is guarded by the file system; tcp:// takes admin messages only when told to.
+    const front = new RegistryFront({ handler, registry, admin: admin || endpoint.startsWith("ipc://") || !!options.devAdmin, log });
+    const outbox = new Outbox(socket, log, () => closing);
+    const done = (async () => {
+      try {
+        for await (const frames of socket) {
+          const reply = replyFrames(front, frames, log, authenticated);
+          outbox.push(reply instanceof Promise ? await reply : reply);
+          // Let queued replies and timers run between requests.
+          if (outbox.waiting) await outbox.flush();
+        }
+      } catch (err) {
+        if (!closing) throw err;
+      }
+    })();
+    return { socket, endpoint, done, ipcPath: ipcFilePath(endpoint) };
+  };
+  let main, adminSide;
   try {
-    bound = await security.bindRouter(options.endpoint, "serving", ROUTER_OPTIONS);
+    main = await serve(options.endpoint, false);
+    adminSide = options.adminEndpoint ? await serve(options.adminEndpoint, true) : null;
   } catch (err) {
+    closing = true;
+    main?.socket.close();
     await security.close();
     throw err;
   }
-  const { socket, endpoint, authenticated } = bound;
-  const ipcPath = ipcFilePath(endpoint);
-
-  let closing = false;
-  const outbox = new Outbox(socket, log, () => closing);
-  const done = (async () => {
-    try {
-      for await (const frames of socket) {
-        outbox.push(replyFrames(handler, frames, log, authenticated));
-        // Let queued replies and timers run between requests.
-        if (outbox.waiting) await outbox.flush();
-      }
-    } catch (err) {
-      if (!closing) throw err;
-    }
-  })();
+  const sides = adminSide ? [main, adminSide] : [main];
+  const done = Promise.all(sides.map((side) => side.done)).then(() => {});
 
   return {
-    endpoint,
+    endpoint: main.endpoint,
+    adminEndpoint: adminSide?.endpoint,
     done,
     async close() {
       if (closing) return done;
       closing = true;
-      socket.close();
+      for (const side of sides) side.socket.close();
       await done.catch(() => {});
       await security.close();
-      if (ipcPath) removeQuietly(ipcPath);
+      for (const side of sides) if (side.ipcPath) removeQuietly(side.ipcPath);
     },
     reloadKeys: () => security.reload(),
   };
 }
 
-/** One incoming message → the reply frames (same envelope head). Never throws. */
-function replyFrames(handler: Handler, frames: Buffer[], log: (line: string) => void, authenticated: boolean): Buffer[] {
+/** One incoming message → the reply frames (same envelope head). Never rejects. */
+function replyFrames(front: RegistryFront, frames: Buffer[], log: (line: string) => void, authenticated: boolean): Buffer[] | Promise<Buffer[]> {
   const split = splitFrames(frames);
   if ("malformed" in split) return [...split.head, encodeBody(errorReply(null, "BAD_FRAME", split.malformed))];
-  const handled = handler.handleBytes(split.body, split.head[0].toString("hex"), authenticated);
-  if (handled.request?.type === "open" && handled.reply.type === "opened") {
-    const spec = handled.request.spec;
-    const specType = typeof spec.type === "string" ? spec.type : "?";
-    log(
-      `${new Date().toISOString()} open peer=${split.head[0].toString("hex")} type=${specType} ` +
-        `spec=${handled.reply.spec_hash.slice(0, 12)} groups=${handled.reply.groups}`,
-    );
-  }
-  return [...split.head, handled.bytes];
+  const peer = split.head[0].toString("hex");
+  const frame = (handled: Handled & { bytes: Buffer }): Buffer[] => {
+    if (handled.reply.type === "opened") {
+      const spec = handled.request?.type === "open" ? handled.request.spec : handled.reply.canonical;
+      const specType = spec && typeof (spec as { type?: unknown }).type === "string" ? (spec as { type: string }).type : "?";
+      log(`${new Date().toISOString()} open peer=${peer} type=${specType} spec=${handled.reply.spec_hash.slice(0, 12)} groups=${handled.reply.groups}`);
+    }
+    return [...split.head, handled.bytes];
+  };
+  const handled = front.handleBytes(split.body, peer, authenticated);
+  return handled instanceof Promise ? handled.then(frame) : frame(handled);
 }
 
 /**
