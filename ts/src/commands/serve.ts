@@ -1,5 +1,6 @@
 /** `lrbridge serve`: parse options, serve until SIGINT/SIGTERM, exit 0. */
 import { bind } from "../bind";
+import { loadSandbox } from "../modules";
 import { DEFAULT_CACHE_BYTES, DEFAULT_CACHE_SIZE } from "../server/handler";
 import { startServer } from "../server/server";
 
@@ -82,6 +83,7 @@ export async function run(args: string[]): Promise<number> {
     return 2;
   }
   const log = (line: string) => process.stderr.write(`${line}\n`);
+  await loadSandbox(); // schedule modules bind synchronously once it is loaded
   const server = await startServer({ endpoint: parsed.endpoint, cacheSize: parsed.cacheSize, cacheBytes: parsed.cacheBytes, bind, log });
 
   let stopping: Promise<void> | null = null;

@@ -66,7 +66,7 @@ function readEnds(f: Fields, shape: ProfileShape): [number, number] {
   return [f.num("start", {}, 1), f.num("end", {}, 0)];
 }
 
-type Parser = (f: Fields) => Parsed;
+export type Parser = (f: Fields) => Parsed;
 
 function profileParser(shape: ProfileShape): Parser {
   return (f) => {
@@ -347,6 +347,20 @@ const PARSERS: Record<string, Parser> = {
     if (!(lo < hi)) throw new SpecError(f.at("lambda_max"), `must be > lambda_min (${lo}), got ${hi}`);
     return { schedule: R.fractal(lo, hi, horizon), canonical: f.done() };
   },
+};
+
+/**
+ * `{"type": "module", ...}`: a schedule written as code. Its reader lives
+ * with the sandbox (modules/), which registers it here, so the library
+ * itself (also loaded inside the sandbox) never depends on the sandbox.
+ */
+let moduleParser: Parser | null = null;
+export function setModuleParser(p: Parser): void {
+  moduleParser = p;
+}
+PARSERS.module = (f) => {
+  if (!moduleParser) throw new SpecError(f.at("type"), "module schedules are not available here (no sandbox)");
+  return moduleParser(f);
 };
 
 /** Stable-phase length from either stable_steps or total_steps (HF WSD rule). */
