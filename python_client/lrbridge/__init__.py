@@ -26,6 +26,7 @@ __all__ = [
     "RangeTestResult",
     "Schedule",
     "callbacks",
+    "compile_module",
     "default_client",
     "ensemble",
     "find_lr",
@@ -37,7 +38,7 @@ __all__ = [
 
 _LAZY_SUBMODULES = {"lr_scheduler", "spec", "callbacks", "ensemble"}
 # Names that live in modules importing torch: loaded on first access.
-_LAZY_NAMES = {"Schedule": "schedule", "get_scheduler": "hf", "find_lr": "lr_finder", "RangeTestResult": "lr_finder"}
+_LAZY_NAMES = {"compile_module": "modules", "Schedule": "schedule", "get_scheduler": "hf", "find_lr": "lr_finder", "RangeTestResult": "lr_finder"}
 
 
 def __getattr__(name: str) -> Any:

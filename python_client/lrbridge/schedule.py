@@ -76,6 +76,8 @@ class Schedule(Bridged):
     """An LRScheduler whose values come from any lrbridge spec.
 
     ``spec``: a dict (``{"type": ...}``), e.g. built with ``lrbridge.spec``.
+    ``module``/``params``: instead of ``spec``, a TypeScript schedule module
+    file and its params, compiled by ``lrbridge.compile_module``.
     ``server``: None (``LRBRIDGE_ENDPOINT`` or a private embedded server), an
     endpoint string, or a ``lrbridge.Client``.
 
@@ -84,9 +86,26 @@ class Schedule(Bridged):
     ``cycle_starts(lo, hi)`` for cyclic specs.
     """
 
-    def __init__(self, optimizer: Optimizer, spec: Any, last_epoch: int = -1, *, server: Any = None) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        spec: Any = None,
+        last_epoch: int = -1,
+        *,
+        server: Any = None,
+        module: Any = None,
+        params: dict | None = None,
+    ) -> None:
         check_optimizer(optimizer)
         self._metric_state: dict | None = None
+        if (spec is None) == (module is None):
+            raise TypeError("lrbridge.Schedule: give a spec or module=PATH (a TypeScript schedule module), not both")
+        if module is not None:
+            from .modules import compile_module
+
+            spec = compile_module(module, params)
+        elif params is not None:
+            raise TypeError("lrbridge.Schedule: params go with module=PATH")
         spec = as_spec(spec)
         if spec["type"] == "hf" and spec.get("lr_init") is None:
             # transformers' schedules read the optimizer's default lr (polynomial, min_lr);
