@@ -6,7 +6,8 @@
  */
 import { join } from "node:path";
 import { bind } from "../ts/src/bind";
-import { compileModule, loadSandbox } from "../ts/src/modules";
+import { loadSandbox } from "../ts/src/modules";
+import { compileModule } from "../ts/src/modules/compile";
 import { BLOCK_ROWS } from "../ts/src/modules/spec";
 
 const HERE = __dirname;

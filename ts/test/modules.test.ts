@@ -12,7 +12,8 @@ import { bind } from "../src/bind";
 import { SpecError } from "../src/core/api";
 import { contentHash } from "../src/core/canonical";
 import { SPEC_LIMITS } from "../src/core/limits";
-import { CompileError, ModuleFailure, compileModule, libraryVersion, loadSandbox } from "../src/modules";
+import { CompileError, ModuleFailure, libraryVersion, loadSandbox } from "../src/modules";
+import { compileModule } from "../src/modules/compile";
 
 let dir: string;
 

@@ -4,7 +4,8 @@
  * and print its spec node `{"type": "module", "code", "library", "params"}`.
  */
 import { bind } from "../bind";
-import { CompileError, compileModule, loadSandbox, readParams } from "../modules";
+import { CompileError, loadSandbox, readParams } from "../modules";
+import { compileModule } from "../modules/compile";
 import { UsageError, reportCliError } from "./eval";
 
 const USAGE = `usage: lrbridge compile FILE.ts [--params JSON]

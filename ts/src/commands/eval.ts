@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { SpecError, type GroupInit } from "../core/api";
 import { bind } from "../bind";
-import { CompileError, ModuleFailure, compileModule, prepareFor, readParams } from "../modules";
+import { CompileError, ModuleFailure, prepareFor, readParams } from "../modules";
 
 const USAGE = `usage: lrbridge eval (--spec JSON|@FILE | --module FILE.ts [--params JSON])
                      --lr LR[,LR...] [--steps N]
@@ -110,6 +110,7 @@ export function moduleSpec(raw: Record<string, string | undefined>): unknown {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  const { compileModule } = require("../modules/compile") as typeof import("../modules/compile"); // the TypeScript compiler: only when compiling
   return compileModule(raw["--module"], params);
 }
 

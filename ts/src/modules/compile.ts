@@ -12,13 +12,9 @@ import ts from "typescript";
 import { SPEC_LIMITS } from "../core/limits";
 import { LIBRARY_IMPORT, distDir, libraryVersion } from "./sandbox";
 
-/** The module cannot be compiled: the message lists what is wrong, with file:line:col. */
-export class CompileError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "CompileError";
-  }
-}
+import { CompileError } from "./errors";
+
+export { CompileError };
 
 export interface ModuleSpec {
   type: "module";

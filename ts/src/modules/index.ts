@@ -1,8 +1,12 @@
-/** Schedule modules: compile (TypeScript → spec node), the sandbox, and the `module` spec type. */
+/**
+ * Schedule modules: the sandbox and the `module` spec type. Compiling
+ * (./compile, which loads the TypeScript compiler) is imported only where a
+ * module is compiled, so a server or an eval of a plain spec never loads it.
+ */
 import "./spec";
 import { loadSandbox } from "./sandbox";
 
-export { CompileError, type ModuleSpec, checkImports, compileFile, compileModule } from "./compile";
+export { CompileError } from "./errors";
 export { LIBRARY_IMPORT, Sandbox, SandboxError, libraryVersion, loadSandbox, sandboxLoaded } from "./sandbox";
 export { BLOCK_ROWS, ModuleFailure, PROBE_STEPS } from "./spec";
 

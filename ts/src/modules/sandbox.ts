@@ -399,7 +399,8 @@ function atStep(ctx: QuickJSContext): number | undefined {
 }
 
 /** The package version: the library version modules are built against. */
+let version: string | null = null;
 export function libraryVersion(): string {
-  const pkg = JSON.parse(readFileSync(join(dirname(distDir()), "package.json"), "utf8")) as { version: string };
-  return pkg.version;
+  version ??= (JSON.parse(readFileSync(join(dirname(distDir()), "package.json"), "utf8")) as { version: string }).version;
+  return version;
 }
