@@ -207,3 +207,25 @@ describe("the probe and the sandbox's limits", () => {
     expect(() => bind({ ...node(`exports.default = 1;`), library: "99.0.0" }, GROUPS)).toThrow(/library: the module was built against lrbridge\/schedules 99.0.0/);
   });
 });
+
+describe("lrbridge/schedules on the host", () => {
+  it("is the package's schedules export, and each schedule is its JSON spec", async () => {
+    const S = await import("lrbridge/schedules");
+    const s = S.join([S.warmup.linear(10), S.cosine(90, { end: 0.1 })], [10]);
+    expect(s.spec).toEqual({
+      type: "join",
+      schedules: [{ type: "linear", total_steps: 10, start: 0, end: 1 }, { type: "cosine", total_steps: 90, end: 0.1 }],
+      boundaries: [10],
+    });
+    const json = bind(s.spec, [{ lr: 1 }]).rows(0, 120).lr;
+    for (let t = 0; t < 120; t++) expect(Object.is(s(t), json[t])).toBe(true);
+    expect(s(5)).toBe(0.5);
+  });
+
+  it("refuses what the grammar refuses, and custom functions inside combinators", async () => {
+    const S = await import("lrbridge/schedules");
+    expect(() => S.piecewise([10], [1])).toThrow(/values: must have one more entry than boundaries/);
+    expect(() => S.rex(100, { w: 1 })).toThrow(/w: must be/);
+    expect(() => S.multiply([S.constant(), ((t: number) => t) as never])).toThrow(/custom functions cannot be combined/);
+  });
+});
