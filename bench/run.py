@@ -3,7 +3,7 @@ bench/results/<full|quick>.json and docs/benchmarks.md.
 
     .venv/bin/python bench/run.py                 # full run (< 15 min on 2 cores)
     .venv/bin/python bench/run.py --quick         # ~2 min: fewer steps, short levels and soak
-    .venv/bin/python bench/run.py --only step,e2e # some sections (startup, step, e2e, compute, load, cache, attacks, failover, registry, soak)
+    .venv/bin/python bench/run.py --only step,e2e # some sections (startup, step, e2e, compute, modules, load, cache, attacks, failover, registry, soak)
     .venv/bin/python bench/run.py --soak-seconds 600
 
 Every comparison (lrbridge vs torch) is made inside this one run, as a ratio.
@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE.parent / "python_client"))
 import common  # noqa: E402
 from common import ROOT, Server, free_tcp_endpoint, log, machine_info  # noqa: E402
 
-SECTIONS = ("startup", "step", "e2e", "compute", "load", "cache", "attacks", "failover", "registry", "soak")
+SECTIONS = ("startup", "step", "e2e", "compute", "modules", "load", "cache", "attacks", "failover", "registry", "soak")
 # The soak runs last and, unless --soak-seconds says otherwise, takes what is
 # left of BUDGET_S (the full 10 minutes when the rest was quick enough).
 BUDGET_S = 14 * 60.0
@@ -136,10 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     import attacks
     import cache_scale
     import load
+    import modules
     import server_compute
 
     section("compute", lambda: server_compute.run(args.compute_min_time, args.compute_batches),
             server_compute.targets)
+    section("modules", lambda: modules.run(args.quick), modules.targets)
     section("load", lambda: load.run(args.levels, args.level_seconds), load.targets)
     section("cache", lambda: cache_scale.run(args.cache_total, [1000, 10_000, 50_000]), cache_scale.targets)
     section("attacks", lambda: attacks.run(args.fuzz_frames), attacks.targets)

@@ -50,7 +50,8 @@ def _stage_server(server: Path) -> None:
     dist = ROOT / "dist"
     if not (dist / "cli.js").is_file():
         sys.exit("build_wheel: dist/cli.js is missing; run `make node` first")
-    shutil.copytree(dist, server / "dist", ignore=shutil.ignore_patterns("*.d.ts", "*.map", ".built"))
+    # declarations stay: `lrbridge compile` type-checks modules against lrbridge/schedules' own
+    shutil.copytree(dist, server / "dist", ignore=shutil.ignore_patterns("*.map", ".built"))
     package = json.loads((ROOT / "package.json").read_text())
     for key in ("devDependencies", "scripts"):
         package.pop(key, None)

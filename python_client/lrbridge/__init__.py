@@ -27,6 +27,7 @@ __all__ = [
     "RangeTestResult",
     "Schedule",
     "callbacks",
+    "compile_module",
     "default_client",
     "ensemble",
     "alias",
@@ -45,7 +46,7 @@ __all__ = [
 
 _LAZY_SUBMODULES = {"lr_scheduler", "spec", "callbacks", "ensemble", "registry"}
 # Names that live in modules importing torch: loaded on first access.
-_LAZY_NAMES = {"Schedule": "schedule", "get_scheduler": "hf", "find_lr": "lr_finder", "RangeTestResult": "lr_finder"}
+_LAZY_NAMES = {"compile_module": "modules", "Schedule": "schedule", "get_scheduler": "hf", "find_lr": "lr_finder", "RangeTestResult": "lr_finder"}
 # The registry (registry.py): refs resolved and published by name.
 _LAZY_NAMES.update({name: "registry" for name in ("resolve", "publish", "alias", "history", "diff", "runs")})
 

@@ -89,6 +89,8 @@ class Schedule(Bridged):
     (``"raise"``: ScheduleChanged; ``"checkpoint"``: keep the pinned version;
     ``"current"``: switch at the resume step). ``run_name``: how the registry's
     audit names this run (default ``LRBRIDGE_RUN_NAME``, else ``host:pid script``).
+    ``module``/``params``: instead of ``spec``, a TypeScript schedule module
+    file and its params, compiled by ``lrbridge.compile_module``.
     ``server``: None (``LRBRIDGE_ENDPOINT`` or a private embedded server), an
     endpoint string, or a ``lrbridge.Client``.
 
@@ -100,12 +102,14 @@ class Schedule(Bridged):
     def __init__(
         self,
         optimizer: Optimizer,
-        spec: Any,
+        spec: Any = None,
         last_epoch: int = -1,
         *,
         server: Any = None,
         run_name: str | None = None,
         on_change: str = "raise",
+        module: Any = None,
+        params: dict | None = None,
     ) -> None:
         check_optimizer(optimizer)
         if on_change not in ON_CHANGE:
@@ -114,6 +118,14 @@ class Schedule(Bridged):
         self._on_change = on_change
         self._run_name = run_name
         self._ref: str | None = None
+        if (spec is None) == (module is None):
+            raise TypeError("lrbridge.Schedule: give a spec or module=PATH (a TypeScript schedule module), not both")
+        if module is not None:
+            from .modules import compile_module
+
+            spec = compile_module(module, params)
+        elif params is not None:
+            raise TypeError("lrbridge.Schedule: params go with module=PATH")
         if is_ref(spec):
             # Opened by ref: the server resolves it and records this run's use of it.
             self._ref = spec

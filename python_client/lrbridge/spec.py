@@ -36,6 +36,7 @@ __all__ = [
     "inverse_sqrt",
     "join",
     "linear",
+    "module",
     "multiply",
     "noise",
     "one_cycle",
@@ -302,6 +303,12 @@ def flat_cos(total_steps: int, pct_start: float | None = None, div_final: float 
 def fractal(horizon: int, lambda_min: float, lambda_max: float) -> dict:
     """Fractal learning rates (Agarwal et al. 2021): Chebyshev steps over a power-of-2 horizon."""
     return _spec("fractal", horizon=horizon, lambda_min=lambda_min, lambda_max=lambda_max)
+
+
+def module(code: str, library: str, params: dict | None = None) -> dict:
+    """A schedule module's spec node: its JavaScript and the library version it was built
+    against (``lrbridge compile FILE.ts`` prints one; ``lrbridge.compile_module`` returns one)."""
+    return _spec("module", code=code, library=library, params=params)
 
 
 def range_test(

@@ -7,7 +7,10 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { schemaJson } from "../src/grammar";
+import { loadSandbox } from "../src/modules/sandbox";
 
 const out = join(__dirname, "..", "..", "proto", "schema.json");
-writeFileSync(out, schemaJson());
-console.log(`wrote ${out}`);
+loadSandbox().then(() => {
+  writeFileSync(out, schemaJson());
+  console.log(`wrote ${out}`);
+});

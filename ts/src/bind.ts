@@ -7,6 +7,7 @@ import type { Bound, GroupInit } from "./core/api";
 import { bindTorch } from "./torch/bind";
 import { isTorchType } from "./torch/validate";
 import { bindGeneric, isGenericType } from "./library/bind";
+import "./modules/spec"; // registers the `module` spec type
 
 export function bind(spec: unknown, groups: GroupInit[], lastEpoch = -1): Bound {
   const type = spec !== null && typeof spec === "object" ? (spec as { type?: unknown }).type : undefined;

@@ -4,6 +4,7 @@
 const USAGE = `usage: lrbridge <command> [options]
 
 commands:
+  compile  type-check a TypeScript schedule module and print its spec node (JSON)
   eval   print a schedule's values as torch would produce them (JSON)
   keys   generate a CURVE key pair for a server or a client (DIR [NAME])
   plot   draw schedules' lr and momentum curves (-o FILE.svg|FILE.png)
@@ -37,6 +38,8 @@ async function main(argv: string[]): Promise<number> {
   }
   const [command, ...rest] = argv;
   switch (command) {
+    case "compile":
+      return (await import("./commands/compile")).run(rest);
     case "eval":
       return (await import("./commands/eval")).run(rest);
     case "keys":

@@ -10,6 +10,8 @@ import { TORCH_TYPES, validateTorchSpec } from "./torch/validate";
 import { PROFILE_SHAPES, SCHEDULE_TYPES, parseSchedule } from "./library/parse";
 import { bindGeneric, isGenericType } from "./library/bind";
 import { HF_NAMES } from "./library/recipes";
+import "./modules/spec"; // the `module` type (needs loadSandbox() before buildSchema)
+import { libraryVersion } from "./modules/sandbox";
 
 type Spec = Record<string, unknown>;
 const c = { type: "constant" };
@@ -62,6 +64,7 @@ const LIBRARY_EXAMPLES: Spec[] = [
   { type: "one_cycle", total_steps: 10 },
   { type: "flat_cos", total_steps: 10 },
   { type: "fractal", horizon: 8, lambda_min: 0.1, lambda_max: 1 },
+  { type: "module", code: 'exports.default = require("lrbridge/schedules").constant();', library: "" },
 ];
 
 function hfExample(name: string): Spec {
@@ -133,7 +136,10 @@ export function buildSchema(): Schema {
   requiredCount.clear();
   exampleCount.clear();
   for (const s of TORCH_EXAMPLES) add(types, s, "torch", () => validateTorchSpec(s, 1));
-  for (const s of LIBRARY_EXAMPLES) add(types, s, "library", () => parseSchedule("", s));
+  for (const s of LIBRARY_EXAMPLES) {
+    const spec = s.type === "module" ? { ...s, library: libraryVersion() } : s;
+    add(types, spec, "library", () => parseSchedule("", spec));
+  }
   for (const s of METRIC_EXAMPLES) add(types, s, "library", () => bindGeneric(s, GROUP), true);
   settleRequired(types);
   const expected = [...TORCH_TYPES, ...SCHEDULE_TYPES, ...METRIC_EXAMPLES.map((s) => s.type as string)];

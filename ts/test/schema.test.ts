@@ -1,12 +1,15 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { buildSchema, schemaJson } from "../src/grammar";
 import { TORCH_TYPES, validateTorchSpec } from "../src/torch/validate";
 import { SCHEDULE_TYPES, parseSchedule } from "../src/library/parse";
 import { SpecError } from "../src/core/api";
+import { loadSandbox } from "../src/modules/sandbox";
 
 const SCHEMA_FILE = join(__dirname, "..", "..", "proto", "schema.json");
+
+beforeAll(loadSandbox);
 
 describe("proto/schema.json", () => {
   it("is what the readers record (regenerate with `make schema`)", () => {

@@ -6,12 +6,15 @@
 import { readFileSync } from "node:fs";
 import { SpecError, type GroupInit } from "../core/api";
 import { bind } from "../bind";
+import { CompileError, ModuleFailure, prepareFor, readParams } from "../modules";
 
-const USAGE = `usage: lrbridge eval --spec JSON|@FILE --lr LR[,LR...] [--steps N]
+const USAGE = `usage: lrbridge eval (--spec JSON|@FILE | --module FILE.ts [--params JSON])
+                     --lr LR[,LR...] [--steps N]
                      [--momentum M[,M...] | --betas B1,B2]
                      [--metrics V,V,...] [--epochs E,E,...]
 
 Prints {"lr": [[group values] per row], "momentum": [[...] per row] | null}.
+--module compiles a TypeScript schedule module (as lrbridge compile does).
 One param group per --lr value. --steps defaults to the number of metrics or
 epochs. Exit 2 on a usage error or an invalid spec (message on stderr).
 `;
@@ -71,12 +74,12 @@ export function parseEvalArgs(args: string[]): EvalArgs | { help: true } {
   for (let i = 0; i < args.length; i++) {
     const [flag, inline] = args[i].split(/=(.*)/s, 2);
     if (flag === "-h" || flag === "--help") return { help: true };
-    if (!["--spec", "--steps", "--lr", "--momentum", "--betas", "--metrics", "--epochs"].includes(flag)) {
+    if (!["--spec", "--module", "--params", "--steps", "--lr", "--momentum", "--betas", "--metrics", "--epochs"].includes(flag)) {
       throw new UsageError(`unknown option '${args[i]}'`);
     }
     raw[flag] = inline ?? args[++i];
   }
-  const spec = readSpec(raw["--spec"]);
+  const spec = raw["--module"] !== undefined ? moduleSpec(raw) : readSpec(raw["--spec"]);
   const groups = groupsFromFlags(raw);
   const metrics = raw["--metrics"] !== undefined ? numbers("--metrics", raw["--metrics"]) : undefined;
   const epochs = raw["--epochs"] !== undefined ? numbers("--epochs", raw["--epochs"]) : undefined;
@@ -95,6 +98,20 @@ export function parseEvalArgs(args: string[]): EvalArgs | { help: true } {
     throw new UsageError("--steps is required (or --metrics / --epochs)");
   }
   return { spec, groups, steps, metrics, epochs };
+}
+
+/** --module FILE [--params JSON] → the module's spec node. */
+export function moduleSpec(raw: Record<string, string | undefined>): unknown {
+  if (raw["--spec"] !== undefined) throw new UsageError("give --spec or --module, not both");
+  if (!raw["--module"]) throw new UsageError("--module needs a file");
+  let params: Record<string, unknown>;
+  try {
+    params = readParams(raw["--params"]);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { compileModule } = require("../modules/compile") as typeof import("../modules/compile"); // the TypeScript compiler: only when compiling
+  return compileModule(raw["--module"], params);
 }
 
 export interface EvalOutput {
@@ -144,6 +161,7 @@ export async function run(args: string[]): Promise<number> {
       process.stdout.write(USAGE);
       return 0;
     }
+    await prepareFor(parsed.spec);
     process.stdout.write(`${JSON.stringify(evaluateSchedule(parsed))}\n`);
     return 0;
   } catch (err) {
@@ -153,6 +171,10 @@ export async function run(args: string[]): Promise<number> {
 
 /** Exit 2 with one clear line for what a user got wrong; anything else is a bug and is rethrown. */
 export function reportCliError(command: string, usage: string, err: unknown): number {
+  if (err instanceof CompileError || err instanceof ModuleFailure) {
+    process.stderr.write(`lrbridge ${command}: ${err.message}\n`);
+    return 2;
+  }
   if (err instanceof SpecError) {
     process.stderr.write(`lrbridge ${command}: invalid spec: ${err.message}\n`);
     return 2;

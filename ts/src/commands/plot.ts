@@ -3,16 +3,18 @@
  * with the values `lrbridge eval` prints. One panel per schedule, side by side.
  */
 import { writeFileSync } from "node:fs";
-import { extname } from "node:path";
+import { basename, extname } from "node:path";
+import { prepareFor } from "../modules";
 import { type Panel, chartSvg } from "../plot/chart";
-import { type EvalArgs, UsageError, evaluateSchedule, groupsFromFlags, numbers, readSpec, reportCliError } from "./eval";
+import { type EvalArgs, UsageError, evaluateSchedule, groupsFromFlags, moduleSpec, numbers, readSpec, reportCliError } from "./eval";
 
 const USAGE = `usage: lrbridge plot SPEC [SPEC ...] --steps N -o FILE.svg|FILE.png
                      [--label NAME ...] [--lr LR[,LR...]]
                      [--momentum M[,M...] | --betas B1,B2] [--metrics V,V,...]
-                     [--log] [--columns C]
+                     [--log] [--columns C] [--module FILE.ts ... [--params JSON]]
 
-SPEC is a JSON spec or @FILE (also --spec SPEC). Each spec gets a panel of its
+SPEC is a JSON spec or @FILE (also --spec SPEC); --module FILE.ts is a
+TypeScript schedule module, compiled with --params (as lrbridge compile does). Each spec gets a panel of its
 lr per param group, and a second panel of its momentum (or beta1) when it
 writes one. --label names the panels in order (default: the spec's type).
 --lr defaults to 0.1 (one group). --log draws lr on a log scale.
@@ -26,7 +28,7 @@ export interface PlotArgs {
   columns?: number;
 }
 
-const FLAGS = ["--spec", "--label", "--steps", "--lr", "--momentum", "--betas", "--metrics", "--columns", "-o", "--out"];
+const FLAGS = ["--spec", "--module", "--params", "--label", "--steps", "--lr", "--momentum", "--betas", "--metrics", "--columns", "-o", "--out"];
 
 export function parsePlotArgs(args: string[]): PlotArgs | { help: true } {
   const raw: Record<string, string | undefined> = {};
@@ -48,6 +50,7 @@ export function parsePlotArgs(args: string[]): PlotArgs | { help: true } {
     const value = inline ?? args[++i];
     if (value === undefined) throw new UsageError(`${flag} needs a value`);
     if (flag === "--spec") specs.push(value);
+    else if (flag === "--module") specs.push(`module:${value}`);
     else if (flag === "--label") labels.push(value);
     else raw[flag === "--out" ? "-o" : flag] = value;
   }
@@ -66,6 +69,10 @@ export function parsePlotArgs(args: string[]): PlotArgs | { help: true } {
   const metrics = raw["--metrics"] !== undefined ? numbers("--metrics", raw["--metrics"]) : undefined;
   return {
     specs: specs.map((text, i) => {
+      if (text.startsWith("module:")) {
+        const file = text.slice("module:".length);
+        return { spec: moduleSpec({ "--module": file, "--params": raw["--params"] }), label: labels[i] ?? basename(file) };
+      }
       const spec = readSpec(text.startsWith("{") || text.startsWith("@") ? text : `@${text}`);
       const type = spec !== null && typeof spec === "object" ? String((spec as { type?: unknown }).type) : "spec";
       return { spec, label: labels[i] ?? type };
@@ -122,6 +129,7 @@ export async function run(args: string[]): Promise<number> {
       process.stdout.write(USAGE);
       return 0;
     }
+    for (const { spec } of parsed.specs) await prepareFor(spec);
     const svg = chartSvg(plotPanels(parsed), { columns: parsed.columns });
     writeFileSync(parsed.out, extname(parsed.out).toLowerCase() === ".png" ? toPng(svg) : svg);
     process.stdout.write(`${parsed.out}\n`);

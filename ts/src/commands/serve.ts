@@ -1,5 +1,6 @@
 /** `lrbridge serve`: parse options, serve until SIGINT/SIGTERM, exit 0. */
 import { bind } from "../bind";
+import { loadSandbox } from "../modules";
 import { DEFAULT_CACHE_BYTES, DEFAULT_CACHE_SIZE } from "../server/handler";
 import { SecurityError } from "../server/security";
 import { startServer } from "../server/server";
@@ -142,6 +143,7 @@ export async function run(args: string[]): Promise<number> {
   }
   const registry = parsed.registry ? await openRegistry(parsed.registry, log) : undefined;
   if (registry === null) return 1;
+  await loadSandbox(); // schedule modules bind synchronously once it is loaded
   const security = { curveSecret: parsed.curveSecret, allow: parsed.allow, adminAllow: parsed.adminAllow, insecure: parsed.insecure };
   let server;
   try {

@@ -28,6 +28,18 @@ export const SPEC_LIMITS = {
   open_work: 65536,
   /** Rows × groups × schedules in a spec: what one window costs; `opened.max_rows` says how many rows that allows. */
   window_work: 1 << 20,
+  /** Characters of a module's code (`{"type": "module"}`). */
+  module_code_length: 1 << 18,
+  /** Memory one sandbox evaluation of a module may allocate. */
+  module_memory_bytes: 16 << 20,
+  /** Stack one sandbox evaluation of a module may use. */
+  module_stack_bytes: 256 << 10,
+  /** Time one sandbox evaluation may run (loading the module, or computing one block of rows). */
+  module_eval_ms: 200,
+  /** Sandbox time one request may spend over all its evaluations. */
+  module_request_ms: 500,
+  /** Schedules (maps with a `type`) in the spec a module's code builds. */
+  module_schedules: 256,
 } as const;
 
 export type SpecLimit = keyof typeof SPEC_LIMITS;

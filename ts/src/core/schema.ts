@@ -17,6 +17,8 @@ export type FieldKind =
   | "spec"
   | "specs"
   | "phases"
+  | "string"
+  | "object"
   | "any";
 
 export interface FieldDoc {
@@ -42,6 +44,17 @@ let sink: Sink | null = null;
 /** Called by the readers on every field read; a no-op unless recording. */
 export function noteField(objectPath: string, name: string, doc: Partial<FieldDoc>): void {
   if (sink) sink(objectPath, name, doc);
+}
+
+/** Runs `read` without recording (a reader that reads a spec which is not part of the grammar's own). */
+export function unrecorded<T>(read: () => T): T {
+  const prev = sink;
+  sink = null;
+  try {
+    return read();
+  } finally {
+    sink = prev;
+  }
 }
 
 /**

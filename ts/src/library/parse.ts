@@ -12,7 +12,6 @@ import { combineByFraction, cycles, join, multiply, warmup, type WarmupMode, typ
 import { type NoiseOptions, type NoiseType, withNoise } from "./noise";
 import * as R from "./recipes";
 import { Fields, describe, join as joinPath } from "../core/fields";
-import { isTorchType } from "../torch/validate";
 import { SPEC_LIMITS, checkListLimit, overLimit } from "../core/limits";
 import { noteField } from "../core/schema";
 
@@ -67,7 +66,7 @@ function readEnds(f: Fields, shape: ProfileShape): [number, number] {
   return [f.num("start", {}, 1), f.num("end", {}, 0)];
 }
 
-type Parser = (f: Fields) => Parsed;
+export type Parser = (f: Fields) => Parsed;
 
 function profileParser(shape: ProfileShape): Parser {
   return (f) => {
@@ -349,6 +348,29 @@ const PARSERS: Record<string, Parser> = {
     return { schedule: R.fractal(lo, hi, horizon), canonical: f.done() };
   },
 };
+
+/**
+ * `{"type": "module", ...}`: a schedule written as code. Its reader lives
+ * with the sandbox (modules/), which registers it here, so the library
+ * itself (also loaded inside the sandbox) never depends on the sandbox.
+ */
+let moduleParser: Parser | null = null;
+export function setModuleParser(p: Parser): void {
+  moduleParser = p;
+}
+PARSERS.module = (f) => {
+  if (!moduleParser) throw new SpecError(f.at("type"), "module schedules are not available here (no sandbox)");
+  return moduleParser(f);
+};
+
+/**
+ * Names of the torch family, registered by torch/classes.ts for a clearer
+ * error: the library (also loaded inside the module sandbox) never depends on it.
+ */
+let isTorchType: (type: unknown) => boolean = () => false;
+export function setTorchTypes(check: (type: unknown) => boolean): void {
+  isTorchType = check;
+}
 
 /** Stable-phase length from either stable_steps or total_steps (HF WSD rule). */
 function stableSteps(f: Fields, stableKey: string, totalKey: string, w: number, d: number): number {

@@ -9,7 +9,7 @@ import { compileFunction } from "../core/expr";
 import { checkListLimit } from "../core/limits";
 import { noteField } from "../core/schema";
 import { describe, join as joinPath } from "../core/fields";
-import { SCHEDULE_TYPES, parseSchedule } from "../library/parse";
+import { SCHEDULE_TYPES, parseSchedule, setTorchTypes } from "../library/parse";
 import { TorchFields, inUnit, nonZero, positiveInt, pyNum } from "./fields";
 // validate.ts imports this table; validateTorchSpec is only called at read time, so the cycle is harmless.
 import { validateTorchSpec } from "./validate";
@@ -244,6 +244,7 @@ export const CHAINABLE_TYPES: ReadonlySet<string> = new Set(TORCH_TYPES.filter((
 export function isTorchType(type: unknown): type is TorchType {
   return typeof type === "string" && Object.hasOwn(TORCH_CLASSES, type);
 }
+setTorchTypes(isTorchType);
 
 /** A composite's child written in the library's grammar (`rex`, `cosine`, `join`, ...). */
 export function isLibraryChild(spec: unknown): boolean {
