@@ -35,6 +35,7 @@ from torch import Tensor
 from torch.optim import lr_scheduler as _torch
 from torch.optim.lr_scheduler import EPOCH_DEPRECATION_WARNING, LRScheduler
 
+from . import heartbeat
 from ._scheduler_base import (
     TRANSIENT,
     adopt,
@@ -526,8 +527,10 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
     _client_for = Bridged._client_for
 
     def _open(self):
-        self._opened = opened = self._client_for().open(self._spec, group_inits(self.optimizer))
+        client = self._client_for()
+        self._opened = opened = client.open(self._spec, group_inits(self.optimizer))
         self._spec_hash = opened.spec_hash
+        heartbeat.watch(self, client, opened)
         return opened
 
     def _mirror_state(self) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import torch
 
@@ -32,3 +36,75 @@ def test_a_run_shows_up_in_stats_with_its_spec_hash_and_progress(fresh_server, s
     assert mine["rows_served"] >= 11  # at least the rows this run has used
     assert any(c.startswith(f"{os.uname().nodename}:{os.getpid()} ") for c in mine["clients"])
     assert stats["errors"] == 0
+
+
+TRAINER = Path(__file__).with_name("live_trainer.py")
+
+
+def start_trainer(endpoint: str, name: str, steps: int, sleep_s: float, spec: dict) -> subprocess.Popen:
+    env = {**os.environ, "LRBRIDGE_RUN_NAME": name, "PYTHONPATH": str(TRAINER.parents[1])}
+    proc = subprocess.Popen(
+        [sys.executable, str(TRAINER), endpoint, str(steps), str(sleep_s), json.dumps(spec)],
+        env=env, stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def stats_of(server_cli, endpoint: str) -> dict:
+    out = subprocess.run(
+        [node_executable(), str(server_cli), "top", "--json", "--connect", endpoint],
+        capture_output=True, text=True, timeout=30, check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def wait_for(read, until, timeout: float = 20.0):
+    """``read()`` again until ``until(value)``; that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if until(value):
+            return value
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_heartbeats_give_one_row_per_run_with_its_real_step_and_finished_at_exit(fresh_server, server_cli):
+    proc = fresh_server()
+    spec = {"type": "OneCycleLR", "max_lr": 0.2, "total_steps": 3000}
+    slow = start_trainer(proc.endpoint, "slow run", 3000, 0.02, dict(spec))
+    quick = start_trainer(proc.endpoint, "quick \x1b[2J run", 30, 0.0, dict(spec))
+    try:
+        def runs():
+            return {r["name"]: r for r in stats_of(server_cli, proc.endpoint)["runs"]}
+
+        # Same schedule, two runs: two rows.
+        first = wait_for(runs, lambda r: len(r) == 2 and r["slow run"]["step"] > 0)
+        assert first["slow run"]["spec_hash"] == first["quick \x1b[2J run"]["spec_hash"]
+        assert first["slow run"]["total"] == 3000 and first["slow run"]["type"] == "OneCycleLR"
+        # The real step, not the prefetched rows (which are all 401 already).
+        assert 0 < first["slow run"]["step"] < 3000
+        later = wait_for(runs, lambda r: r["slow run"]["step"] > first["slow run"]["step"])
+        assert later["slow run"]["state"] == "running"
+        quick.wait(timeout=30)
+        done = wait_for(runs, lambda r: r["quick \x1b[2J run"]["state"] == "finished")
+        assert done["quick \x1b[2J run"]["step"] == 30
+        # What the drop-in wrote at its last step is what the heartbeat says.
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)
+        ref = OneCycleLR(opt, max_lr=0.2, total_steps=3000, server=proc.endpoint)
+        for _ in range(30):
+            opt.step()
+            ref.step()
+        assert done["quick \x1b[2J run"]["lr"] == ref.get_last_lr()
+        assert done["quick \x1b[2J run"]["momentum"] == [opt.param_groups[0]["momentum"]]
+
+        table = subprocess.run(
+            [node_executable(), str(server_cli), "top", "--once", "--connect", proc.endpoint],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout
+        assert "\x1b" not in table and "quick \\x1b[2J run" in table
+        assert "finished" in table and "running" in table
+    finally:
+        slow.kill()
+        quick.kill()

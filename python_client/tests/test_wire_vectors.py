@@ -38,6 +38,7 @@ from lrbridge.protocol import (
     window_message,
 )
 from lrbridge.errors import ReplayPending, UnknownHash
+from lrbridge.heartbeat import heartbeat_message
 
 WIRE_DIR = Path(__file__).resolve().parents[2] / "proto" / "vectors" / "wire"
 VECTOR_FILES = sorted(WIRE_DIR.glob("*.json"))
@@ -126,10 +127,15 @@ def _client_message(request: dict) -> dict:
         return epoch_message(request["hash"], request["epochs"], request.get("lr"))
     if kind == "metric":
         return metric_message(request["hash"], request["state"], request["metric"])
+    if kind == "heartbeat":
+        return heartbeat_message(
+            request["run"], request["hash"], request["spec_hash"], request["step"], request["lr"],
+            request["momentum"], request["total"], request["state"],
+        )
     return {k: v for k, v in request.items() if k not in ("v", "id")}
 
 
-CLIENT_TYPES = {"hello", "open", "window", "rebase", "epoch", "metric"}
+CLIENT_TYPES = {"hello", "open", "window", "rebase", "epoch", "metric", "heartbeat"}
 
 
 @pytest.mark.parametrize("vector", _vectors(_has_encodable_request))
@@ -215,3 +221,15 @@ def test_the_server_answers_the_vector_bytes(vector, dealer):
         assert set(decode(reply)) == set(vector["reply"])
         return
     assert reply.hex() == vector["reply_hex"]
+
+
+def test_the_server_sends_no_reply_to_a_heartbeat_and_lists_its_run(dealer):
+    [vector] = [v for v in map(_load, VECTOR_FILES) if v["name"] == "heartbeat"]
+    for setup in vector["setup"]:
+        assert decode(_exchange(dealer, encode(from_jsonable(setup))))["type"] != "error"
+    dealer.send(bytes.fromhex(vector["request_hex"]))
+    # The next reply on this socket is the stats one: nothing came back for the heartbeat.
+    stats = decode(_exchange(dealer, encode({"v": 2, "id": 99, "type": "stats"})))
+    assert stats["id"] == 99
+    [run] = [r for r in stats["runs"] if r["id"] == vector["request"]["run"]["id"]]
+    assert (run["name"], run["step"], run["lr"], run["state"]) == ("train <digits>", 7, [0.025], "running")

@@ -6,6 +6,7 @@
 import { Request } from "zeromq";
 import { decodeBody, encodeBody, PROTOCOL_VERSION } from "../protocol";
 import type { ScheduleActivity, StatsReply } from "../protocol";
+import type { RunRow } from "../live/runs";
 
 const USAGE = `usage: lrbridge top --connect ENDPOINT [--once] [--json] [--interval SECONDS]
 
@@ -67,25 +68,63 @@ function progress(s: ScheduleActivity): string {
   return `${Math.min(s.rows_served, s.row_end ?? Infinity)}${end} rows`;
 }
 
-/** The stats reply as a table (exported for tests). */
+/**
+ * Names come from clients: control characters (a terminal escape that would
+ * clear the screen or retitle the window) are shown as \xNN, never written.
+ */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
+function lrText(values: number[] | null): string {
+  if (!values || values.length === 0) return "-";
+  const first = values[0].toPrecision(4).replace(/\.?0+e/, "e").replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "");
+  return values.length > 1 ? `${first} (+${values.length - 1})` : first;
+}
+
+function runRows(runs: RunRow[], nowSeconds: number): string[][] {
+  return runs.map((r) => [
+    printable(r.name),
+    r.state,
+    r.total === null ? String(r.step) : `${r.step} / ${r.total}`,
+    lrText(r.lr),
+    printable(r.type),
+    r.ref === null ? r.spec_hash.slice(0, 12) : printable(r.version === null ? r.ref : `${r.ref} v${r.version}`),
+    ago(nowSeconds - r.last_seen),
+  ]);
+}
+
+function table(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+  const line = (cells: string[]) => cells.map((cell, c) => cell.padEnd(widths[c])).join("  ").trimEnd();
+  return [line(header), ...rows.map(line)];
+}
+
+/** The stats reply as a table: one row per run, then schedules no run reports (exported for tests). */
 export function renderStats(stats: StatsReply, endpoint: string, nowSeconds = Date.now() / 1000): string {
   const head =
     `${stats.server} at ${endpoint}  up ${Math.round(stats.uptime_s)}s  requests ${stats.requests}  ` +
     `errors ${stats.errors}  cache ${stats.cache_size}/${stats.cache_capacity}`;
-  const rows = stats.schedules.map((s) => [
-    s.type,
+  const runs = stats.runs ?? [];
+  const reported = new Set(runs.map((r) => r.hash));
+  const lines = [head];
+  if (runs.length > 0) lines.push(...table(["RUN", "STATE", "STEP", "LR", "TYPE", "SPEC", "LAST SEEN"], runRows(runs, nowSeconds)));
+  const silent = stats.schedules.filter((s) => !reported.has(s.hash));
+  if (runs.length > 0 && silent.length === 0) return `${lines.join("\n")}\n`;
+  if (runs.length > 0) lines.push("", "schedules without heartbeats (older clients):");
+  const rows = silent.map((s) => [
+    printable(s.type),
     s.spec_hash.slice(0, 12),
     String(s.groups),
     progress(s),
     String(s.windows),
     ago(nowSeconds - s.last_seen),
-    s.clients.join(", ") || "-",
+    printable(s.clients.join(", ")) || "-",
   ]);
-  const header = ["TYPE", "SPEC", "GROUPS", "SERVED", "WINDOWS", "LAST SEEN", "CLIENTS"];
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
-  const line = (cells: string[]) => cells.map((cell, c) => cell.padEnd(widths[c])).join("  ").trimEnd();
-  const body = rows.length ? rows.map(line).join("\n") : "(no schedules in use)";
-  return `${head}\n${line(header)}\n${body}\n`;
+  const [header, ...body] = table(["TYPE", "SPEC", "GROUPS", "SERVED", "WINDOWS", "LAST SEEN", "CLIENTS"], rows);
+  lines.push(header, ...(body.length ? body : ["(no schedules in use)"]));
+  return `${lines.join("\n")}\n`;
 }
 
 export async function run(args: string[]): Promise<number> {

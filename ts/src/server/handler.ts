@@ -26,6 +26,8 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
   StatsReply,
+  HeartbeatRequest,
+  NoReply,
   Reply,
   RequestBody,
   WindowReply,
@@ -39,6 +41,7 @@ import {
   wireInt,
 } from "../protocol";
 import { Activity } from "./activity";
+import { MemoryRunTable, type RunTable } from "../live/runs";
 import { LruCache } from "./lru";
 
 export type BindFn = (spec: unknown, groups: GroupInit[], lastEpoch?: number) => Bound;
@@ -59,18 +62,24 @@ export interface HandlerOptions {
   replaySliceMs?: number;
   /** Told about every INTERNAL reply (the server logs the stack). */
   onInternalError?: (err: unknown) => void;
+  /** Where heartbeats go (default: an in-memory table). */
+  runs?: RunTable;
 }
 
 /** What one request body turned into: the reply, and the request when it was valid. */
 export interface Handled {
   reply: Reply;
   request?: RequestBody;
+  /** No reply goes out (a heartbeat, even a malformed one: nobody waits for it). */
+  silent?: boolean;
 }
 
 export class Handler {
   private readonly cache: LruCache<string, Bound>;
   /** Soft, observational state for `stats`: never changes another reply. */
   private readonly activity: Activity;
+  /** The runs heartbeats report (the live view's table). */
+  readonly runs: RunTable;
   private readonly now: () => number;
   private readonly startedAt: number;
   private requests = 0;
@@ -85,6 +94,7 @@ export class Handler {
     this.replaySliceMs = options.replaySliceMs ?? REPLAY_LIMITS.replay_slice_ms;
     this.now = options.now ?? Date.now;
     this.activity = new Activity(this.now);
+    this.runs = options.runs ?? new MemoryRunTable();
     this.startedAt = this.now();
   }
 
@@ -96,7 +106,7 @@ export class Handler {
   /** Raw body bytes → encoded reply (and what it was, for logging). Never throws. */
   handleBytes(bytes: Uint8Array, peer = ""): Handled & { bytes: Buffer } {
     const handled = this.handleRaw(bytes, peer);
-    return { ...handled, bytes: this.encode(handled.reply) };
+    return { ...handled, bytes: handled.silent ? Buffer.alloc(0) : this.encode(handled.reply) };
   }
 
   private handleRaw(bytes: Uint8Array, peer: string): Handled {
@@ -114,6 +124,7 @@ export class Handler {
 
   private handleDecoded(body: unknown, peer = ""): Handled {
     const handled = this.handleCounted(body, peer);
+    if (isPlainMap(body) && body.type === "heartbeat") handled.silent = true;
     this.requests += 1;
     if (handled.reply.type === "error") this.errors += 1;
     return handled;
@@ -160,7 +171,40 @@ export class Handler {
         return this.metric(request, id);
       case "stats":
         return this.stats(id);
+      case "heartbeat":
+        return this.heartbeat(request, id);
     }
+  }
+
+  private heartbeat(request: HeartbeatRequest, id: number): NoReply {
+    const bound = this.cache.peek(request.hash);
+    const canonical = bound?.canonical as { type?: unknown } | undefined;
+    const schedule = bound && { type: typeof canonical?.type === "string" ? canonical.type : "?", kind: bound.kind };
+    this.runs.heartbeat(request, this.now() / 1000, schedule);
+    return { v: PROTOCOL_VERSION, id, type: "none" };
+  }
+
+  /**
+   * Rows [start, start + count) of a deterministic handle the server holds,
+   * for the live view's planned curve; undefined when the handle is gone or
+   * metric-driven. Read-only: it touches neither the cache order nor stats.
+   */
+  plannedRows(hash: string, start: number, count: number): { lr: number[]; momentum: number[] | null; groups: number; rowEnd: number | null } | undefined {
+    const bound = this.cache.peek(hash);
+    if (!bound || bound.kind !== "deterministic") return undefined;
+    const maxRows = Math.min(this.maxRows.get(bound) ?? MAX_WINDOW, Math.floor(MAX_VALUES / bound.groups));
+    const end = bound.rowEnd === null ? start + count : Math.min(start + count, bound.rowEnd);
+    const lr: number[] = [];
+    const momentum: number[] = [];
+    let hasMomentum = true;
+    for (let at = start; at < end; at += maxRows) {
+      const rows = callSchedule(() => withReplayBudget(this.replaySliceMs * 20, () => bound.rows(at, Math.min(maxRows, end - at))));
+      for (const v of rows.lr) lr.push(v);
+      if (rows.momentum === null) hasMomentum = false;
+      else for (const v of rows.momentum) momentum.push(v);
+      if (rows.stop) break;
+    }
+    return { lr, momentum: hasMomentum ? momentum : null, groups: bound.groups, rowEnd: bound.rowEnd ?? null };
   }
 
   private stats(id: number): StatsReply {
@@ -177,6 +221,7 @@ export class Handler {
       cache_bytes: this.cache.bytes,
       cache_max_bytes: this.cache.maxBytes,
       schedules: this.activity.list(),
+      runs: this.runs.list(this.now() / 1000),
     };
   }
 

@@ -21,6 +21,8 @@ export interface RunningServer {
   readonly endpoint: string;
   /** Resolves when the receive loop has ended. */
   readonly done: Promise<void>;
+  /** The message handler (the live view reads its runs and planned rows). */
+  readonly handler: Handler;
   /** Stops serving, closes the socket and removes an ipc socket file. */
   close(): Promise<void>;
 }
@@ -56,7 +58,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const done = (async () => {
     try {
       for await (const frames of socket) {
-        outbox.push(replyFrames(handler, frames, log));
+        const reply = replyFrames(handler, frames, log);
+        if (reply) outbox.push(reply);
         // Let queued replies and timers run between requests.
         if (outbox.waiting) await outbox.flush();
       }
@@ -68,6 +71,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   return {
     endpoint,
     done,
+    handler,
     async close() {
       if (closing) return done;
       closing = true;
@@ -78,11 +82,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
 }
 
-/** One incoming message → the reply frames (same envelope head). Never throws. */
-function replyFrames(handler: Handler, frames: Buffer[], log: (line: string) => void): Buffer[] {
+/** One incoming message → the reply frames (same envelope head), or null for one that gets none. Never throws. */
+function replyFrames(handler: Handler, frames: Buffer[], log: (line: string) => void): Buffer[] | null {
   const split = splitFrames(frames);
   if ("malformed" in split) return [...split.head, encodeBody(errorReply(null, "BAD_FRAME", split.malformed))];
   const handled = handler.handleBytes(split.body, split.head[0].toString("hex"));
+  if (handled.silent) return null;
   if (handled.request?.type === "open" && handled.reply.type === "opened") {
     const spec = handled.request.spec;
     const specType = typeof spec.type === "string" ? spec.type : "?";
