@@ -33,6 +33,9 @@ KEEPALIVE_S = 5.0
 # At exit, how long the last (finished) heartbeats may wait to get out.
 EXIT_LINGER_MS = 300
 
+# The server keeps at most this many values per heartbeat (a view, not a record).
+MAX_GROUPS = 64
+
 _run_name: str | None = None
 
 
@@ -51,8 +54,8 @@ def heartbeat_message(run: dict, hash_: str, spec_hash: str, step: int, lr: list
         "hash": hash_,
         "spec_hash": spec_hash,
         "step": int(step),
-        "lr": [float(v) for v in lr],
-        "momentum": None if momentum is None else [float(v) for v in momentum],
+        "lr": [float(v) for v in lr[:MAX_GROUPS]],
+        "momentum": None if momentum is None else [float(v) for v in momentum[:MAX_GROUPS]],
         "total": None if total is None else int(total),
         "state": state,
     }
@@ -194,6 +197,8 @@ def watch(scheduler: Any, client: Any, opened: Any) -> None:
     endpoint = getattr(client, "endpoint", "")
     if os.environ.get("LRBRIDGE_HEARTBEAT", "1") == "0" or not endpoint.startswith(("tcp://", "ipc://")):
         return
+    if current_run().rank not in (None, 0):
+        return  # the ranks of a job share one run id: rank 0 speaks for the run
     _beats.watch(scheduler, endpoint, opened)
 
 

@@ -108,3 +108,41 @@ def test_heartbeats_give_one_row_per_run_with_its_real_step_and_finished_at_exit
     finally:
         slow.kill()
         quick.kill()
+
+
+def test_heartbeats_go_from_the_background_thread_at_most_once_a_second_and_say_finished(server, monkeypatch):
+    import gc
+    import threading
+
+    from lrbridge import heartbeat
+
+    sent = []
+    real_send = heartbeat._Beats._send
+
+    def spy(self, endpoint, msg):
+        sent.append((threading.current_thread().name, time.monotonic(), msg))
+        real_send(self, endpoint, msg)
+
+    monkeypatch.setattr(heartbeat._Beats, "_send", spy)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)
+    sched = OneCycleLR(opt, max_lr=0.3, total_steps=100_000, server=server)
+    mine = sched._opened.hash
+    started = time.monotonic()
+    steps = 0
+    while time.monotonic() - started < 3.5:
+        opt.step()
+        sched.step()
+        steps += 1
+    time.sleep(1.2)
+    beats = [s for s in sent if s[2]["hash"] == mine]
+    assert beats and all(name == "lrbridge-heartbeat" for name, _, _ in beats)  # never from step()
+    assert len(beats) <= 5  # ~3.5 s of stepping: one a second, not one a step
+    assert all(b[1] - a[1] > 0.9 for a, b in zip(beats, beats[1:]))
+    assert beats[-1][2]["step"] == steps and beats[-1][2]["lr"] == sched.get_last_lr()
+    assert beats[-1][2]["total"] == 100_000
+
+    del sched
+    gc.collect()
+    time.sleep(1.5)
+    final = [s for s in sent if s[2]["hash"] == mine][-1][2]
+    assert final["state"] == "finished" and final["step"] == steps
