@@ -1,7 +1,8 @@
 /**
- * `lrbridge top --connect ENDPOINT`: a live view of the schedules a server is
- * serving: which specs (by content hash), who opened them, how far each run
- * has fetched, when it was last seen.
+ * `lrbridge top --connect ENDPOINT`: a live view of a server's runs, one row
+ * per run from its heartbeats (name, state, real step, lr, schedule); then
+ * the schedules opened by clients that send none (by content hash, how far
+ * they have fetched).
  */
 import { Request } from "zeromq";
 import { decodeBody, encodeBody, PROTOCOL_VERSION } from "../protocol";
