@@ -84,7 +84,7 @@ function lrText(values: number[] | null): string {
   return values.length > 1 ? `${first} (+${values.length - 1})` : first;
 }
 
-function runRows(runs: RunRow[], nowSeconds: number): string[][] {
+function runRows(runs: Omit<RunRow, "changes">[], nowSeconds: number): string[][] {
   return runs.map((r) => [
     printable(r.name),
     r.state,

@@ -156,7 +156,7 @@ export interface StatsReply extends ReplyHead {
   cache_max_bytes: number;
   schedules: ScheduleActivity[];
   /** One row per run that sent heartbeats (revision 2.2, additive). */
-  runs: RunRow[];
+  runs: Omit<RunRow, "changes">[];
 }
 /** What the handler gives for a message that gets no reply (`heartbeat`): never sent. */
 export interface NoReply extends ReplyHead {

@@ -50,6 +50,8 @@ export const SERVER_NAME = "lrbridge-ts/0.1.0";
 /** Entries are cheap (a spec and a few closures); the byte budget is what bounds memory. */
 export const DEFAULT_CACHE_SIZE = 65536;
 export const DEFAULT_CACHE_BYTES = 512 * 1024 * 1024;
+/** Runs a `stats` reply lists (most recently seen first). */
+export const STATS_RUNS = 1024;
 
 export interface HandlerOptions {
   bind: BindFn;
@@ -221,7 +223,8 @@ export class Handler {
       cache_bytes: this.cache.bytes,
       cache_max_bytes: this.cache.maxBytes,
       schedules: this.activity.list(),
-      runs: this.runs.list(this.now() / 1000),
+      // Bounded like the rest of the reply; the web view has each run's lr changes.
+      runs: this.runs.list(this.now() / 1000).slice(0, STATS_RUNS).map(({ changes: _changes, ...run }) => run),
     };
   }
 
