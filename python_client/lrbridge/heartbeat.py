@@ -65,11 +65,23 @@ def _value(v: Any) -> float:
     return float(v.item()) if hasattr(v, "item") else float(v)
 
 
+# lr changes a heartbeat carries at most (older ones in a burst are dropped).
+MAX_CHANGES = 16
+
+
+def lr_changed(scheduler: Any, step: int, lr: list) -> None:
+    """A metric-driven scheduler changed its lr at ``step``: the next heartbeat says so."""
+    for w in _beats.watching(scheduler):
+        w.changes.append({"step": int(step), "lr": [float(v) for v in lr[:MAX_GROUPS]]})
+        del w.changes[:-MAX_CHANGES]
+
+
 class _Watched:
     """One scheduler, read through its ``__dict__``: when the scheduler is
     collected its last position is still there to say ``finished`` with."""
 
-    __slots__ = ("ref", "state", "endpoint", "hash", "spec_hash", "total", "momentum_key", "sent_step", "sent_at", "final")
+    __slots__ = ("ref", "state", "endpoint", "hash", "spec_hash", "total", "momentum_key", "sent_step", "sent_at", "final",
+                 "changes", "metric")
 
     def __init__(self, scheduler: Any, endpoint: str, opened: Any) -> None:
         self.state: dict | None = scheduler.__dict__
@@ -83,6 +95,8 @@ class _Watched:
         self.sent_step: int | None = None
         self.sent_at = 0.0
         self.final: dict | None = None  # the finished message, once the scheduler is gone
+        self.metric = getattr(opened, "kind", None) == "metric"
+        self.changes: list[dict] = []  # lr changes not yet sent (metric-driven schedulers)
 
     def _collected(self, _ref: Any) -> None:
         try:
@@ -105,7 +119,10 @@ class _Watched:
             momentum = [_value(g[self.momentum_key]) for g in groups if self.momentum_key in g]
         run = current_run(d.get("_run_name") or _run_name).to_wire()
         step = max(0, int(d.get("last_epoch", 0)))
-        return heartbeat_message(run, self.hash, self.spec_hash, step, lr, momentum or None, self.total, state)
+        msg = heartbeat_message(run, self.hash, self.spec_hash, step, lr, momentum or None, self.total, state)
+        if self.metric:
+            msg["changes"] = list(self.changes)
+        return msg
 
 
 class _Beats:
@@ -131,6 +148,9 @@ class _Beats:
                 self._thread = threading.Thread(target=self._loop, name="lrbridge-heartbeat", daemon=True)
                 self._thread.start()
 
+    def watching(self, scheduler: Any) -> list[_Watched]:
+        return [w for w in list(self._watched) if w.ref() is scheduler]
+
     def _loop(self) -> None:
         while not self._stop.wait(INTERVAL_S):
             try:
@@ -154,6 +174,8 @@ class _Beats:
                 continue
             self._send(w.endpoint, msg)
             w.sent_step, w.sent_at = msg["step"], now
+            if msg.get("changes"):
+                del w.changes[: len(msg["changes"])]
         if gone:
             with self._lock:
                 self._watched = [w for w in self._watched if w not in gone]

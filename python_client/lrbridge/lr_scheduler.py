@@ -564,6 +564,8 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
         self._state = reply["state"]
         self._mirror_state()
         self._last_lr = current_lrs(self.optimizer)
+        if list(reply["lr"]) != now:
+            heartbeat.lr_changed(self, epoch, reply["lr"])
 
     def get_last_lr(self) -> list:
         return self._last_lr

@@ -146,3 +146,42 @@ def test_heartbeats_go_from_the_background_thread_at_most_once_a_second_and_say_
     time.sleep(1.5)
     final = [s for s in sent if s[2]["hash"] == mine][-1][2]
     assert final["state"] == "finished" and final["step"] == steps
+
+
+def test_a_metric_driven_run_reports_each_lr_change_at_its_step(server_cli):
+    import urllib.request
+
+    from lrbridge import heartbeat
+    from lrbridge.lr_scheduler import ReduceLROnPlateau
+
+    proc = subprocess.Popen(
+        [node_executable(), str(server_cli), "serve", "--bind", "tcp://127.0.0.1:0", "--http", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        url = proc.stderr.readline().split()[-1]
+        endpoint = proc.stdout.readline().split()[-1]
+        heartbeat.set_run_name("plateau")
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        sched = ReduceLROnPlateau(opt, factor=0.5, patience=2, server=endpoint)
+        seen = {}
+        for epoch in range(1, 21):
+            before = opt.param_groups[0]["lr"]
+            sched.step(1.0)  # never improves: the lr halves every 3 epochs
+            if opt.param_groups[0]["lr"] != before:
+                seen[epoch] = opt.param_groups[0]["lr"]
+            time.sleep(0.1)
+        assert len(seen) >= 5
+
+        def run():
+            with urllib.request.urlopen(url + "/api/runs", timeout=30) as reply:
+                [row] = [r for r in json.load(reply)["runs"] if r["name"] == "plateau"]
+            return row
+
+        row = wait_for(run, lambda r: r["step"] == 20)
+        assert {c["step"]: c["lr"][0] for c in row["changes"]} == seen
+        assert row["kind"] == "metric" and row["type"] == "ReduceLROnPlateau"
+    finally:
+        heartbeat.set_run_name(None)
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -47,6 +47,15 @@ describe("MemoryRunTable", () => {
     ]);
   });
 
+  it("keeps the lr changes a client reports, each at its own step, once", () => {
+    const table = new MemoryRunTable();
+    const metric = { type: "ReduceLROnPlateau", kind: "metric" as const };
+    table.heartbeat(beat({ step: 7, lr: [0.025], changes: [{ step: 3, lr: [0.05] }, { step: 6, lr: [0.025] }] }), 1, metric);
+    table.heartbeat(beat({ step: 9, lr: [0.0125], changes: [{ step: 6, lr: [0.025] }, { step: 9, lr: [0.0125] }] }), 2, metric);
+    table.heartbeat(beat({ step: 10, lr: [0.0125], changes: [] }), 3, metric);
+    expect(table.get("r1", 3)?.changes.map((c) => c.step)).toEqual([3, 6, 9]);
+  });
+
   it("forgets the least recently seen run past its capacity", () => {
     const table = new MemoryRunTable(15, 2);
     for (const id of ["a", "b", "c"]) table.heartbeat(beat({ run: { id, name: id } }), 1);

@@ -29,11 +29,14 @@ export interface HeartbeatRequest {
   state: "running" | "finished";
   /** The registry ref the schedule was opened by, if any. */
   ref?: string;
+  /** Metric-driven schedules: where the lr changed since the last heartbeat. */
+  changes?: { step: number; lr: number[] }[];
 }
 
 /** Per heartbeat: enough for one value per group of a large model, small enough to be cheap. */
 export const MAX_HEARTBEAT_GROUPS = 64;
 const MAX_TEXT = 256;
+export const MAX_HEARTBEAT_CHANGES = 16;
 
 function bad(path: string, what: string): never {
   throw new ProtocolError("BAD_REQUEST", `${path}: ${what}`, path);
@@ -88,5 +91,13 @@ export function readHeartbeat(body: Record<string, unknown>): HeartbeatRequest {
     state,
   };
   if (body.ref !== undefined && body.ref !== null) request.ref = text(body.ref, "ref");
+  if (body.changes !== undefined && body.changes !== null) {
+    const changes = body.changes;
+    if (!Array.isArray(changes) || changes.length > MAX_HEARTBEAT_CHANGES) bad("changes", `expected a list of at most ${MAX_HEARTBEAT_CHANGES} changes`);
+    request.changes = changes.map((c, i) => {
+      if (!isMap(c)) bad(`changes[${i}]`, "expected a map {step, lr}");
+      return { step: int(c.step, `changes[${i}].step`, 0), lr: floats(c.lr, `changes[${i}].lr`) };
+    });
+  }
   return request;
 }

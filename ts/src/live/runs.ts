@@ -96,11 +96,16 @@ export class MemoryRunTable implements RunTable {
       };
     }
     const kind = schedule?.kind ?? (row.hash === hb.hash ? row.kind : null);
-    if (kind === "metric" && (row.changes.length === 0 || row.hash !== hb.hash || !sameValues(row.lr, hb.lr))) {
-      if (row.hash !== hb.hash) row.changes = [];
+    if (row.hash !== hb.hash) row.changes = [];
+    if (hb.changes) {
+      // The client saw each change at its step.
+      const last = row.changes.length ? row.changes[row.changes.length - 1].step : -1;
+      row.changes.push(...hb.changes.filter((c) => c.step > last));
+    } else if (kind === "metric" && (row.changes.length === 0 || !sameValues(row.lr, hb.lr))) {
+      // Older clients: where a heartbeat first saw a new lr.
       row.changes.push({ step: hb.step, lr: hb.lr });
-      if (row.changes.length > MAX_CHANGES) row.changes.shift();
     }
+    if (row.changes.length > MAX_CHANGES) row.changes.splice(0, row.changes.length - MAX_CHANGES);
     Object.assign(row, {
       name: hb.run.name,
       host: hb.run.host ?? null,
