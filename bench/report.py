@@ -259,6 +259,17 @@ def _failover_section(s: dict) -> list[str]:
     return failover.section(s)
 
 
+def live_section(s: dict) -> list[str]:
+    lines = ["## live view", "", "| heartbeats | runs | seconds | server CPU (% of one core) | SSE bytes |", "|---|---|---|---|---|"]
+    for key in ("idle", "watched"):
+        m = s[key]
+        lines.append(f"| {'an SSE viewer open' if m['watching'] else 'nobody watching'} | {m['runs']} | {m['seconds']} | {m['server_cpu_pct']} | {m['sse_bytes']} |")
+    if "render" in s:
+        r = s["render"]
+        lines += ["", f"Runs page, {r['runs_shown']} runs: first render {r['median_ms']} ms (median; loads: {r['first_render_ms']} ms).", ""]
+    return lines + [""]
+
+
 def markdown(r: dict) -> str:
     lines = header(r) + targets_table(r)
     sec = r["sections"]
@@ -271,6 +282,7 @@ def markdown(r: dict) -> str:
         "cache": cache_section,
         "attacks": attacks_section,
         "failover": _failover_section,
+        "live": live_section,
         "soak": soak_section,
     }
     for name, fn in render.items():

@@ -3,7 +3,7 @@ bench/results/<full|quick>.json and docs/benchmarks.md.
 
     .venv/bin/python bench/run.py                 # full run (< 15 min on 2 cores)
     .venv/bin/python bench/run.py --quick         # ~2 min: fewer steps, short levels and soak
-    .venv/bin/python bench/run.py --only step,e2e # some sections (startup, step, e2e, compute, modules, load, cache, attacks, failover, registry, soak)
+    .venv/bin/python bench/run.py --only step,e2e # some sections (startup, step, e2e, compute, modules, load, cache, attacks, failover, registry, live, soak)
     .venv/bin/python bench/run.py --soak-seconds 600
 
 Every comparison (lrbridge vs torch) is made inside this one run, as a ratio.
@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE.parent / "python_client"))
 import common  # noqa: E402
 from common import ROOT, Server, free_tcp_endpoint, log, machine_info  # noqa: E402
 
-SECTIONS = ("startup", "step", "e2e", "compute", "modules", "load", "cache", "attacks", "failover", "registry", "soak")
+SECTIONS = ("startup", "step", "e2e", "compute", "modules", "load", "cache", "attacks", "failover", "registry", "live", "soak")
 # The soak runs last and, unless --soak-seconds says otherwise, takes what is
 # left of BUDGET_S (the full 10 minutes when the rest was quick enough).
 BUDGET_S = 14 * 60.0
@@ -151,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     import registry_speed
 
     section("registry", lambda: registry_speed.run(args.quick), registry_speed.targets)
+    import live
+
+    section("live", lambda: live.run(8.0 if args.quick else 20.0), live.targets)
     if soak_seconds(args, started) > 0:
         section("soak", lambda: load.run_soak(soak_seconds(args, started)), load.soak_targets)
 

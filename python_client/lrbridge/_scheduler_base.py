@@ -27,6 +27,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import EPOCH_DEPRECATION_WARNING, LRScheduler
 
+from . import heartbeat
 from ._row_writer import RowWriter, has_tensor_lrs, row_writer
 from .client import Client, Opened, resolve_client
 from .prefetch import WindowStream
@@ -243,6 +244,7 @@ class Bridged(LRScheduler):
         self._chainable = opened.chainable
         # The stream stops at opened.row_end (OneCycleLR: total_steps + 1), where the server says.
         self._stream = WindowStream(client, opened, 0, window=STREAM_WINDOW)
+        heartbeat.watch(self, client, opened)  # read by a background thread, never on step()
         return opened
 
     def _initial_step(self) -> None:

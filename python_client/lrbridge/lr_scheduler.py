@@ -35,6 +35,7 @@ from torch import Tensor
 from torch.optim import lr_scheduler as _torch
 from torch.optim.lr_scheduler import EPOCH_DEPRECATION_WARNING, LRScheduler
 
+from . import heartbeat
 from ._scheduler_base import (
     TRANSIENT,
     adopt,
@@ -539,10 +540,12 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
 
     def _open(self):
         via = self.__dict__.pop("_open_via", None) or {}  # from_ref: by ref, with the run
-        self._opened = opened = self._client_for().open(self._spec, group_inits(self.optimizer), **via)
+        client = self._client_for()
+        self._opened = opened = client.open(self._spec, group_inits(self.optimizer), **via)
         if opened.resolved is not None:
             self._spec = opened.spec
         self._spec_hash = opened.spec_hash
+        heartbeat.watch(self, client, opened)
         return opened
 
     def _mirror_state(self) -> None:
@@ -580,6 +583,8 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
         self._state = reply["state"]
         self._mirror_state()
         self._last_lr = current_lrs(self.optimizer)
+        if list(reply["lr"]) != now:
+            heartbeat.lr_changed(self, epoch, reply["lr"])
 
     def get_last_lr(self) -> list:
         return self._last_lr

@@ -39,6 +39,7 @@ from lrbridge.protocol import (
     window_message,
 )
 from lrbridge.errors import ReplayPending, UnknownHash
+from lrbridge.heartbeat import heartbeat_message
 
 WIRE_DIR = Path(__file__).resolve().parents[2] / "proto" / "vectors" / "wire"
 VECTOR_FILES = sorted(WIRE_DIR.glob("*.json"))
@@ -135,6 +136,11 @@ def _client_message(request: dict) -> dict:
         return epoch_message(request["hash"], request["epochs"], request.get("lr"), request.get("run"))
     if kind == "metric":
         return metric_message(request["hash"], request["state"], request["metric"], request.get("run"))
+    if kind == "heartbeat":
+        return heartbeat_message(
+            request["run"], request["hash"], request["spec_hash"], request["step"], request["lr"],
+            request["momentum"], request["total"], request["state"],
+        )
     if kind in REGISTRY_BUILDERS:
         return REGISTRY_BUILDERS[kind](request)
     return {k: v for k, v in request.items() if k not in ("v", "id")}
@@ -150,7 +156,7 @@ REGISTRY_BUILDERS = {
     "diff": lambda r: registry.diff_message(r["a"], r["b"], r["steps"], r.get("groups")),
     "runs": lambda r: registry.runs_message(r.get("ref"), r.get("run")),
 }
-CLIENT_TYPES = {"hello", "open", "window", "rebase", "epoch", "metric", *REGISTRY_BUILDERS}
+CLIENT_TYPES = {"hello", "open", "window", "rebase", "epoch", "metric", "heartbeat", *REGISTRY_BUILDERS}
 
 
 @pytest.mark.parametrize("vector", _vectors(_has_encodable_request, ALL_FILES))
@@ -242,3 +248,15 @@ def test_the_server_answers_the_vector_bytes(vector, dealer):
         assert set(decode(reply)) == set(vector["reply"])
         return
     assert reply.hex() == vector["reply_hex"]
+
+
+def test_the_server_sends_no_reply_to_a_heartbeat_and_lists_its_run(dealer):
+    [vector] = [v for v in map(_load, VECTOR_FILES) if v["name"] == "heartbeat"]
+    for setup in vector["setup"]:
+        assert decode(_exchange(dealer, encode(from_jsonable(setup))))["type"] != "error"
+    dealer.send(bytes.fromhex(vector["request_hex"]))
+    # The next reply on this socket is the stats one: nothing came back for the heartbeat.
+    stats = decode(_exchange(dealer, encode({"v": 2, "id": 99, "type": "stats"})))
+    assert stats["id"] == 99
+    [run] = [r for r in stats["runs"] if r["id"] == vector["request"]["run"]["id"]]
+    assert (run["name"], run["step"], run["lr"], run["state"]) == ("train <digits>", 7, [0.025], "running")

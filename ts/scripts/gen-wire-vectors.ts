@@ -57,6 +57,13 @@ function hashOf(spec: Msg, groups: Msg[]): string {
   return reply.hash;
 }
 
+/** The `spec_hash` a spec gets. */
+function hashOfSpec(spec: Msg, groups: Msg[]): string {
+  const reply = new Handler({ bind }).handle(open(0, spec, groups)) as { spec_hash?: string };
+  if (!reply.spec_hash) throw new Error("open failed while generating vectors");
+  return reply.spec_hash;
+}
+
 /** The state right after construction of a metric schedule, as a client would hold it. */
 function initialState(spec: Msg, groups: Msg[]): unknown {
   const reply = new Handler({ bind }).handle(open(0, spec, groups)) as { state?: unknown };
@@ -153,6 +160,24 @@ function cases(): VectorCase[] {
       about: "OneCycleLR.step(12.5) with total_steps 10: torch's ValueError, verbatim in py",
       setup: [open(3, ONECYCLE, ADAM_GROUPS)],
       request: { v: 2, id: 28, type: "epoch", hash: oneCycle, epochs: [12.5] },
+    },
+    {
+      name: "heartbeat",
+      about: "a run's position (its real step, last lr and momentum); fire-and-forget: the server sends no reply (reply and reply_hex are null)",
+      setup: [open(2, STEP, STEP_GROUPS)],
+      request: {
+        v: 2,
+        id: 31,
+        type: "heartbeat",
+        run: { id: "0f8fad5bd9cb469fa165b2b0a1f6e3c4", name: "train <digits>", host: "node-1", pid: 4242 },
+        hash: step,
+        spec_hash: hashOfSpec(STEP, STEP_GROUPS),
+        step: 7,
+        lr: [0.025],
+        momentum: [0.9],
+        total: null,
+        state: "running",
+      },
     },
     {
       name: "stats",
@@ -262,6 +287,10 @@ function vectorFor(c: VectorCase): Msg {
     Object.assign(vector, { request: null, request_hex: bytes.toString("hex") });
   } else {
     Object.assign(vector, { request: toJsonable(c.request), request_hex: bytes.toString("hex") });
+  }
+  if (replyBytes.length === 0) {
+    Object.assign(vector, { reply: null, reply_hex: null }); // a message that gets no reply
+    return vector;
   }
   vector.reply = toJsonable(decodeBody(replyBytes));
   vector.reply_hex = replyBytes.toString("hex");

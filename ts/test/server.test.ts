@@ -109,7 +109,7 @@ describe("lrbridge serve", () => {
       type: "hello",
       protocol: 2,
       max_window: 65536,
-      capabilities: ["window", "metric", "rebase", "epoch", "stats"],
+      capabilities: ["window", "metric", "rebase", "epoch", "stats", "heartbeat"],
     });
   });
 

@@ -7,12 +7,14 @@ import { startServer } from "../server/server";
 import { defaultRegistryPath } from "../registry/location";
 import { Registry } from "../registry/registry";
 import { openStore } from "../registry/store";
+import { isLoopback } from "../live/http";
 
 const DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555";
 
 const USAGE = `usage: lrbridge serve [--bind ENDPOINT] [--cache N] [--cache-mib M] [--exit-on-stdin-eof]
                      [--registry PATH|postgres://…|default] [--admin ENDPOINT] [--dev-admin]
                      [--curve-secret FILE --allow DIR [--admin-allow DIR]] [--insecure]
+                     [--http HOST:PORT [--http-token TOKEN]]
 
   --bind ENDPOINT  tcp://HOST:PORT (port 0 picks a free port) or ipc://PATH
                    (default ${DEFAULT_ENDPOINT})
@@ -36,9 +38,14 @@ const USAGE = `usage: lrbridge serve [--bind ENDPOINT] [--cache N] [--cache-mib 
   --admin ENDPOINT a second endpoint that takes publish and alias
   --dev-admin      the serving endpoint takes them too, even on tcp:// (local development)
 
+  --http HOST:PORT the live view on the web (read-only), e.g. 127.0.0.1:8080;
+                   port 0 picks a free one. A host that is not loopback needs
+  --http-token TOKEN (or LRBRIDGE_HTTP_TOKEN): requests without it get 401
+
 A tcp bind that is not loopback refuses to start without --curve-secret.
 Prints "lrbridge serving on <endpoint>" to stdout once bound (with --admin,
-"lrbridge admin on <endpoint>" to stderr before it).
+"lrbridge admin on <endpoint>" to stderr before it; with --http,
+"lrbridge web view on <url>" to stderr).
 `;
 
 export interface ServeArgs {
@@ -53,6 +60,7 @@ export interface ServeArgs {
   registry?: string;
   admin?: string;
   devAdmin?: boolean;
+  http?: { host: string; port: number; token?: string };
 }
 
 /** Parses `serve` options; returns a usage message instead when they are wrong. */
@@ -119,9 +127,27 @@ export function parseServeArgs(args: string[]): ServeArgs | { error: string } | 
       case "--dev-admin":
         parsed.devAdmin = true;
         break;
+      case "--http": {
+        const text = value() ?? "";
+        const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text);
+        if (!match || Number(match[2]) > 65535) return { error: `--http needs HOST:PORT (e.g. 127.0.0.1:8080), got ${text}` };
+        parsed.http = { ...parsed.http, host: match[1].replace(/^\[|\]$/g, ""), port: Number(match[2]) };
+        break;
+      }
+      case "--http-token": {
+        const token = value();
+        if (!token) return { error: "--http-token needs a value" };
+        parsed.http = { host: "", port: -1, ...parsed.http, token };
+        break;
+      }
       default:
         return { error: `unknown option ${args[i]}` };
     }
+  }
+  if (parsed.http && parsed.http.port < 0) return { error: "--http-token needs --http HOST:PORT" };
+  if (parsed.http && !parsed.http.token && process.env.LRBRIDGE_HTTP_TOKEN) parsed.http.token = process.env.LRBRIDGE_HTTP_TOKEN;
+  if (parsed.http && !parsed.http.token && !isLoopback(parsed.http.host)) {
+    return { error: `--http ${parsed.http.host} is not a loopback address: give --http-token TOKEN` };
   }
   return parsed;
 }
@@ -181,9 +207,17 @@ export async function run(args: string[]): Promise<number> {
     process.stdin.resume();
   }
 
+  let web: { close(): Promise<void> } | null = null;
+  if (parsed.http) {
+    const { startHttp } = await import("../live/http");
+    const http = await startHttp({ ...parsed.http, handler: server.handler });
+    web = http;
+    log(`lrbridge web view on ${http.url}`);
+  }
   // Clients that start a server wait for this exact line; stdout to a pipe is synchronous on Linux.
   process.stdout.write(`lrbridge serving on ${server.endpoint}\n`);
   await server.done;
+  if (web) await web.close();
   if (stopping) await stopping;
   await registry?.store.close();
   return 0;

@@ -1,13 +1,15 @@
 /**
- * `lrbridge top --connect ENDPOINT`: a live view of the schedules a server is
- * serving: which specs (by content hash), who opened them, how far each run
- * has fetched, when it was last seen.
+ * `lrbridge top --connect ENDPOINT`: a live view of a server's runs, one row
+ * per run from its heartbeats (name, state, real step, lr, schedule); then
+ * the schedules opened by clients that send none (by content hash, how far
+ * they have fetched).
  */
 import { Request } from "zeromq";
 import { decodeBody, encodeBody, PROTOCOL_VERSION } from "../protocol";
 import type { ScheduleActivity, StatsReply } from "../protocol";
 import { clientCurveOptions } from "../server/certs";
 import { printable } from "../server/labels";
+import type { RunRow } from "../live/runs";
 
 const USAGE = `usage: lrbridge top --connect ENDPOINT [--once] [--json] [--interval SECONDS]
 
@@ -73,13 +75,44 @@ function progress(s: ScheduleActivity): string {
   return `${Math.min(s.rows_served, s.row_end ?? Infinity)}${end} rows`;
 }
 
-/** The stats reply as a table (exported for tests). */
+function lrText(values: number[] | null): string {
+  if (!values || values.length === 0) return "-";
+  const first = values[0].toPrecision(4).replace(/\.?0+e/, "e").replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "");
+  return values.length > 1 ? `${first} (+${values.length - 1})` : first;
+}
+
+function runRows(runs: Omit<RunRow, "changes">[], nowSeconds: number): string[][] {
+  return runs.map((r) => [
+    printable(r.name),
+    r.state,
+    r.total === null ? String(r.step) : `${r.step} / ${r.total}`,
+    lrText(r.lr),
+    printable(r.type),
+    r.ref === null ? r.spec_hash.slice(0, 12) : printable(r.version === null ? r.ref : `${r.ref} v${r.version}`),
+    ago(nowSeconds - r.last_seen),
+  ]);
+}
+
+function table(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+  const line = (cells: string[]) => cells.map((cell, c) => cell.padEnd(widths[c])).join("  ").trimEnd();
+  return [line(header), ...rows.map(line)];
+}
+
+/** The stats reply as a table: one row per run, then schedules no run reports (exported for tests). */
 export function renderStats(stats: StatsReply, endpoint: string, nowSeconds = Date.now() / 1000): string {
   const head =
     `${stats.server} at ${endpoint}  up ${Math.round(stats.uptime_s)}s  requests ${stats.requests}  ` +
     `errors ${stats.errors}  cache ${stats.cache_size}/${stats.cache_capacity}`;
-  const rows = stats.schedules.map((s) => [
-    s.type,
+  const runs = stats.runs ?? [];
+  const reported = new Set(runs.map((r) => r.hash));
+  const lines = [head];
+  if (runs.length > 0) lines.push(...table(["RUN", "STATE", "STEP", "LR", "TYPE", "SPEC", "LAST SEEN"], runRows(runs, nowSeconds)));
+  const silent = stats.schedules.filter((s) => !reported.has(s.hash));
+  if (runs.length > 0 && silent.length === 0) return `${lines.join("\n")}\n`;
+  if (runs.length > 0) lines.push("", "schedules without heartbeats (older clients):");
+  const rows = silent.map((s) => [
+    printable(s.type),
     s.spec_hash.slice(0, 12),
     String(s.groups),
     progress(s),
@@ -87,11 +120,9 @@ export function renderStats(stats: StatsReply, endpoint: string, nowSeconds = Da
     ago(nowSeconds - s.last_seen),
     printable(s.clients.join(", ")) || "-",
   ]);
-  const header = ["TYPE", "SPEC", "GROUPS", "SERVED", "WINDOWS", "LAST SEEN", "CLIENTS"];
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
-  const line = (cells: string[]) => cells.map((cell, c) => cell.padEnd(widths[c])).join("  ").trimEnd();
-  const body = rows.length ? rows.map(line).join("\n") : "(no schedules in use)";
-  return `${head}\n${line(header)}\n${body}\n`;
+  const [header, ...body] = table(["TYPE", "SPEC", "GROUPS", "SERVED", "WINDOWS", "LAST SEEN", "CLIENTS"], rows);
+  lines.push(header, ...(body.length ? body : ["(no schedules in use)"]));
+  return `${lines.join("\n")}\n`;
 }
 
 export async function run(args: string[]): Promise<number> {

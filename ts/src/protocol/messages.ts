@@ -1,5 +1,9 @@
 import type { GroupInit, MetricState, MomentumKey, Rebase } from "../core/api";
 import { ProtocolError } from "./errors";
+import { type HeartbeatRequest, readHeartbeat } from "../live/heartbeat";
+import type { RunRow } from "../live/runs";
+
+export type { HeartbeatRequest } from "../live/heartbeat";
 
 /** Protocol version this code speaks. */
 export const PROTOCOL_VERSION = 2;
@@ -11,8 +15,8 @@ export const MAX_WINDOW = 65536;
 export const MAX_VALUES = 1 << 20;
 /** Most param groups an `open` may carry. */
 export const MAX_GROUPS = 4096;
-export const CAPABILITIES = ["window", "metric", "rebase", "epoch", "stats"] as const;
-export const REQUEST_TYPES = ["hello", "open", "window", "rebase", "epoch", "metric", "stats"] as const;
+export const CAPABILITIES = ["window", "metric", "rebase", "epoch", "stats", "heartbeat"] as const;
+export const REQUEST_TYPES = ["hello", "open", "window", "rebase", "epoch", "metric", "stats", "heartbeat"] as const;
 export type RequestType = (typeof REQUEST_TYPES)[number];
 export const REPLY_TYPES = ["hello", "opened", "window", "metric", "stats", "error"] as const;
 
@@ -54,7 +58,7 @@ export interface MetricRequest {
 export interface StatsRequest {
   type: "stats";
 }
-export type RequestBody = HelloRequest | OpenRequest | WindowRequest | EpochRequest | MetricRequest | StatsRequest;
+export type RequestBody = HelloRequest | OpenRequest | WindowRequest | EpochRequest | MetricRequest | StatsRequest | HeartbeatRequest;
 
 // ---- replies (what the handler returns before encoding) ----
 
@@ -151,8 +155,14 @@ export interface StatsReply extends ReplyHead {
   cache_bytes: number;
   cache_max_bytes: number;
   schedules: ScheduleActivity[];
+  /** One row per run that sent heartbeats (revision 2.2, additive). */
+  runs: Omit<RunRow, "changes">[];
 }
-export type Reply = HelloReply | OpenedReply | WindowReply | MetricReply | StatsReply | ErrorReply;
+/** What the handler gives for a message that gets no reply (`heartbeat`): never sent. */
+export interface NoReply extends ReplyHead {
+  type: "none";
+}
+export type Reply = HelloReply | OpenedReply | WindowReply | MetricReply | StatsReply | ErrorReply | NoReply;
 
 // ---- validation: each reader names the field it refuses ----
 
@@ -339,5 +349,7 @@ export function readRequest(body: Record<string, unknown>): RequestBody {
       return readMetric(body);
     case "stats":
       return { type: "stats" };
+    case "heartbeat":
+      return readHeartbeat(body);
   }
 }

@@ -3,6 +3,7 @@
  * tests and the vector generator call it directly; the only state is the
  * bound-spec cache, and any server with the same code gives the same reply.
  */
+import { redactRun } from "./labels";
 import type { Bound, GroupInit, Rows } from "../core/api";
 import { Refusal, SpecError } from "../core/api";
 import { SPEC_LIMITS, checkSpecShape, maxRowsFor } from "../core/limits";
@@ -26,6 +27,8 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
   StatsReply,
+  HeartbeatRequest,
+  NoReply,
   Reply,
   RequestBody,
   WindowReply,
@@ -39,6 +42,7 @@ import {
   wireInt,
 } from "../protocol";
 import { Activity } from "./activity";
+import { MemoryRunTable, type RunTable } from "../live/runs";
 import { LruCache } from "./lru";
 
 export type BindFn = (spec: unknown, groups: GroupInit[], lastEpoch?: number) => Bound;
@@ -47,6 +51,8 @@ export const SERVER_NAME = "lrbridge-ts/0.1.0";
 /** Entries are cheap (a spec and a few closures); the byte budget is what bounds memory. */
 export const DEFAULT_CACHE_SIZE = 65536;
 export const DEFAULT_CACHE_BYTES = 512 * 1024 * 1024;
+/** Runs a `stats` reply lists (most recently seen first). */
+export const STATS_RUNS = 1024;
 
 export interface HandlerOptions {
   bind: BindFn;
@@ -59,18 +65,24 @@ export interface HandlerOptions {
   replaySliceMs?: number;
   /** Told about every INTERNAL reply (the server logs the stack). */
   onInternalError?: (err: unknown) => void;
+  /** Where heartbeats go (default: an in-memory table). */
+  runs?: RunTable;
 }
 
 /** What one request body turned into: the reply, and the request when it was valid. */
 export interface Handled {
   reply: Reply;
   request?: RequestBody;
+  /** No reply goes out (a heartbeat, even a malformed one: nobody waits for it). */
+  silent?: boolean;
 }
 
 export class Handler {
   private readonly cache: LruCache<string, Bound>;
   /** Soft, observational state for `stats`: never changes another reply. */
   private readonly activity: Activity;
+  /** The runs heartbeats report (the live view's table). */
+  readonly runs: RunTable;
   private readonly now: () => number;
   private readonly startedAt: number;
   private requests = 0;
@@ -85,6 +97,7 @@ export class Handler {
     this.replaySliceMs = options.replaySliceMs ?? REPLAY_LIMITS.replay_slice_ms;
     this.now = options.now ?? Date.now;
     this.activity = new Activity(this.now);
+    this.runs = options.runs ?? new MemoryRunTable();
     this.startedAt = this.now();
   }
 
@@ -99,7 +112,7 @@ export class Handler {
    */
   handleBytes(bytes: Uint8Array, peer = "", authenticated = true): Handled & { bytes: Buffer } {
     const handled = this.handleRaw(bytes, peer, authenticated);
-    return { ...handled, bytes: this.encode(handled.reply) };
+    return { ...handled, bytes: handled.silent ? Buffer.alloc(0) : this.encode(handled.reply) };
   }
 
   private handleRaw(bytes: Uint8Array, peer: string, authenticated: boolean): Handled {
@@ -118,6 +131,7 @@ export class Handler {
   /** A decoded body → reply, counted in `stats`. Never throws. */
   handleDecoded(body: unknown, peer = "", authenticated = true): Handled {
     const handled = this.handleCounted(body, peer, authenticated);
+    if (isPlainMap(body) && body.type === "heartbeat") handled.silent = true;
     this.requests += 1;
     if (handled.reply.type === "error") this.errors += 1;
     return handled;
@@ -170,7 +184,40 @@ export class Handler {
         return this.metric(request, id);
       case "stats":
         return this.stats(id, authenticated);
+      case "heartbeat":
+        return this.heartbeat(request, id);
     }
+  }
+
+  private heartbeat(request: HeartbeatRequest, id: number): NoReply {
+    const bound = this.cache.peek(request.hash);
+    const canonical = bound?.canonical as { type?: unknown } | undefined;
+    const schedule = bound && { type: typeof canonical?.type === "string" ? canonical.type : "?", kind: bound.kind };
+    this.runs.heartbeat(request, this.now() / 1000, schedule);
+    return { v: PROTOCOL_VERSION, id, type: "none" };
+  }
+
+  /**
+   * Rows [start, start + count) of a deterministic handle the server holds,
+   * for the live view's planned curve; undefined when the handle is gone or
+   * metric-driven. Read-only: it touches neither the cache order nor stats.
+   */
+  plannedRows(hash: string, start: number, count: number): { lr: number[]; momentum: number[] | null; groups: number; rowEnd: number | null } | undefined {
+    const bound = this.cache.peek(hash);
+    if (!bound || bound.kind !== "deterministic") return undefined;
+    const maxRows = Math.min(this.maxRows.get(bound) ?? MAX_WINDOW, Math.floor(MAX_VALUES / bound.groups));
+    const end = bound.rowEnd === null ? start + count : Math.min(start + count, bound.rowEnd);
+    const lr: number[] = [];
+    const momentum: number[] = [];
+    let hasMomentum = true;
+    for (let at = start; at < end; at += maxRows) {
+      const rows = callSchedule(() => withReplayBudget(this.replaySliceMs * 20, () => bound.rows(at, Math.min(maxRows, end - at))));
+      for (const v of rows.lr) lr.push(v);
+      if (rows.momentum === null) hasMomentum = false;
+      else for (const v of rows.momentum) momentum.push(v);
+      if (rows.stop) break;
+    }
+    return { lr, momentum: hasMomentum ? momentum : null, groups: bound.groups, rowEnd: bound.rowEnd ?? null };
   }
 
   private stats(id: number, authenticated: boolean): StatsReply {
@@ -187,6 +234,11 @@ export class Handler {
       cache_bytes: this.cache.bytes,
       cache_max_bytes: this.cache.maxBytes,
       schedules: this.activity.list(authenticated),
+      // Bounded like the rest of the reply; the web view has each run's lr changes.
+      runs: this.runs
+        .list(this.now() / 1000)
+        .slice(0, STATS_RUNS)
+        .map(({ changes: _changes, ...run }) => (authenticated ? run : redactRun(run))),
     };
   }
 

@@ -38,3 +38,15 @@ const REDACTION_KEY = randomBytes(32);
 export function redactLabel(label: string): string {
   return `redacted:${createHmac("sha256", REDACTION_KEY).update(label).digest("hex").slice(0, 8)}`;
 }
+
+/**
+ * A run as an unauthenticated peer sees it: its chosen name, but not the
+ * default one (`host:pid script`), no host and no pid.
+ */
+export function redactRun<T extends { name?: unknown; host?: unknown; pid?: unknown }>(run: T): T {
+  const out = { ...run };
+  if (typeof out.name === "string" && typeof out.host === "string" && out.name.startsWith(`${out.host}:`)) out.name = redactLabel(out.name);
+  if (typeof out.host === "string") out.host = redactLabel(out.host);
+  if (out.pid !== undefined) out.pid = null;
+  return out;
+}

@@ -51,6 +51,11 @@ export class LruCache<K, V> {
     return entry.value;
   }
 
+  /** The value without making it recently used (for observers such as the live view). */
+  peek(key: K): V | undefined {
+    return this.entries.get(key)?.value;
+  }
+
   /** Oldest first. */
   *values(): IterableIterator<V> {
     for (const entry of this.entries.values()) yield entry.value;

@@ -4,7 +4,7 @@
  * handle this server never saw from the store. Everything else goes to
  * the Handler untouched (and synchronously: the fast path stays the same).
  */
-import { redactLabel } from "./labels";
+import { redactRun } from "./labels";
 import { SpecError } from "../core/api";
 import { checkSpecShape } from "../core/limits";
 import {
@@ -326,15 +326,7 @@ function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/**
- * Hosts, pids and scripts go only to peers of a CURVE or ipc endpoint (as in
- * `stats`): others see a run's chosen name, but not the default one, which is
- * `host:pid script`.
- */
+/** Hosts, pids and scripts go only to peers of a CURVE or ipc endpoint (as in `stats`). */
 function redactRuns(reply: Body): void {
-  for (const run of (reply.runs as Body[] | undefined) ?? []) {
-    if (typeof run.name === "string" && typeof run.host === "string" && run.name.startsWith(`${run.host}:`)) run.name = redactLabel(run.name);
-    if (typeof run.host === "string") run.host = redactLabel(run.host);
-    if (run.pid !== undefined) run.pid = null;
-  }
+  if (Array.isArray(reply.runs)) reply.runs = (reply.runs as Body[]).map(redactRun);
 }

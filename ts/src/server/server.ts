@@ -34,6 +34,8 @@ export interface RunningServer {
   readonly adminEndpoint?: string;
   /** Resolves when the receive loop has ended. */
   readonly done: Promise<void>;
+  /** The message handler (the live view reads its runs and planned rows). */
+  readonly handler: Handler;
   /** Stops serving, closes the socket and removes an ipc socket file. */
   close(): Promise<void>;
   /** Re-reads the allow-lists (SIGHUP). */
@@ -82,8 +84,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const done = (async () => {
       try {
         for await (const frames of socket) {
-          const reply = replyFrames(front, frames, log, authenticated);
-          outbox.push(reply instanceof Promise ? await reply : reply);
+          const pending = replyFrames(front, frames, log, authenticated);
+          const reply = pending instanceof Promise ? await pending : pending;
+          if (reply) outbox.push(reply);
           // Let queued replies and timers run between requests.
           if (outbox.waiting) await outbox.flush();
         }
@@ -110,6 +113,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     endpoint: main.endpoint,
     adminEndpoint: adminSide?.endpoint,
     done,
+    handler,
     async close() {
       if (closing) return done;
       closing = true;
@@ -122,12 +126,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
 }
 
-/** One incoming message → the reply frames (same envelope head). Never rejects. */
-function replyFrames(front: RegistryFront, frames: Buffer[], log: (line: string) => void, authenticated: boolean): Buffer[] | Promise<Buffer[]> {
+/** One incoming message → the reply frames (same envelope head), or null for one that gets none (a heartbeat). Never rejects. */
+function replyFrames(front: RegistryFront, frames: Buffer[], log: (line: string) => void, authenticated: boolean): Buffer[] | null | Promise<Buffer[] | null> {
   const split = splitFrames(frames);
   if ("malformed" in split) return [...split.head, encodeBody(errorReply(null, "BAD_FRAME", split.malformed))];
   const peer = split.head[0].toString("hex");
-  const frame = (handled: Handled & { bytes: Buffer }): Buffer[] => {
+  const frame = (handled: Handled & { bytes: Buffer }): Buffer[] | null => {
+    if (handled.silent) return null;
     if (handled.reply.type === "opened") {
       const spec = handled.request?.type === "open" ? handled.request.spec : handled.reply.canonical;
       const specType = spec && typeof (spec as { type?: unknown }).type === "string" ? (spec as { type: string }).type : "?";

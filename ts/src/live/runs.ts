@@ -1,0 +1,149 @@
+/**
+ * The server's table of runs: one row per run, fed by heartbeats. The web
+ * view and `stats` read it through `RunTable`, so a store that persists runs
+ * (the registry's) can stand in for the in-memory one.
+ */
+import type { HeartbeatRequest } from "./heartbeat";
+
+export type RunState = "running" | "finished" | "lost";
+
+/** A step where a metric-driven schedule changed the lr (as heartbeats saw it). */
+export interface LrChange {
+  step: number;
+  lr: number[];
+}
+
+export interface RunRow {
+  id: string;
+  name: string;
+  host: string | null;
+  pid: number | null;
+  rank: number | null;
+  world_size: number | null;
+  hash: string;
+  spec_hash: string;
+  /** The registry ref and version, when the run opened its schedule by ref. */
+  ref: string | null;
+  version: number | null;
+  /** The schedule's type (`OneCycleLR`, `rex`, ...) and kind, when the server still holds its handle. */
+  type: string;
+  kind: "deterministic" | "metric" | null;
+  step: number;
+  total: number | null;
+  lr: number[];
+  momentum: number[] | null;
+  state: RunState;
+  first_seen: number;
+  last_seen: number;
+  changes: LrChange[];
+}
+
+/** What the server knows about the handle a heartbeat names. */
+export interface ScheduleInfo {
+  type: string;
+  kind: "deterministic" | "metric";
+}
+
+export interface RunTable {
+  /** Records one heartbeat received at `at` (Unix seconds). */
+  heartbeat(hb: HeartbeatRequest, at: number, schedule?: ScheduleInfo): void;
+  /** Every run, most recently seen first, with its state as of `now`. */
+  list(now: number): RunRow[];
+  get(id: string, now: number): RunRow | undefined;
+  /** Bumped on every change: a watcher re-reads only when it moved. */
+  readonly revision: number;
+}
+
+/** A run with no heartbeat for this long is lost (clients send one at least every 5 s). */
+export const DEFAULT_LOST_AFTER_S = 15;
+export const RUN_CAPACITY = 4096;
+const MAX_CHANGES = 256;
+
+export class MemoryRunTable implements RunTable {
+  private readonly rows = new Map<string, RunRow>();
+  revision = 0;
+
+  constructor(
+    readonly lostAfterS = DEFAULT_LOST_AFTER_S,
+    private readonly capacity = RUN_CAPACITY,
+  ) {}
+
+  heartbeat(hb: HeartbeatRequest, at: number, schedule?: ScheduleInfo): void {
+    let row = this.rows.get(hb.run.id);
+    if (row) this.rows.delete(hb.run.id); // re-insert: the map stays in least recently seen order
+    else {
+      row = {
+        id: hb.run.id,
+        name: hb.run.name,
+        host: null,
+        pid: null,
+        rank: null,
+        world_size: null,
+        hash: hb.hash,
+        spec_hash: hb.spec_hash,
+        ref: null,
+        version: null,
+        type: "?",
+        kind: null,
+        step: hb.step,
+        total: null,
+        lr: hb.lr,
+        momentum: null,
+        state: "running",
+        first_seen: at,
+        last_seen: at,
+        changes: [],
+      };
+    }
+    const kind = schedule?.kind ?? (row.hash === hb.hash ? row.kind : null);
+    if (row.hash !== hb.hash) row.changes = [];
+    if (hb.changes) {
+      // The client saw each change at its step.
+      const last = row.changes.length ? row.changes[row.changes.length - 1].step : -1;
+      row.changes.push(...hb.changes.filter((c) => c.step > last));
+    } else if (kind === "metric" && (row.changes.length === 0 || !sameValues(row.lr, hb.lr))) {
+      // Older clients: where a heartbeat first saw a new lr.
+      row.changes.push({ step: hb.step, lr: hb.lr });
+    }
+    if (row.changes.length > MAX_CHANGES) row.changes.splice(0, row.changes.length - MAX_CHANGES);
+    Object.assign(row, {
+      name: hb.run.name,
+      host: hb.run.host ?? null,
+      pid: hb.run.pid ?? null,
+      rank: hb.run.rank ?? null,
+      world_size: hb.run.world_size ?? null,
+      hash: hb.hash,
+      spec_hash: hb.spec_hash,
+      ref: hb.ref ?? null,
+      type: schedule?.type ?? row.type,
+      kind,
+      step: hb.step,
+      total: hb.total,
+      lr: hb.lr,
+      momentum: hb.momentum,
+      state: hb.state,
+      last_seen: at,
+    });
+    this.rows.set(row.id, row);
+    if (this.rows.size > this.capacity) this.rows.delete(this.rows.keys().next().value as string);
+    this.revision += 1;
+  }
+
+  list(now: number): RunRow[] {
+    return [...this.rows.values()].reverse().map((row) => this.view(row, now));
+  }
+
+  get(id: string, now: number): RunRow | undefined {
+    const row = this.rows.get(id);
+    return row && this.view(row, now);
+  }
+
+  private view(row: RunRow, now: number): RunRow {
+    const state = row.state === "running" && now - row.last_seen > this.lostAfterS ? "lost" : row.state;
+    return { ...row, state, changes: [...row.changes] };
+  }
+}
+
+function sameValues(a: number[], b: number[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
