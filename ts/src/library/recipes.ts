@@ -72,6 +72,15 @@ function hfWarmup(s: number, w: number): number {
  * `base·λ(s)` (a LambdaLR). Formulas copied from
  * `_get_*_lr_lambda` / `_get_wsd_scheduler_lambda`.
  */
+/**
+ * transformers' cosine factor `0.5·(1 + cos(π·num_cycles·2·p))`, in its
+ * operation order (π·num_cycles first), so every recipe built on it gives
+ * transformers' bits.
+ */
+export function halfCosine(numCycles: number, p: number): number {
+  return 0.5 * (1.0 + Math.cos(Math.PI * numCycles * 2.0 * p));
+}
+
 export function hfLambda(o: HfOptions): Schedule {
   const w = o.num_warmup_steps;
   const n = o.num_training_steps;
@@ -85,7 +94,7 @@ export function hfLambda(o: HfOptions): Schedule {
       return (s) => (s < w ? hfWarmup(s, w) : Math.max(0.0, (n - s) / Math.max(1, n - w)));
     case "cosine":
       return (s) =>
-        s < w ? hfWarmup(s, w) : Math.max(0.0, 0.5 * (1.0 + Math.cos(Math.PI * o.num_cycles * 2.0 * progress(s))));
+        s < w ? hfWarmup(s, w) : Math.max(0.0, halfCosine(o.num_cycles, progress(s)));
     case "cosine_with_restarts":
       return (s) => {
         if (s < w) return hfWarmup(s, w);
@@ -105,7 +114,7 @@ export function hfLambda(o: HfOptions): Schedule {
     case "cosine_with_min_lr":
       return (s) => {
         if (s < w) return hfWarmup(s, w);
-        const f = 0.5 * (1.0 + Math.cos(Math.PI * o.num_cycles * 2.0 * progress(s)));
+        const f = halfCosine(o.num_cycles, progress(s));
         return Math.max(0, f * (1 - o.min_lr_rate) + o.min_lr_rate);
       };
     case "cosine_warmup_with_min_lr":
@@ -115,7 +124,7 @@ export function hfLambda(o: HfOptions): Schedule {
           return o.warmup_lr_rate + ((1.0 - o.warmup_lr_rate) * s) / Math.max(1, w - 1);
         }
         const p = (s - w + 1.0) / Math.max(1.0, n - w);
-        const f = 0.5 * (1.0 + Math.cos(Math.PI * o.num_cycles * 2.0 * p));
+        const f = halfCosine(o.num_cycles, p);
         return Math.max(0, f * (1 - o.min_lr_rate) + o.min_lr_rate);
       };
     case "warmup_stable_decay":
@@ -143,7 +152,7 @@ function wsdLambda(o: HfOptions): Schedule {
       const p = (s - w - stable) / Math.max(1, decay);
       let f: number;
       if (o.decay_type === "linear") f = 1.0 - p;
-      else if (o.decay_type === "cosine") f = 0.5 * (1.0 + Math.cos(Math.PI * o.num_cycles * 2.0 * p));
+      else if (o.decay_type === "cosine") f = halfCosine(o.num_cycles, p);
       else f = 1.0 - Math.sqrt(p);
       return Math.max(0.0, f * (1.0 - r) + r);
     }
