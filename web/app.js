@@ -78,8 +78,8 @@
       msg.runs.forEach(function (run) {
         var tr = el("tr", { "data-run": run.id, "data-state": run.state, "data-step": String(run.step) }, [
           el("td", { class: "name" }, [el("a", { href: link("/run/" + encodeURIComponent(run.id)), text: run.name })]),
-          el("td", null, [el("code", { text: source(run) })]),
-          el("td", { class: "num", text: run.version === null ? "–" : String(run.version) }),
+          el("td", { class: "source" }, [el("code", { text: source(run) })]),
+          el("td", { class: "num version", text: run.version === null ? "–" : String(run.version) }),
           el("td", { text: run.type }),
           el("td", { class: "num step", text: progress(run) }),
           el("td", { class: "num", text: lrText(run.lr) }),
@@ -241,28 +241,29 @@
       }));
       var detail = el("div", { id: "detail" });
       main.append(list, detail);
+      status.textContent = "";
       document.body.setAttribute("data-rendered", "1");
 
       function showName(name) {
         getJson("/api/registry?name=" + encodeURIComponent(name)).then(function (b) {
           var h = b.history;
-          var versions = el("table", null, [el("thead", null, [el("tr", null, ["version", "spec", "author", "message", "created"].map(function (t) { return el("th", { text: t }); }))]),
+          var versions = el("table", { id: "versions" }, [el("thead", null, [el("tr", null, ["version", "spec", "author", "message", "created"].map(function (t) { return el("th", { text: t }); }))]),
             el("tbody", null, h.versions.map(function (v) {
               return el("tr", null, [el("td", { text: String(v.version) }), el("td", null, [el("code", { text: v.spec_hash.slice(0, 12) })]), el("td", { text: v.author || "–" }), el("td", { class: "name", text: v.message || "" }), el("td", { text: new Date(v.created_at * 1000).toISOString() })]);
             }))]);
-          var events = el("table", null, [el("thead", null, [el("tr", null, ["alias", "from", "to", "who", "why", "at"].map(function (t) { return el("th", { text: t }); }))]),
+          var events = el("table", { id: "alias-history" }, [el("thead", null, [el("tr", null, ["alias", "from", "to", "who", "why", "at"].map(function (t) { return el("th", { text: t }); }))]),
             el("tbody", null, h.events.map(function (ev) {
               return el("tr", null, [el("td", { text: ev.alias }), el("td", { text: ev.from === null ? "–" : String(ev.from) }), el("td", { text: String(ev.to) }), el("td", { text: ev.who || "–" }), el("td", { class: "name", text: ev.why || "" }), el("td", { text: new Date(ev.at * 1000).toISOString() })]);
             }))]);
-          var pickA = el("select"), pickB = el("select");
+          var pickA = el("select", { id: "pick-a" }), pickB = el("select", { id: "pick-b" });
           h.versions.forEach(function (v, i) {
             pickA.appendChild(el("option", { value: name + "@" + v.version, text: "v" + v.version }));
             pickB.appendChild(el("option", { value: name + "@" + v.version, text: "v" + v.version }));
             if (i === h.versions.length - 1) pickB.value = name + "@" + v.version;
           });
           var overlay = el("div", { id: "overlay" });
-          var result = el("p", { class: "note" });
-          var go = el("button", { text: "overlay" });
+          var result = el("p", { class: "note", id: "overlay-result" });
+          var go = el("button", { id: "overlay-go", text: "overlay" });
           go.addEventListener("click", function () {
             getJson("/api/registry/overlay?steps=1000&a=" + encodeURIComponent(pickA.value) + "&b=" + encodeURIComponent(pickB.value)).then(function (o) {
               var n = Math.max((o.lr_a || []).length, (o.lr_b || []).length);
@@ -270,13 +271,15 @@
               result.textContent = o.first_step === null ? "identical over these steps" : "they part at step " + o.first_step;
               overlay.replaceChildren();
               var first = o.first_step;
-              new uPlot({ width: 900, height: 320, scales: { x: { time: false } }, axes: [{ label: "step" }, { values: ticks, size: 70 }],
+              state.overlay = { first_step: first, a: o.a, b: o.b };
+              state.overlay.chart = new uPlot({ width: 900, height: 320, scales: { x: { time: false } }, axes: [{ label: "step" }, { values: ticks, size: 70 }],
                 series: [{}, { label: "v" + o.a.version, stroke: COLORS[0], width: 2 }, { label: "v" + o.b.version, stroke: COLORS[1], width: 2, dash: [6, 4] }],
                 plugins: [markerPlugin(function () { return first; })] }, [xs, o.lr_a || [], o.lr_b || []], overlay);
             });
           });
           detail.replaceChildren(el("h2", { text: name }), el("p", null, [el("span", { text: "aliases: " + Object.keys(h.aliases).map(function (k) { return k + " → v" + h.aliases[k]; }).join(", ") })]),
             versions, el("h2", { text: "Alias history" }), events, el("h2", { text: "Two versions overlaid" }), el("div", { class: "controls" }, [pickA, " vs ", pickB, " ", go]), result, overlay);
+          detail.setAttribute("data-name", name);
         });
       }
     });

@@ -46,9 +46,9 @@ def set_run_name(name: str | None) -> None:
 
 
 def heartbeat_message(run: dict, hash_: str, spec_hash: str, step: int, lr: list, momentum: list | None,
-                      total: int | None, state: str) -> dict:
+                      total: int | None, state: str, ref: str | None = None) -> dict:
     """The `heartbeat` message (PROTOCOL.md): no reply comes back."""
-    return {
+    msg = {
         "type": "heartbeat",
         "run": run,
         "hash": hash_,
@@ -59,6 +59,9 @@ def heartbeat_message(run: dict, hash_: str, spec_hash: str, step: int, lr: list
         "total": None if total is None else int(total),
         "state": state,
     }
+    if ref is not None:
+        msg["ref"] = ref  # the server shows it, and the version it resolved the ref to
+    return msg
 
 
 def _value(v: Any) -> float:
@@ -80,7 +83,7 @@ class _Watched:
     """One scheduler, read through its ``__dict__``: when the scheduler is
     collected its last position is still there to say ``finished`` with."""
 
-    __slots__ = ("ref", "state", "endpoint", "hash", "spec_hash", "total", "momentum_key", "sent_step", "sent_at", "final",
+    __slots__ = ("ref", "registry_ref", "state", "endpoint", "hash", "spec_hash", "total", "momentum_key", "sent_step", "sent_at", "final",
                  "changes", "metric")
 
     def __init__(self, scheduler: Any, endpoint: str, opened: Any) -> None:
@@ -89,6 +92,8 @@ class _Watched:
         self.endpoint = endpoint
         self.hash = opened.hash
         self.spec_hash = opened.spec_hash
+        resolved = getattr(opened, "resolved", None)
+        self.registry_ref = str(resolved["ref"]) if isinstance(resolved, dict) and resolved.get("ref") else None
         row_end = getattr(opened, "row_end", None)
         self.total = None if row_end is None else max(0, int(row_end) - 1)
         self.momentum_key = getattr(opened, "momentum_key", None)
@@ -119,7 +124,8 @@ class _Watched:
             momentum = [_value(g[self.momentum_key]) for g in groups if self.momentum_key in g]
         run = current_run(d.get("_run_name") or _run_name).to_wire()
         step = max(0, int(d.get("last_epoch", 0)))
-        msg = heartbeat_message(run, self.hash, self.spec_hash, step, lr, momentum or None, self.total, state)
+        msg = heartbeat_message(run, self.hash, self.spec_hash, step, lr, momentum or None, self.total, state,
+                                self.registry_ref)
         if self.metric:
             msg["changes"] = list(self.changes)
         return msg
@@ -142,8 +148,13 @@ class _Beats:
             if self._pid != os.getpid():  # forked: the parent's thread and sockets are not ours
                 self.__init__()  # type: ignore[misc]
             # A re-open (resume, new spec) replaces the scheduler's entry.
+            before = [w for w in self._watched if w.ref() is scheduler]
             self._watched = [w for w in self._watched if w.ref() is not scheduler]
-            self._watched.append(_Watched(scheduler, endpoint, opened))
+            entry = _Watched(scheduler, endpoint, opened)
+            # A ref opens once; re-opens of the same content go by spec and still ran from that ref.
+            if entry.registry_ref is None:
+                entry.registry_ref = next((w.registry_ref for w in before if w.spec_hash == entry.spec_hash), None)
+            self._watched.append(entry)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="lrbridge-heartbeat", daemon=True)
                 self._thread.start()

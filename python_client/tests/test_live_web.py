@@ -209,3 +209,67 @@ def test_a_non_loopback_bind_needs_a_token_and_refuses_requests_without_it(serve
         assert refused_post.value.code == 405
     finally:
         served.stop()
+
+
+STEP_A = {"type": "StepLR", "step_size": 10, "gamma": 0.5}
+STEP_B = {"type": "StepLR", "step_size": 15, "gamma": 0.5}
+
+
+def test_the_registry_page_shows_names_versions_alias_history_and_where_two_versions_part(server_cli, browser, shots, tmp_path, monkeypatch):
+    from lrbridge import Client, registry
+    from lrbridge.lr_scheduler import from_ref
+
+    served = Served(server_cli, "--registry", str(tmp_path / "registry.sqlite"), "--dev-admin", "--http", "127.0.0.1:0")
+    try:
+        with Client(served.endpoint) as client:
+            registry.publish("team/warmup", STEP_A, message="halve every 10 steps", author="ann", admin=client)
+            registry.publish("team/warmup", STEP_B, message="halve every 15 steps", author="bob", admin=client)
+            registry.publish("team/cosine", QUICK_SPEC, message="cosine", author="ann", admin=client)
+            registry.alias("team/warmup", "prod", 1, expect=None, why="first rollout", who="ann", admin=client)
+            registry.alias("team/warmup", "prod", 2, expect=1, why="longer steps", who="bob", admin=client)
+            # A run opened by ref: the run table shows the ref and the version it resolved to.
+            monkeypatch.setenv("LRBRIDGE_RUN_NAME", "from prod")
+            opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0, momentum=0.9)
+            sched = from_ref(opt, "team/warmup@prod", server=client)
+            for _ in range(5):
+                opt.step()
+                sched.step()
+
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.set_default_timeout(TIMEOUT_S * 1000)
+            page.goto(served.url + "/")
+            run = page.locator("#runs tbody tr", has=page.get_by_role("link", name="from prod", exact=True))
+            run.wait_for()
+            assert run.locator("td.source").text_content() == "team/warmup@prod"
+            assert run.locator("td.version").text_content() == "2"
+
+            page.goto(served.url + "/registry")
+            page.wait_for_selector("body[data-rendered]")
+            assert page.locator("#names li").all_text_contents() == ["team/cosine", "team/warmup"]
+            page.get_by_role("link", name="team/warmup", exact=True).click()
+            page.wait_for_selector("#detail[data-name='team/warmup']")
+            versions = [r.locator("td").all_text_contents()[:4] for r in page.locator("#versions tbody tr").all()]
+            assert [[v, a, m] for v, _, a, m in versions] == [["1", "ann", "halve every 10 steps"], ["2", "bob", "halve every 15 steps"]]
+            history = [r.locator("td").all_text_contents()[:5] for r in page.locator("#alias-history tbody tr").all()]
+            assert history == [["prod", "–", "1", "ann", "first rollout"], ["prod", "1", "2", "bob", "longer steps"]]
+
+            # v1 and v2 overlaid: they part where StepLR(10) first halves and StepLR(15) does not yet.
+            page.select_option("#pick-a", "team/warmup@1")
+            page.select_option("#pick-b", "team/warmup@2")
+            page.click("#overlay-go")
+            page.wait_for_function("() => !!(window.lrbridge.overlay && window.lrbridge.overlay.chart)")
+            lr_a = [1.0 * 0.5 ** (k // 10) for k in range(1000)]
+            lr_b = [1.0 * 0.5 ** (k // 15) for k in range(1000)]
+            parting = next(k for k in range(1000) if lr_a[k] != lr_b[k])
+            assert parting == 10
+            assert page.evaluate("window.lrbridge.overlay.first_step") == parting
+            assert page.locator("#overlay-result").text_content() == f"they part at step {parting}"
+            data = page.evaluate("window.lrbridge.overlay.chart.data")
+            assert data[1][:30] == lr_a[:30] and data[2][:30] == lr_b[:30]
+            page.screenshot(path=str(shots / "live-registry.png"), full_page=True)
+            assert errors == []
+            del sched
+    finally:
+        served.stop()

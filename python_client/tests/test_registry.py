@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -350,3 +351,22 @@ def test_a_store_that_goes_away_serves_cached_refs_and_refuses_writes(server_cli
         process.stop()
         subprocess.run([*tool, "stop", f"{work}/pg"], check=False)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_a_run_opened_by_ref_shows_its_ref_and_version_in_the_run_table(registry_server, name, monkeypatch):
+    process, serving, admin = registry_server
+    monkeypatch.setenv("LRBRIDGE_RUN_ID", f"ref-{uuid.uuid4().hex}")
+    registry.publish(name, V1, admin=admin)
+    registry.publish(name, V2, admin=admin)
+    registry.alias(name, "prod", 2, admin=admin)
+    opt = sgd()
+    sched = from_ref(opt, f"{name}@prod", server=serving, run_name=f"{name} run")
+    train(sched, opt, 3)
+    deadline = time.monotonic() + 10
+    mine = []
+    while not mine and time.monotonic() < deadline:
+        time.sleep(0.3)
+        stats = serving.request({"type": "stats"})
+        mine = [r for r in stats["runs"] if r["name"] == f"{name} run" and r["step"] == 3]
+    assert mine, "the run's heartbeat did not arrive"
+    assert (mine[0]["ref"], mine[0]["version"]) == (f"{name}@prod", 2)

@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { evaluateSchedule } from "../src/commands/eval";
 import { parsePlotArgs, plotPanels } from "../src/commands/plot";
 import { chartSvg, decimate, formatTick, linearTicks, logTicks } from "../src/plot/chart";
+import { ask, serve } from "./registry_helpers";
 
 const ROOT = join(__dirname, "..", "..");
 const TS_NODE = join(ROOT, "node_modules", ".bin", "ts-node");
@@ -109,4 +110,32 @@ describe("lrbridge plot (process)", () => {
     expect(ext.status).toBe(2);
     expect(ext.stderr).toContain("-o must end in .svg or .png");
   });
+});
+
+describe("lrbridge plot REF --connect", () => {
+  const dir = mkdtempSync(join(tmpdir(), "lrbridge-plotref-"));
+  it("draws the canonical spec a server resolves the ref to, and names an unknown ref", async () => {
+    const served = await serve(["--registry", join(dir, "registry.sqlite"), "--dev-admin"]);
+    try {
+      const spec = { type: "StepLR", step_size: 10, gamma: 0.5 };
+      expect(await ask(served.endpoint, { type: "publish", name: "team/steps", spec: { type: "StepLR", step_size: 30 } })).toMatchObject({ version: 1 });
+      expect(await ask(served.endpoint, { type: "publish", name: "team/steps", spec })).toMatchObject({ version: 2 });
+      expect(await ask(served.endpoint, { type: "alias", name: "team/steps", alias: "prod", version: 2 })).toMatchObject({ type: "aliased", to: 2 });
+      const byRef = join(dir, "ref.svg");
+      const res = cli(["team/steps@prod", "--connect", served.endpoint, "--steps", "40", "-o", byRef]);
+      expect(res.status, res.stderr).toBe(0);
+      // The same picture as the spec itself, under the resolved name and version.
+      const bySpec = join(dir, "spec.svg");
+      expect(cli([JSON.stringify(spec), "--label", "team/steps@2", "--steps", "40", "-o", bySpec]).status).toBe(0);
+      const svg = readFileSync(byRef, "utf8");
+      expect([...svg.matchAll(/class="panel" data-title="([^"]*)"/g)].map((m) => m[1])).toEqual(["team/steps@2"]);
+      expect(svg).toBe(readFileSync(bySpec, "utf8"));
+
+      const unknown = cli(["team/steps@9", "--connect", served.endpoint, "--steps", "10", "-o", join(dir, "x.svg")]);
+      expect(unknown.status).toBe(2);
+      expect(unknown.stderr).toContain("team/steps@9: UNKNOWN_REF");
+    } finally {
+      await served.stop();
+    }
+  }, 90_000);
 });

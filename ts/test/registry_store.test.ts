@@ -222,6 +222,27 @@ describe.each([sqlite, postgres])("$name store", (backend) => {
     expect((await other.latest("team/s"))?.version).toBe(1);
     expect(await other.aliasTarget("team/s", "prod")).toBe(1);
   });
+
+  it("keeps the live view's run rows across a reopen, newest first, and lists published names", async () => {
+    store = await open();
+    await store.publish(pub("zz/live-b", SPEC_A, H("a")));
+    await store.publish(pub("zz/live-a", SPEC_A, H("a")));
+    await store.saveLiveRuns([
+      { id: "r1", last_seen: 10, row: '{"step":1}' },
+      { id: "r2", last_seen: 20, row: '{"step":2}' },
+    ]);
+    await store.saveLiveRuns([{ id: "r1", last_seen: 30, row: '{"step":3}' }]);
+    await store.saveLiveRuns([]);
+    const reopened = await again();
+    expect(await reopened.liveRuns(10)).toEqual([
+      { id: "r1", last_seen: 30, row: '{"step":3}' },
+      { id: "r2", last_seen: 20, row: '{"step":2}' },
+    ]);
+    expect((await reopened.liveRuns(1)).map((d) => d.id)).toEqual(["r1"]);
+    const names = await reopened.names();
+    expect(names).toEqual([...names].sort());
+    expect(names.slice(-2)).toEqual(["zz/live-a", "zz/live-b"]);
+  });
 });
 
 describe("postgres store across replicas", () => {

@@ -2,14 +2,17 @@
  * `lrbridge plot`: draw schedules' lr (and momentum) curves to SVG or PNG,
  * with the values `lrbridge eval` prints. One panel per schedule, side by side.
  */
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { basename, extname } from "node:path";
 import { prepareFor } from "../modules";
 import { type Panel, chartSvg } from "../plot/chart";
+import { Request } from "zeromq";
+import { decodeBody, encodeBody } from "../protocol";
+import { parseRef } from "../registry/ref";
 import { type EvalArgs, UsageError, evaluateSchedule, groupsFromFlags, moduleSpec, numbers, readSpec, reportCliError } from "./eval";
 
-const USAGE = `usage: lrbridge plot SPEC [SPEC ...] --steps N -o FILE.svg|FILE.png
-                     [--label NAME ...] [--lr LR[,LR...]]
+const USAGE = `usage: lrbridge plot SPEC|REF [SPEC|REF ...] --steps N -o FILE.svg|FILE.png
+                     [--connect ENDPOINT] [--label NAME ...] [--lr LR[,LR...]]
                      [--momentum M[,M...] | --betas B1,B2] [--metrics V,V,...]
                      [--log] [--columns C] [--module FILE.ts ... [--params JSON]]
 
@@ -17,18 +20,23 @@ SPEC is a JSON spec or @FILE (also --spec SPEC); --module FILE.ts is a
 TypeScript schedule module, compiled with --params (as lrbridge compile does). Each spec gets a panel of its
 lr per param group, and a second panel of its momentum (or beta1) when it
 writes one. --label names the panels in order (default: the spec's type).
+With --connect ENDPOINT, a REF (namespace/name[@version|@alias|@sha256:HEX])
+is resolved on that server and its canonical spec drawn (default label:
+name@version).
 --lr defaults to 0.1 (one group). --log draws lr on a log scale.
 `;
 
 export interface PlotArgs {
-  specs: { spec: unknown; label: string }[];
+  /** A spec to draw; `ref` (with `--connect`) until `resolveRefs` replaces it with its canonical spec. */
+  specs: { spec: unknown; label: string; ref?: string; labelled?: boolean }[];
+  connect?: string;
   base: Omit<EvalArgs, "spec">;
   out: string;
   log: boolean;
   columns?: number;
 }
 
-const FLAGS = ["--spec", "--module", "--params", "--label", "--steps", "--lr", "--momentum", "--betas", "--metrics", "--columns", "-o", "--out"];
+const FLAGS = ["--connect", "--spec", "--module", "--params", "--label", "--steps", "--lr", "--momentum", "--betas", "--metrics", "--columns", "-o", "--out"];
 
 export function parsePlotArgs(args: string[]): PlotArgs | { help: true } {
   const raw: Record<string, string | undefined> = {};
@@ -69,6 +77,7 @@ export function parsePlotArgs(args: string[]): PlotArgs | { help: true } {
   const metrics = raw["--metrics"] !== undefined ? numbers("--metrics", raw["--metrics"]) : undefined;
   return {
     specs: specs.map((text, i) => {
+      if (raw["--connect"] !== undefined && isRef(text)) return { spec: null, ref: text, label: labels[i] ?? text, labelled: labels[i] !== undefined };
       if (text.startsWith("module:")) {
         const file = text.slice("module:".length);
         return { spec: moduleSpec({ "--module": file, "--params": raw["--params"] }), label: labels[i] ?? basename(file) };
@@ -81,7 +90,45 @@ export function parsePlotArgs(args: string[]): PlotArgs | { help: true } {
     out,
     log,
     columns,
+    connect: raw["--connect"],
   };
+}
+
+/** A positional that names a registry ref rather than a spec file. */
+function isRef(text: string): boolean {
+  if (text.startsWith("{") || text.startsWith("@") || existsSync(text)) return false;
+  try {
+    parseRef(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Each ref → the canonical spec the server resolves it to (one REQ round trip per ref). */
+export async function resolveRefs(a: PlotArgs): Promise<void> {
+  const endpoint = a.connect;
+  if (!endpoint) return;
+  let id = 0;
+  for (const entry of a.specs) {
+    if (entry.ref === undefined) continue;
+    const socket = new Request({ linger: 0, receiveTimeout: 30_000, sendTimeout: 10_000 });
+    socket.connect(endpoint);
+    let reply: Record<string, unknown>;
+    try {
+      await socket.send(encodeBody({ v: 2, id: ++id, type: "resolve", ref: entry.ref }));
+      reply = decodeBody((await socket.receive())[0]) as Record<string, unknown>;
+    } catch (err) {
+      throw new UsageError(`no reply from ${endpoint}: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      socket.close();
+    }
+    if (reply.type !== "resolved") {
+      throw new UsageError(`${entry.ref}: ${String(reply.code ?? reply.type)}${reply.path ? ` (${String(reply.path)})` : ""}: ${String(reply.message ?? "not resolved")}`);
+    }
+    entry.spec = reply.canonical;
+    if (!entry.labelled) entry.label = `${String(reply.name)}@${String(reply.version)}`;
+  }
 }
 
 /** The panels for each spec: lr per group, then momentum per group when the schedule writes it. */
@@ -129,6 +176,7 @@ export async function run(args: string[]): Promise<number> {
       process.stdout.write(USAGE);
       return 0;
     }
+    await resolveRefs(parsed);
     for (const { spec } of parsed.specs) await prepareFor(spec);
     const svg = chartSvg(plotPanels(parsed), { columns: parsed.columns });
     writeFileSync(parsed.out, extname(parsed.out).toLowerCase() === ".png" ? toPng(svg) : svg);

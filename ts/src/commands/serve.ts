@@ -8,6 +8,8 @@ import { defaultRegistryPath } from "../registry/location";
 import { Registry } from "../registry/registry";
 import { openStore } from "../registry/store";
 import { isLoopback } from "../live/http";
+import { registryView } from "../live/registry";
+import { StoredRunTable } from "../live/stored_runs";
 
 const DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555";
 
@@ -169,6 +171,8 @@ export async function run(args: string[]): Promise<number> {
   }
   const registry = parsed.registry ? await openRegistry(parsed.registry, log) : undefined;
   if (registry === null) return 1;
+  const runs = registry ? await openRuns(registry, log) : undefined;
+  if (runs === null) return 1;
   await loadSandbox(); // schedule modules bind synchronously once it is loaded
   const security = { curveSecret: parsed.curveSecret, allow: parsed.allow, adminAllow: parsed.adminAllow, insecure: parsed.insecure };
   let server;
@@ -181,6 +185,7 @@ export async function run(args: string[]): Promise<number> {
       log,
       security,
       registry,
+      runs,
       adminEndpoint: parsed.admin,
       devAdmin: parsed.devAdmin,
     });
@@ -210,7 +215,7 @@ export async function run(args: string[]): Promise<number> {
   let web: { close(): Promise<void> } | null = null;
   if (parsed.http) {
     const { startHttp } = await import("../live/http");
-    const http = await startHttp({ ...parsed.http, handler: server.handler });
+    const http = await startHttp({ ...parsed.http, handler: server.handler, registry: registry && registryView(registry) });
     web = http;
     log(`lrbridge web view on ${http.url}`);
   }
@@ -219,8 +224,19 @@ export async function run(args: string[]): Promise<number> {
   await server.done;
   if (web) await web.close();
   if (stopping) await stopping;
+  await runs?.close();
   await registry?.store.close();
   return 0;
+}
+
+/** The live view's runs, kept in the registry's store (null, and a message, when it cannot be read). */
+async function openRuns(registry: Registry, log: (line: string) => void): Promise<StoredRunTable | null> {
+  try {
+    return await StoredRunTable.open(registry.store, { log });
+  } catch (err) {
+    process.stderr.write(`lrbridge serve: the registry's runs cannot be read: ${err instanceof Error ? err.message : String(err)}\n`);
+    return null;
+  }
 }
 
 /** The store a --registry names, or null (and a message) when it cannot be opened. */

@@ -221,7 +221,7 @@ export async function startHttp(options: HttpOptions): Promise<RunningHttp> {
     }
     if (path === "/api/events") return events(res);
     if (path.startsWith("/api/")) {
-      api(path, url, res).catch((err) => json(res, 500, { error: err instanceof Error ? err.message : String(err) }));
+      api(path, url, res).catch((err) => json(res, err instanceof Error && err.name === "RegistryError" ? 400 : 500, { error: err instanceof Error ? err.message : String(err) }));
       return;
     }
     const page = PAGES[path.startsWith("/run/") ? "/run" : path];

@@ -5,6 +5,8 @@
  * the registry page says so.
  */
 import { bind } from "../bind";
+import type { Registry } from "../registry/registry";
+import { parseName, parseRef } from "../registry/ref";
 
 export interface RegistryVersion {
   name: string;
@@ -65,4 +67,20 @@ export async function registryOverlay(registry: RegistryView, a: string, b: stri
   }
   const strip = ({ canonical: _canonical, ...rest }: RegistryVersion & { canonical: unknown }) => rest;
   return { a: strip(va), b: strip(vb), lr_a: la, lr_b: lb, first_step: firstStep };
+}
+
+/** The view a server's Registry gives the web page (its store's names and history, its own ref resolution). */
+export function registryView(registry: Registry): RegistryView {
+  return {
+    names: () => registry.store.names(),
+    async history(name) {
+      const h = await registry.history(parseName(name));
+      return { name, versions: h.versions, aliases: h.aliases, events: h.events };
+    },
+    async resolve(ref) {
+      const { version } = await registry.resolve(parseRef(ref));
+      const { canonical, ...info } = version;
+      return { ...info, canonical };
+    },
+  };
 }

@@ -52,6 +52,8 @@ export interface RunTable {
   get(id: string, now: number): RunRow | undefined;
   /** Bumped on every change: a watcher re-reads only when it moved. */
   readonly revision: number;
+  /** The registry resolved `ref` to `version`, opened as handle `hash`: heartbeats naming both show it. */
+  resolved?(ref: string, hash: string, version: number): void;
 }
 
 /** A run with no heartbeat for this long is lost (clients send one at least every 5 s). */
@@ -59,8 +61,12 @@ export const DEFAULT_LOST_AFTER_S = 15;
 export const RUN_CAPACITY = 4096;
 const MAX_CHANGES = 256;
 
+const RESOLVED_CAPACITY = 4096;
+
 export class MemoryRunTable implements RunTable {
-  private readonly rows = new Map<string, RunRow>();
+  protected readonly rows = new Map<string, RunRow>();
+  /** `ref` + "\n" + `hash` → version: a name's spec_hash names one version, so this never goes stale. */
+  private readonly versions = new Map<string, number>();
   revision = 0;
 
   constructor(
@@ -96,6 +102,8 @@ export class MemoryRunTable implements RunTable {
       };
     }
     const kind = schedule?.kind ?? (row.hash === hb.hash ? row.kind : null);
+    const version =
+      hb.ref === undefined ? null : (this.versions.get(`${hb.ref}\n${hb.hash}`) ?? (row.ref === hb.ref && row.hash === hb.hash ? row.version : null));
     if (row.hash !== hb.hash) row.changes = [];
     if (hb.changes) {
       // The client saw each change at its step.
@@ -115,6 +123,7 @@ export class MemoryRunTable implements RunTable {
       hash: hb.hash,
       spec_hash: hb.spec_hash,
       ref: hb.ref ?? null,
+      version,
       type: schedule?.type ?? row.type,
       kind,
       step: hb.step,
@@ -124,6 +133,21 @@ export class MemoryRunTable implements RunTable {
       state: hb.state,
       last_seen: at,
     });
+    this.rows.set(row.id, row);
+    if (this.rows.size > this.capacity) this.rows.delete(this.rows.keys().next().value as string);
+    this.revision += 1;
+  }
+
+  resolved(ref: string, hash: string, version: number): void {
+    const key = `${ref}\n${hash}`;
+    this.versions.delete(key);
+    this.versions.set(key, version);
+    if (this.versions.size > RESOLVED_CAPACITY) this.versions.delete(this.versions.keys().next().value as string);
+  }
+
+  /** Puts back a row kept from before (oldest first, so the newest stay when over capacity). */
+  protected restore(row: RunRow): void {
+    this.rows.delete(row.id);
     this.rows.set(row.id, row);
     if (this.rows.size > this.capacity) this.rows.delete(this.rows.keys().next().value as string);
     this.revision += 1;

@@ -11,6 +11,7 @@ import {
   AliasMove,
   HandleRecord,
   History,
+  LiveRunDoc,
   MAX_RUNS,
   MAX_RUN_EVENTS,
   Publish,
@@ -58,6 +59,8 @@ CREATE TABLE IF NOT EXISTS run_events (
 CREATE INDEX IF NOT EXISTS run_events_run ON run_events (run_id, id);
 CREATE TABLE IF NOT EXISTS handles (
   hash TEXT PRIMARY KEY, canonical TEXT NOT NULL, groups TEXT NOT NULL, last_epoch BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS live_runs (id TEXT PRIMARY KEY, last_seen DOUBLE PRECISION NOT NULL, row TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS live_runs_seen ON live_runs (last_seen);
 `;
 
 type Row = Record<string, unknown>;
@@ -265,6 +268,29 @@ export class PostgresStore implements Store {
     const rows = await this.query("SELECT * FROM handles WHERE hash = $1", [hash]);
     if (!rows.length) return null;
     return { hash, canonical: JSON.parse(String(rows[0].canonical)), groups: JSON.parse(String(rows[0].groups)), last_epoch: Number(rows[0].last_epoch) };
+  }
+
+  async names(): Promise<string[]> {
+    return (await this.query("SELECT DISTINCT name FROM versions ORDER BY name")).map((r) => String(r.name));
+  }
+
+  async saveLiveRuns(rows: LiveRunDoc[]): Promise<void> {
+    if (!rows.length) return;
+    // One statement per batch: replicas' rows for other runs are untouched.
+    const params: unknown[] = [];
+    const values = rows.map((r, i) => {
+      params.push(r.id, r.last_seen, r.row);
+      return `($${3 * i + 1}, $${3 * i + 2}, $${3 * i + 3})`;
+    });
+    await this.query(
+      `INSERT INTO live_runs (id, last_seen, row) VALUES ${values.join(", ")} ON CONFLICT (id) DO UPDATE SET last_seen = EXCLUDED.last_seen, row = EXCLUDED.row WHERE live_runs.last_seen <= EXCLUDED.last_seen`,
+      params,
+    );
+  }
+
+  async liveRuns(limit: number): Promise<LiveRunDoc[]> {
+    const rows = await this.query("SELECT id, last_seen, row FROM live_runs ORDER BY last_seen DESC, id LIMIT $1", [limit]);
+    return rows.map((r) => ({ id: String(r.id), last_seen: Number(r.last_seen), row: String(r.row) }));
   }
 
   async runs(q: RunQuery): Promise<RunRecord[]> {

@@ -11,6 +11,7 @@ import {
   AliasMove,
   HandleRecord,
   History,
+  LiveRunDoc,
   MAX_RUNS,
   MAX_RUN_EVENTS,
   Publish,
@@ -54,6 +55,8 @@ CREATE TABLE IF NOT EXISTS run_events (
 CREATE INDEX IF NOT EXISTS run_events_run ON run_events (run_id, id);
 CREATE TABLE IF NOT EXISTS handles (
   hash TEXT PRIMARY KEY, canonical TEXT NOT NULL, groups TEXT NOT NULL, last_epoch INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS live_runs (id TEXT PRIMARY KEY, last_seen REAL NOT NULL, row TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS live_runs_seen ON live_runs (last_seen);
 `;
 
 type Row = Record<string, unknown>;
@@ -265,6 +268,27 @@ export class SqliteStore implements Store {
         return toRunRecord(row as unknown as RunRow, uses, events);
       });
     });
+  }
+
+  names(): Promise<string[]> {
+    return this.run(() => this.q("SELECT DISTINCT name FROM versions ORDER BY name").all().map((r) => String((r as Row).name)));
+  }
+
+  saveLiveRuns(rows: LiveRunDoc[]): Promise<void> {
+    return this.run(() =>
+      this.tx(() => {
+        const upsert = this.q("INSERT INTO live_runs (id, last_seen, row) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen, row = excluded.row");
+        for (const r of rows) upsert.run(r.id, r.last_seen, r.row);
+      }),
+    );
+  }
+
+  liveRuns(limit: number): Promise<LiveRunDoc[]> {
+    return this.run(() =>
+      this.q("SELECT id, last_seen, row FROM live_runs ORDER BY last_seen DESC, id LIMIT ?")
+        .all(limit)
+        .map((r) => ({ id: String((r as Row).id), last_seen: Number((r as Row).last_seen), row: String((r as Row).row) })),
+    );
   }
 
   watch(): void {

@@ -122,6 +122,13 @@ export const MAX_RUNS = 1000;
 /** Most events one run keeps for replay (a run past it is not replayable in full). */
 export const MAX_RUN_EVENTS = 1_000_000;
 
+/** One row of the live view's run table as the store keeps it: the row is opaque JSON. */
+export interface LiveRunDoc {
+  id: string;
+  last_seen: number;
+  row: string;
+}
+
 export interface Store {
   /** "sqlite" or "postgres" (for logs and `hello`). */
   readonly kind: string;
@@ -146,6 +153,12 @@ export interface Store {
   saveHandle(handle: HandleRecord): Promise<void>;
   handle(hash: string): Promise<HandleRecord | null>;
   runs(q: RunQuery): Promise<RunRecord[]>;
+  /** Every published name, sorted. */
+  names(): Promise<string[]>;
+  /** The live view's run rows (one JSON document each), upserted in one transaction per batch. */
+  saveLiveRuns(rows: LiveRunDoc[]): Promise<void>;
+  /** The `limit` most recently seen live-view rows, most recent first. */
+  liveRuns(limit: number): Promise<LiveRunDoc[]>;
   /** Called with (name, alias) whenever any process moves an alias; `null` when moves may have been missed. */
   watch(listener: (moved: { name: string; alias: string } | null) => void): void;
   close(): Promise<void>;

@@ -194,6 +194,7 @@ export class RegistryFront {
       const r: Body = { ref: resolved.ref, name: resolved.version.name, version: resolved.version.version, spec_hash: resolved.version.spec_hash };
       if (resolved.cached) r.cached = true;
       (reply as unknown as Body).resolved = r;
+      this.handler.runs.resolved?.(resolved.ref, reply.hash, resolved.version.version);
     }
     const lastEpoch = typeof body.last_epoch === "number" ? body.last_epoch : -1;
     const handle = { hash: reply.hash, canonical: reply.canonical, groups: body.groups as unknown[], last_epoch: lastEpoch };
