@@ -209,3 +209,35 @@ def test_three_replicas_on_one_postgres_sixteen_clients_by_ref_a_replica_killed_
     loads = [r.store_loads() for r in replicas]
     assert loads[1] > 0, f"the replicas served no handle from the store: {loads}"
     assert sum(loads) >= 4, loads  # at least the clients that started on replica 0 moved and were served
+
+
+def test_an_alias_moved_through_one_replica_is_seen_by_the_others(shared_store):
+    replicas, admin = shared_store
+    name = f"t{uuid.uuid4().hex[:8]}/cosine"
+    v1, v2 = {"type": "CosineAnnealingLR", "T_max": 20, "eta_min": 0.001}, {"type": "CosineAnnealingLR", "T_max": 30, "eta_min": 0.001}
+    registry.publish(name, v1, admin=admin)
+    registry.publish(name, v2, admin=admin)
+    registry.alias(name, "prod", 1, expect=None, admin=admin)
+    others = [Client(r.endpoint) for r in replicas[1:]]
+    try:
+        # Each other replica resolves prod once: it keeps that target until told of a move.
+        assert [registry.resolve(f"{name}@prod", server=c).version for c in others] == [1, 1]
+        registry.alias(name, "prod", 2, expect=1, admin=admin)  # on replica 0 (its admin endpoint)
+        for c in others:
+            deadline = time.monotonic() + 5
+            while (version := registry.resolve(f"{name}@prod", server=c).version) != 2:
+                assert time.monotonic() < deadline, "the move did not reach this replica"
+                time.sleep(0.02)
+            # A new run there opens v2: torch's CosineAnnealingLR with T_max 30.
+            opt_t, opt_b = make_optimizer("sgd"), make_optimizer("sgd")
+            theirs = T.CosineAnnealingLR(opt_t, T_max=30, eta_min=0.001)
+            ours = from_ref(opt_b, f"{name}@prod", server=c)
+            assert ours.T_max == 30
+            for k in range(40):
+                for opt, sched in ((opt_t, theirs), (opt_b, ours)):
+                    mark_stepped(opt)
+                    sched.step()
+                PARITY.compare(values(opt_t), values(opt_b), f"{c.endpoint} step {k + 1}")
+    finally:
+        for c in others:
+            c.close()
