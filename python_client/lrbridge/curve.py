@@ -15,6 +15,7 @@ reads the monitor next to the socket and raises ``AuthError`` instead.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -33,6 +34,7 @@ _Z85_KEY = re.compile(r"[0-9a-zA-Z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}")
 _NO_DETAIL_IN_A_ROW = 2
 _FAILED = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 _EVENTS = _FAILED | zmq.EVENT_HANDSHAKE_SUCCEEDED
+_monitor_ids = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,9 @@ class Watch:
         self._refused: AuthError | None = None
         self._monitor: zmq.Socket | None = None
         if endpoint.startswith("tcp://"):
-            self._monitor = self.socket.get_monitor_socket(_EVENTS)
+            # A name of our own: pyzmq's default (from the socket's fd) can still be
+            # bound by a just-closed socket's monitor when a new socket reuses the fd.
+            self._monitor = self.socket.get_monitor_socket(_EVENTS, f"inproc://lrbridge-monitor-{os.getpid()}-{next(_monitor_ids)}")
         self.socket.connect(endpoint)
 
     def poll(self, timeout_ms: int) -> bool:
