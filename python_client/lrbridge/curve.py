@@ -15,6 +15,7 @@ reads the monitor next to the socket and raises ``AuthError`` instead.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -33,6 +34,7 @@ _Z85_KEY = re.compile(r"[0-9a-zA-Z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}")
 _NO_DETAIL_IN_A_ROW = 2
 _FAILED = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 _EVENTS = _FAILED | zmq.EVENT_HANDSHAKE_SUCCEEDED
+_monitor_ids = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -97,16 +99,19 @@ class Watch:
     for ipc there is none (no CURVE there) and ``poll`` is a plain poll.
     """
 
-    def __init__(self, kind: int, endpoint: str, keys: CurveKeys | None) -> None:
+    def __init__(self, kind: int, endpoint: str, keys: CurveKeys | None, **socket_options: int | bool) -> None:
         from .transport import open_socket  # transport imports this module
 
-        self.socket = open_socket(kind, endpoint, curve=keys, connect=False)
+        self.socket = open_socket(kind, endpoint, curve=keys, connect=False, **socket_options)
         self._endpoint = endpoint
         self._keys = keys
         self._no_detail = 0
+        self._refused: AuthError | None = None
         self._monitor: zmq.Socket | None = None
         if endpoint.startswith("tcp://"):
-            self._monitor = self.socket.get_monitor_socket(_EVENTS)
+            # A name of our own: pyzmq's default (from the socket's fd) can still be
+            # bound by a just-closed socket's monitor when a new socket reuses the fd.
+            self._monitor = self.socket.get_monitor_socket(_EVENTS, f"inproc://lrbridge-monitor-{os.getpid()}-{next(_monitor_ids)}")
         self.socket.connect(endpoint)
 
     def poll(self, timeout_ms: int) -> bool:
@@ -126,12 +131,31 @@ class Watch:
             elif time.monotonic() >= deadline:
                 return False
 
+    @property
+    def monitor(self) -> zmq.Socket | None:
+        """The monitor socket (None for ipc): readable when a handshake event came."""
+        return self._monitor
+
+    def refusal(self) -> AuthError | None:
+        """The server's refusal of our last handshake, if its monitor reported one; never waits.
+
+        A handshake that succeeds later (a reloaded allow-list) clears it.
+        """
+        if self._monitor is None:
+            return None
+        try:
+            self._read_events()
+        except AuthError as refused:
+            self._refused = refused
+        return self._refused
+
     def _read_events(self) -> None:
         while self._monitor.poll(0, zmq.POLLIN):
             event = recv_monitor_message(self._monitor)
             kind, value = event["event"], event["value"]
             if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self._no_detail = 0
+                self._refused = None
             elif kind == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
                 self._no_detail += 1
                 if self._no_detail >= _NO_DETAIL_IN_A_ROW:

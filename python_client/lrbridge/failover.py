@@ -13,6 +13,10 @@ with no reply within the per-attempt timeout, or whose replica's connection
 went away while it waited, is sent again to the next live replica; after
 ``retries`` attempts the client raises ServerUnavailable naming every replica.
 
+On tcp each socket's monitor watches its CURVE handshakes: a replica that
+refuses our keys is passed over, and a client every replica refuses raises
+AuthError at once instead of retrying into ServerUnavailable.
+
 Any replica gives the same answer to the same request, so resending is
 harmless and any reply with the right id is the answer. A replica that does
 not hold a handle answers UNKNOWN_HASH and the ``Client`` re-opens it there.
@@ -34,10 +38,9 @@ from typing import Any
 import msgpack
 import zmq
 
-from .errors import ProtocolError, ServerUnavailable
+from .errors import AuthError, ProtocolError, ServerUnavailable
 from .protocol import decode, request_body
-from .curve import CurveKeys
-from .transport import open_socket
+from .curve import CurveKeys, Watch
 
 # How often a wait checks that its replica is still connected: a replica that
 # died with our request costs about this much, not a whole timeout.
@@ -70,6 +73,7 @@ class Replicas:
         self.endpoints = list(endpoints)
         self.curve = curve  # the client's CURVE keys, for tcp replicas
         self._sockets: list[zmq.Socket] = []
+        self._watches: list[Watch] = []  # each socket with its handshake monitor (tcp)
         self._poller: zmq.Poller | None = None
         self._pid = os.getpid()
         self._connecting = False  # sockets made, no request sent yet
@@ -80,22 +84,32 @@ class Replicas:
     def sockets(self) -> list[zmq.Socket]:
         if self._pid != os.getpid():
             # A forked child must not touch the parent's sockets.
-            self._sockets, self._poller, self._pid = [], None, os.getpid()
+            self._sockets, self._watches, self._poller, self._pid = [], [], None, os.getpid()
         if not self._sockets:
-            self._sockets = [
-                open_socket(zmq.DEALER, endpoint, immediate=True, heartbeat_ms=HEARTBEAT_MS, curve=self.curve)
+            self._watches = [
+                Watch(zmq.DEALER, endpoint, self.curve, immediate=True, heartbeat_ms=HEARTBEAT_MS)
                 for endpoint in self.endpoints
             ]
+            self._sockets = [watch.socket for watch in self._watches]
             self._poller = zmq.Poller()
             for sock in self._sockets:
                 self._poller.register(sock, zmq.POLLIN)
             self._connecting = True
         return self._sockets
 
+    def refusals(self) -> list[AuthError]:
+        """The replicas that refused our handshake (CURVE), as AuthErrors; never waits."""
+        found = (watch.refusal() for watch in self._watches)
+        return [refused for refused in found if refused is not None]
+
     def send(self, body: bytes, first: int, deadline: float) -> int | None:
         """Send ``body`` to the first connected replica from ``first`` on; its index.
 
-        Waits until ``deadline`` for some replica to be connected; None if none was.
+        Waits until ``deadline`` for some replica to be connected; None if none
+        was. A replica that refused our keys is passed over while another one
+        may still take the request; AuthError when every replica refused, or
+        when the deadline comes with none connected and one of them refused
+        (a refused handshake never turns into a connection by waiting).
         """
         socks = self.sockets()
         n = len(socks)
@@ -112,12 +126,17 @@ class Replicas:
                     return i
                 except zmq.Again:
                     continue  # no completed connection to this replica
+            refused = self.refusals()
             left = deadline - time.monotonic()
+            if refused and (len(refused) == n or left <= 0):
+                raise refused[0]
             if left <= 0:
                 return None
             writable = zmq.Poller()
-            for sock in socks:
-                writable.register(sock, zmq.POLLOUT)
+            for watch in self._watches:
+                writable.register(watch.socket, zmq.POLLOUT)
+                if watch.monitor is not None:
+                    writable.register(watch.monitor, zmq.POLLIN)  # a refusal wakes us
             writable.poll(max(1, int(left * 1000)))
 
     def send_to(self, i: int, body: bytes) -> bool:
@@ -165,9 +184,9 @@ class Replicas:
 
     def close(self) -> None:
         if self._pid == os.getpid():
-            for sock in self._sockets:
-                sock.close(linger=0)
-        self._sockets, self._poller = [], None
+            for watch in self._watches:
+                watch.close()
+        self._sockets, self._watches, self._poller = [], [], None
 
 
 class FreelanceTransport:

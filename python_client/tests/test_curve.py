@@ -256,3 +256,53 @@ def test_sighup_rereads_the_allow_list(server_cli, keys, tmp_path):
     finally:
         stderr = served.stop()
     assert "allow-lists reloaded: serving 1" in stderr
+
+
+# --------------------------------------------------------------------------
+# Replicas (failover transport): the same handshake watch on every replica
+
+
+def _curve_replica(cli: Path, keys: Path, allow: str) -> Served:
+    return Served(cli, "--bind", "tcp://127.0.0.1:0", "--curve-secret", str(keys / "server" / "server.key_secret"), "--allow", str(keys / allow))
+
+
+def test_a_key_every_replica_refuses_raises_auth_error_at_once(server_cli, keys):
+    replicas = [_curve_replica(server_cli, keys, "clients") for _ in range(3)]
+    try:
+        endpoints = [r.endpoint for r in replicas]
+        started = time.monotonic()
+        with curve_client(endpoints, keys, "others/mallory", timeout=30, retries=3) as client:
+            with pytest.raises(AuthError) as caught:
+                client.hello()
+        assert time.monotonic() - started < 5  # the monitors, not 3 attempts of 30 s
+        assert caught.value.event == "HANDSHAKE_FAILED_AUTH"
+        assert caught.value.endpoint in endpoints
+        # The drop-in says the same when it opens its schedule.
+        with curve_client(endpoints, keys, "others/mallory", timeout=30, retries=3) as client:
+            with pytest.raises(AuthError):
+                B.StepLR(make_optimizer("sgd"), step_size=3, server=client)
+    finally:
+        for r in replicas:
+            r.stop()
+
+
+def test_a_replica_that_refuses_the_key_is_passed_over_for_one_that_admits_it(server_cli, keys):
+    refusing, admitting = _curve_replica(server_cli, keys, "others"), _curve_replica(server_cli, keys, "clients")
+    try:
+        with curve_client([refusing.endpoint, admitting.endpoint], keys, timeout=30, retries=3) as client:
+            client._transport.preferred = 0  # the refusing one first
+            started = time.monotonic()
+            opt, ref = make_optimizer("sgd"), make_optimizer("sgd")
+            bridged = B.StepLR(opt, step_size=3, gamma=0.5, server=client)
+            native = torch.optim.lr_scheduler.StepLR(ref, step_size=3, gamma=0.5)
+            for step in range(20):
+                mark_stepped(opt)
+                mark_stepped(ref)
+                bridged.step()
+                native.step()
+                PARITY.compare(values(ref), values(opt), f"step {step}")
+            assert time.monotonic() - started < 10
+            assert client._transport.preferred == 1
+    finally:
+        refusing.stop()
+        admitting.stop()

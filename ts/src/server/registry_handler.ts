@@ -234,6 +234,8 @@ export class RegistryFront {
       this.log(`${new Date().toISOString()} registry: stored handle ${hash.slice(0, 12)} re-opens as ${opened.type === "opened" ? opened.hash.slice(0, 12) : opened.type}`);
       return this.encoded(first);
     }
+    // One line per handle a replica serves without having opened it: how failover is seen in logs.
+    this.log(`${new Date().toISOString()} registry: handle ${hash.slice(0, 12)} loaded from the store peer=${peer}`);
     const handled = this.handler.handleDecoded(body, peer);
     if (body.run !== undefined && handled.reply.type !== "error") return this.recorded(body, handled);
     return this.encoded(handled);
