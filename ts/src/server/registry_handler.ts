@@ -182,7 +182,8 @@ export class RegistryFront {
         resolved = await registry.resolve(ref);
         if (params && (resolved.version.canonical as Body).type !== "module") {
           const v = `${resolved.version.name}@${resolved.version.version}`;
-          throw new ProtocolError("BAD_REQUEST", `params: ${body.ref} (${v}) is not a module, so it takes no params`, "params");
+          const named = body.ref === v ? v : `${body.ref} (${v})`;
+          throw new ProtocolError("BAD_REQUEST", `params: ${named} is not a module, so it takes no params`, "params");
         }
       } else {
         if (body.params !== undefined) throw new ProtocolError("BAD_REQUEST", "params: go with a ref (a module spec carries its own params)", "params");
