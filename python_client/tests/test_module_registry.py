@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 import tempfile
 import uuid
 from pathlib import Path
@@ -127,3 +128,31 @@ def test_python_publish_of_a_module_that_does_not_compile_is_a_spec_error(regist
     path.write_text('import { readFileSync } from "fs";\nexport default () => 1;\n')
     with pytest.raises(SpecError, match="only lrbridge/schedules"):
         lrbridge.publish(name, path, admin=admin)
+
+
+def test_serve_watch_publishes_a_new_version_on_save(server_cli, tmp_path):
+    schedules = tmp_path / "schedules"
+    schedules.mkdir()
+    (schedules / "fractal-warm.ts").write_text(FRACTAL_WARM)
+    (schedules / "fractal-warm.params.json").write_text('{"total": 40, "warm": 5}')
+    (schedules / "Bad_Name.ts").write_text(FRACTAL_WARM)  # not a registry name: skipped, the others still publish
+    process = ServerProcess(
+        command=[node_executable(), str(server_cli)],
+        args=["--registry", str(tmp_path / "registry.sqlite"), "--dev-admin", "--watch", str(schedules), "--watch-namespace", "lab"],
+    )
+    process.start(timeout=60)
+    try:
+        with lrbridge.Client(process.endpoint) as client:
+            first = registry.resolve("lab/fractal-warm", server=client)  # published before the server serves
+            assert first.version == 1 and first.canonical["type"] == "module"
+            (schedules / "fractal-warm.ts").write_text(FRACTAL_WARM.replace("p.total - p.warm", "p.total + p.warm"))
+            deadline = time.monotonic() + 60
+            latest = first
+            while latest.version == 1 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                latest = registry.resolve("lab/fractal-warm", server=client)
+            assert latest.version == 2 and latest.spec_hash != first.spec_hash
+            _, lrs = train(lambda opt: Schedule(opt, "lab/fractal-warm@2", params=PARAMS, server=client))
+            assert lrs[0] > 0
+    finally:
+        process.stop()
