@@ -84,8 +84,9 @@ demo: setup
 registry-demo: setup $(if $(findstring --postgres,$(ARGS)),postgres)
 	$(PY) examples/team_registry.py $(ARGS)
 
-# A schedule written in TypeScript (examples/ts_schedule/): compiled, sandboxed, trained on
-# from Python, its lrs printed next to the same schedule as a JSON spec.
+# A schedule written in TypeScript (examples/ts_schedule/): published to a SQLite registry
+# (compiled, sandboxed, probed), trained on by ref from Python, its lrs printed next to
+# the same schedule as a JSON spec.
 ts-module-demo: setup
 	$(PY) examples/ts_schedule/train.py
 

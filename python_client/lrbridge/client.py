@@ -197,15 +197,23 @@ class Client:
         return reply
 
     def open(
-        self, spec: dict | None, groups: list[dict], last_epoch: int = -1, *, ref: str | None = None, run: dict | None = None
+        self,
+        spec: dict | None,
+        groups: list[dict],
+        last_epoch: int = -1,
+        *,
+        ref: str | None = None,
+        run: dict | None = None,
+        params: dict | None = None,
     ) -> Opened:
         """Bind ``spec`` to param groups as the constructor finds them:
         ``groups`` = [{lr, initial_lr?, momentum?, betas?, lr_dtype?}, ...], and its ``last_epoch``.
 
         ``ref``: open a registry ref instead of ``spec`` (the reply's canonical
-        spec then re-opens the handle). ``run``: the run identity the server
+        spec then re-opens the handle). ``params``: with a ref to a module
+        version, laid over its params. ``run``: the run identity the server
         audits (``RunIdentity.to_wire``)."""
-        reply = self.request(open_message(spec, groups, client_label(), last_epoch, ref=ref, run=run))
+        reply = self.request(open_message(spec, groups, client_label(), last_epoch, ref=ref, run=run, params=params))
         if reply.get("type") != "opened":
             raise ProtocolError("BAD_REPLY", f"expected an 'opened' reply, got {reply.get('type')!r}")
         if ref is not None:

@@ -65,11 +65,15 @@ def open_message(
     *,
     ref: str | None = None,
     run: dict | None = None,
+    params: dict | None = None,
 ) -> dict:
-    """`open` of a spec, or of a registry ``ref`` (exactly one); ``run``: the run identity to audit."""
+    """`open` of a spec, or of a registry ``ref`` (exactly one, ``params`` with a ref to a
+    module version); ``run``: the run identity to audit."""
     msg: dict[str, Any] = {"type": "open"}
     if ref is not None:
         msg["ref"] = ref
+        if params is not None:
+            msg["params"] = params
     else:
         msg["spec"] = spec
     msg["groups"] = groups

@@ -150,8 +150,12 @@ def resolve_message(ref: str) -> dict:
     return {"type": "resolve", "ref": str(ref)}
 
 
-def publish_message(name: str, spec: dict, message: str | None = None, author: str | None = None) -> dict:
+def publish_message(
+    name: str, spec: dict, message: str | None = None, author: str | None = None, params: dict | None = None
+) -> dict:
     msg: dict[str, Any] = {"type": "publish", "name": str(name), "spec": spec}
+    if params is not None:
+        msg["params"] = params  # a module's probe params: not part of the version
     if message is not None:
         msg["message"] = str(message)
     if author is not None:
@@ -243,14 +247,24 @@ def publish(
     *,
     author: str | None = None,
     admin: "None | str | Client" = None,
+    params: dict | None = None,
 ) -> Version:
     """Publish ``spec`` (a dict or a ``lrbridge.spec`` builder) as the next version of ``name``.
 
+    ``spec`` may be a TypeScript module's path (``"./fractal.ts"``): it is
+    compiled here (``lrbridge compile``) and its module node, without params,
+    is the version; ``params`` are what the module is probed with.
     Content equal to an existing version returns that version (``created``
     False). An invalid spec raises SpecError and writes nothing."""
     from .schedule import as_spec  # torch only when publishing (as_spec lives with Schedule)
 
-    msg = publish_message(name, as_spec(spec), message, author if author is not None else _who())
+    if isinstance(spec, (str, os.PathLike)) and os.fspath(spec).endswith(".ts"):
+        from .modules import compile_module
+
+        node = {k: v for k, v in compile_module(spec, params).items() if k != "params"}
+    else:
+        node = as_spec(spec)
+    msg = publish_message(name, node, message, author if author is not None else _who(), params)
     r = _reply(admin_client(admin).request(msg), "published")
     return Version(
         name=str(r["name"]),

@@ -124,12 +124,15 @@ class Schedule(Bridged):
             from .modules import compile_module
 
             spec = compile_module(module, params)
-        elif params is not None:
-            raise TypeError("lrbridge.Schedule: params go with module=PATH")
+        elif params is not None and not is_ref(spec):
+            raise TypeError("lrbridge.Schedule: params go with module=PATH or a registry ref to a module")
+        elif params is not None and not isinstance(params, dict):
+            raise TypeError(f"lrbridge.Schedule: params must be a dict, got {type(params).__name__}")
         if is_ref(spec):
             # Opened by ref: the server resolves it and records this run's use of it.
             self._ref = spec
-            self._open_via = {"ref": spec}  # the run's use is recorded at its first step (registry.defer_use)
+            self._ref_params = params  # a module version's params: the server lays them over its node
+            self._open_via = self._by_ref(spec)  # the run's use is recorded at its first step (registry.defer_use)
             self._bridge_init(optimizer, None, last_epoch, server)  # type: ignore[arg-type]
             return
         spec = as_spec(spec)
@@ -175,6 +178,10 @@ class Schedule(Bridged):
         # The first open is done by _initial_step to learn the kind; Bridged's reuses it.
         pending = self.__dict__.pop("_pending_open", None)
         return pending if pending is not None else Bridged._open(self)
+
+    def _by_ref(self, ref: str) -> dict:
+        params = self.__dict__.get("_ref_params")
+        return {"ref": ref} if params is None else {"ref": ref, "params": params}
 
     @property
     def ref(self) -> str | None:
@@ -271,7 +278,7 @@ class Schedule(Bridged):
                 diff=diff,
             )
         # The resuming process's own choices stay; the rest is the checkpoint's.
-        mine = {k: self.__dict__[k] for k in ("_ref", "_on_change", "_run_name") if k in self.__dict__}
+        mine = {k: self.__dict__[k] for k in ("_ref", "_ref_params", "_on_change", "_run_name") if k in self.__dict__}
         saved = {k: v for k, v in state_dict.items() if k not in TRANSIENT}
         run = current_run(self._run_name).to_wire(resume)
         if moved and self._on_change == "current":
@@ -279,12 +286,12 @@ class Schedule(Bridged):
             saved["_registry"] = {**now, "switches": [*pinned.get("switches", []), switch]}
             saved["_spec"], saved["_spec_hash"] = now["canonical"], now["spec_hash"]
             # A later use at the resume step: the run's switch, so a replay follows it.
-            via = {"ref": self._ref, "run": run}
+            via = {**self._by_ref(self._ref), "run": run}
         else:
             # The pinned version (its use then names it); its canonical spec itself
             # when the registry cannot answer.
             saved["_registry"] = pinned
-            via = {"ref": f"{pinned['name']}@{pinned['version']}" if moved else self._ref, "run": run}
+            via = {**self._by_ref(f"{pinned['name']}@{pinned['version']}" if moved else self._ref), "run": run}
         self.__dict__.update(saved)
         self.__dict__.update(mine)
         self.__dict__.pop("_use_pending", None)  # the resume's open below is this run's use

@@ -10,6 +10,7 @@ import { RegistryFront } from "../src/server/registry_handler";
 import { Registry } from "../src/registry/registry";
 import { SqliteStore } from "../src/registry/sqlite";
 import { VECTOR_CLOCK } from "./vector_clock";
+import { libraryVersion, loadSandbox } from "../src/modules";
 
 type Msg = Record<string, unknown>;
 
@@ -35,8 +36,19 @@ const RUN = { id: "4f9c2a7e0b1d4e6f8a3b5c7d9e1f2a3b", name: "host:4242 train.py"
 const publish = (id: number, spec: Msg, message = "first cosine"): Msg => ({ v: 2, id, type: "publish", name: "team/cosine", spec, message, author: "ann" });
 const alias = (id: number, version: number, extra: Msg = {}): Msg => ({ v: 2, id, type: "alias", name: "team/cosine", alias: "prod", version, ...extra });
 const openRef = (id: number): Msg => ({ v: 2, id, type: "open", ref: "team/cosine@prod", groups: GROUPS, run: RUN });
+/** What `lrbridge publish team/warm warm.ts` sends: the compiled module, without params. */
+const WARM_JS = [
+  '"use strict";',
+  'Object.defineProperty(exports, "__esModule", { value: true });',
+  'const schedules_1 = require("lrbridge/schedules");',
+  "exports.default = (p) => (0, schedules_1.join)([schedules_1.warmup.linear(p.warm), (0, schedules_1.cosine)(p.total - p.warm)], [p.warm]);",
+  "",
+].join("\n");
+const WARM = (): Msg => ({ type: "module", code: WARM_JS, library: libraryVersion() });
+const publishModule = (id: number): Msg => ({ v: 2, id, type: "publish", name: "team/warm", spec: WARM(), params: { total: 100, warm: 10 }, message: "warmup then cosine", author: "ann" });
 
 export async function registryCases(): Promise<RegistryCase[]> {
+  await loadSandbox(); // the module vectors bind a module
   const hash = await handleHash();
   return [
     { name: "hello_registry", about: "handshake with a server that has a registry: capability `registry`, and whether this endpoint takes admin messages", admin: false, request: { v: 2, id: 1, type: "hello", client: "lrbridge-python/0.1" } },
@@ -54,6 +66,9 @@ export async function registryCases(): Promise<RegistryCase[]> {
     { name: "window_run", about: "a window with an origin, carrying the run's id: the server records the origin", admin: false, setup: [publish(1, COSINE), alias(2, 1), openRef(3)], request: { v: 2, id: 4, type: "rebase", hash, start: 51, count: 2, origin: { step: 50, lr: [0.05] }, run: RUN.id } },
     { name: "runs", about: "the runs that used what a ref resolves to, newest first", admin: false, setup: [publish(1, COSINE), alias(2, 1), openRef(3)], request: { v: 2, id: 4, type: "runs", ref: "team/cosine@prod" } },
     { name: "runs_run", about: "one run with its events, groups and last_epoch: what a replay needs", admin: false, setup: [publish(1, COSINE), alias(2, 1), openRef(3), { v: 2, id: 4, type: "rebase", hash, start: 51, count: 2, origin: { step: 50, lr: [0.05] }, run: RUN.id }], request: { v: 2, id: 5, type: "runs", run: RUN.id } },
+    { name: "publish_module", about: "publish a schedule module: the node without params is the version; `params` are what it is probed with", admin: true, request: publishModule(1) },
+    { name: "open_ref_params", about: "open a module version by ref with params: laid over the node's, they enter the handle's hash", admin: false, setup: [publishModule(1)], request: { v: 2, id: 2, type: "open", ref: "team/warm@1", params: { total: 1000, warm: 50 }, groups: GROUPS } },
+    { name: "error_params_not_module", about: "params with a ref to a version that is not a module: BAD_REQUEST naming the ref", admin: false, setup: [publish(1, COSINE)], request: { v: 2, id: 2, type: "open", ref: "team/cosine@1", params: { total: 1000 }, groups: GROUPS } },
     { name: "error_BAD_REF", about: "a malformed ref", admin: false, request: { v: 2, id: 1, type: "resolve", ref: "Team/cosine@0" } },
     { name: "error_UNKNOWN_REF", about: "a name, version, alias or hash the store does not hold", admin: false, setup: [publish(1, COSINE)], request: { v: 2, id: 2, type: "resolve", ref: "team/cosine@7" } },
     { name: "error_ALIAS_CONFLICT", about: "a compare-and-set move that lost: the message says where the alias points now", admin: true, setup: [publish(1, COSINE), publish(2, SHORTER, "shorter"), alias(3, 2)], request: alias(4, 1, { expect: 1 }) },

@@ -5,7 +5,7 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { bind } from "../src/bind";
 import { encodeBody, fromJsonable } from "../src/protocol";
 import { REGISTRY_ERROR_CODES, REGISTRY_REPLY_TYPES, REGISTRY_REQUEST_TYPES } from "../src/registry/messages";
@@ -14,6 +14,7 @@ import { SqliteStore } from "../src/registry/sqlite";
 import { Handler } from "../src/server/handler";
 import { RegistryFront } from "../src/server/registry_handler";
 import { VECTOR_CLOCK } from "../scripts/vector_clock";
+import { loadSandbox } from "../src/modules";
 
 const WIRE_DIR = join(__dirname, "..", "..", "proto", "vectors", "wire", "registry");
 
@@ -34,6 +35,8 @@ const all: Vector[] = readdirSync(WIRE_DIR)
 const vectors = all.filter((v) => v.request !== null);
 
 describe("registry wire vectors", () => {
+  beforeAll(loadSandbox); // the module vectors bind a module
+
   it("cover every registry request and reply type, and open by ref, runs by run", () => {
     const requests = new Set(vectors.map((v) => v.request?.type));
     for (const type of REGISTRY_REQUEST_TYPES) expect(requests, type).toContain(type);
@@ -41,6 +44,8 @@ describe("registry wire vectors", () => {
     for (const type of REGISTRY_REPLY_TYPES) expect(replies, type).toContain(type);
     expect(vectors.some((v) => v.request?.type === "open" && "ref" in v.request && "run" in v.request)).toBe(true);
     expect(vectors.some((v) => v.reply.type === "opened" && "resolved" in v.reply)).toBe(true);
+    expect(vectors.some((v) => v.request?.type === "open" && "params" in v.request && v.reply.type === "opened")).toBe(true);
+    expect(vectors.some((v) => v.request?.type === "publish" && "params" in v.request && v.reply.type === "published")).toBe(true);
     expect(vectors.some((v) => v.request?.type === "alias" && v.request.expect === null)).toBe(true);
     expect(vectors.some((v) => v.reply.type === "hello" && "admin" in v.reply)).toBe(true);
     const codes = new Set(all.map((v) => v.reply.code));

@@ -261,6 +261,9 @@ describe("lrbridge serve options", () => {
     expect(parseServeArgs(["--cache", "0"])).toHaveProperty("error");
     expect(parseServeArgs(["--bind", "udp://x"])).toHaveProperty("error");
     expect(parseServeArgs(["--bind"])).toHaveProperty("error");
+    expect(parseServeArgs(["--watch", "./schedules", "--watch-namespace", "lab"])).toMatchObject({ watch: "./schedules", watchNamespace: "lab" });
+    expect(parseServeArgs(["--watch-namespace", "Lab"])).toHaveProperty("error");
+    expect(parseServeArgs(["--watch"])).toHaveProperty("error");
   });
 
   it("with --exit-on-stdin-eof, shuts down cleanly when its parent's pipe closes", async () => {

@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { Request } from "zeromq";
 import { bind } from "../bind";
 import type { Bound, GroupInit, Rebase } from "../core/api";
+import { prepareFor, readParams } from "../modules";
 import { decodeBody, encodeBody } from "../protocol";
 import { defaultRegistryPath } from "../registry/location";
 import { Registry } from "../registry/registry";
@@ -19,7 +20,7 @@ import { RegistryFront } from "../server/registry_handler";
 type Msg = Record<string, any>;
 
 const USAGE = `usage:
-  lrbridge publish NAME SPEC.json [-m MESSAGE] [--author WHO]
+  lrbridge publish NAME SPEC.json|MODULE.ts [-m MESSAGE] [--author WHO] [--params JSON]
   lrbridge versions NAME
   lrbridge show REF
   lrbridge alias NAME ALIAS VERSION [--expect V|none] [-m WHY] [--author WHO]
@@ -30,6 +31,10 @@ const USAGE = `usage:
   each with --connect ENDPOINT (a server; publish and alias need its admin
   endpoint) or --registry PATH|postgres://…|default (a store, opened here;
   default: ${defaultRegistryPath()})
+
+  A MODULE.ts is type-checked and transpiled here; its module node, without
+  params, is the version's content, and --params are what it is probed with
+  (a module whose default export takes params needs them to publish).
 `;
 
 class UsageError extends Error {}
@@ -39,7 +44,7 @@ interface Options {
   flags: Map<string, string | true>;
 }
 
-const VALUED = new Set(["--connect", "--registry", "-m", "--message", "--author", "--expect", "--steps"]);
+const VALUED = new Set(["--connect", "--registry", "-m", "--message", "--author", "--expect", "--steps", "--params"]);
 
 function parse(args: string[]): Options {
   const positional: string[] = [];
@@ -96,6 +101,13 @@ async function target(o: Options): Promise<Target> {
 
 class Refused extends Error {}
 
+/** The module node of a TypeScript file, params left out (the compiler loads only here). */
+async function compileForPublish(file: string): Promise<Record<string, unknown>> {
+  const { compileModule } = await import("../modules/compile");
+  const { params: _none, ...node } = compileModule(file);
+  return node;
+}
+
 function check(reply: Msg): Msg {
   if (reply.type === "error") throw new Refused(`${reply.code}${reply.path ? ` (${reply.path})` : ""}: ${reply.message}`);
   return reply;
@@ -145,15 +157,29 @@ export async function run(command: string, args: string[]): Promise<number> {
 const COMMANDS: Record<string, (t: Target, o: Options) => Promise<string>> = {
   async publish(t, o) {
     const [name, file] = o.positional;
-    let spec: unknown;
-    try {
-      spec = JSON.parse(readFileSync(file, "utf8"));
-    } catch (err) {
-      throw new Error(`${file}: ${(err as Error).message}`);
-    }
     const message = o.flags.get("-m") ?? o.flags.get("--message");
     const author = o.flags.get("--author") ?? process.env.USER ?? "";
-    const r = check(await t.ask({ type: "publish", name, spec, message: typeof message === "string" ? message : "", author }));
+    const request: Msg = { type: "publish", name, message: typeof message === "string" ? message : "", author };
+    const paramsText = o.flags.get("--params");
+    if (/\.[cm]?tsx?$/.test(file)) {
+      let params: Record<string, unknown>;
+      try {
+        params = readParams(paramsText as string | undefined);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+      request.spec = await compileForPublish(file);
+      if (paramsText !== undefined) request.params = params;
+    } else {
+      if (paramsText !== undefined) throw new UsageError("--params go with a MODULE.ts");
+      try {
+        request.spec = JSON.parse(readFileSync(file, "utf8"));
+      } catch (err) {
+        throw new Error(`${file}: ${(err as Error).message}`);
+      }
+    }
+    await prepareFor(request.spec); // a store opened here binds the module in the sandbox
+    const r = check(await t.ask(request));
     return `${r.name}@${r.version} sha256:${r.spec_hash} (${r.created ? "published" : "already published: same content"})`;
   },
 

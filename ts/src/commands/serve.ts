@@ -17,6 +17,7 @@ const USAGE = `usage: lrbridge serve [--bind ENDPOINT] [--cache N] [--cache-mib 
                      [--registry PATH|postgres://…|default] [--admin ENDPOINT] [--dev-admin]
                      [--curve-secret FILE --allow DIR [--admin-allow DIR]] [--insecure]
                      [--http HOST:PORT [--http-token TOKEN]]
+                     [--watch DIR [--watch-namespace NS]]
 
   --bind ENDPOINT  tcp://HOST:PORT (port 0 picks a free port) or ipc://PATH
                    (default ${DEFAULT_ENDPOINT})
@@ -44,6 +45,12 @@ const USAGE = `usage: lrbridge serve [--bind ENDPOINT] [--cache N] [--cache-mib 
                    port 0 picks a free one. A host that is not loopback needs
   --http-token TOKEN (or LRBRIDGE_HTTP_TOKEN): requests without it get 401
 
+  --watch DIR      publish DIR/NAME.ts as NS/NAME (with --registry) at start
+                   and again on every save; DIR/NAME.params.json, when present,
+                   holds the params it is probed with
+  --watch-namespace NS
+                   the namespace of those names (default local)
+
 A tcp bind that is not loopback refuses to start without --curve-secret.
 Prints "lrbridge serving on <endpoint>" to stdout once bound (with --admin,
 "lrbridge admin on <endpoint>" to stderr before it; with --http,
@@ -63,6 +70,8 @@ export interface ServeArgs {
   admin?: string;
   devAdmin?: boolean;
   http?: { host: string; port: number; token?: string };
+  watch?: string;
+  watchNamespace?: string;
 }
 
 /** Parses `serve` options; returns a usage message instead when they are wrong. */
@@ -142,6 +151,18 @@ export function parseServeArgs(args: string[]): ServeArgs | { error: string } | 
         parsed.http = { host: "", port: -1, ...parsed.http, token };
         break;
       }
+      case "--watch": {
+        const dir = value();
+        if (!dir) return { error: "--watch needs a directory" };
+        parsed.watch = dir;
+        break;
+      }
+      case "--watch-namespace": {
+        const ns = value();
+        if (!ns || !/^[a-z0-9][a-z0-9._-]{0,63}$/.test(ns)) return { error: `--watch-namespace needs a namespace ([a-z0-9][a-z0-9._-]{0,63}), got ${ns}` };
+        parsed.watchNamespace = ns;
+        break;
+      }
       default:
         return { error: `unknown option ${args[i]}` };
     }
@@ -169,11 +190,28 @@ export async function run(args: string[]): Promise<number> {
     process.stderr.write(`lrbridge serve: --admin and --dev-admin need --registry\n${USAGE}`);
     return 2;
   }
+  if ((parsed.watch || parsed.watchNamespace) && !(parsed.watch && parsed.registry)) {
+    process.stderr.write(`lrbridge serve: --watch needs --registry (and --watch-namespace needs --watch)\n${USAGE}`);
+    return 2;
+  }
   const registry = parsed.registry ? await openRegistry(parsed.registry, log) : undefined;
   if (registry === null) return 1;
   const runs = registry ? await openRuns(registry, log) : undefined;
   if (runs === null) return 1;
   await loadSandbox(); // schedule modules bind synchronously once it is loaded
+  let watcher: { close(): void } | undefined;
+  if (parsed.watch && registry) {
+    const { watchModules, DEFAULT_WATCH_NAMESPACE } = await import("../modules/watch"); // loads the TypeScript compiler
+    try {
+      const w = watchModules(parsed.watch, parsed.watchNamespace ?? DEFAULT_WATCH_NAMESPACE, registry, log);
+      watcher = w;
+      await w.scan();
+    } catch (err) {
+      process.stderr.write(`lrbridge serve: --watch ${parsed.watch}: ${err instanceof Error ? err.message : String(err)}\n`);
+      await registry.store.close();
+      return 1;
+    }
+  }
   const security = { curveSecret: parsed.curveSecret, allow: parsed.allow, adminAllow: parsed.adminAllow, insecure: parsed.insecure };
   let server;
   try {
@@ -190,6 +228,7 @@ export async function run(args: string[]): Promise<number> {
       devAdmin: parsed.devAdmin,
     });
   } catch (err) {
+    watcher?.close();
     if (!(err instanceof SecurityError)) throw err;
     process.stderr.write(`lrbridge serve: ${err.message}\n`);
     return 2;
@@ -222,6 +261,7 @@ export async function run(args: string[]): Promise<number> {
   // Clients that start a server wait for this exact line; stdout to a pipe is synchronous on Linux.
   process.stdout.write(`lrbridge serving on ${server.endpoint}\n`);
   await server.done;
+  watcher?.close();
   if (web) await web.close();
   if (stopping) await stopping;
   await runs?.close();

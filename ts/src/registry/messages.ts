@@ -26,6 +26,8 @@ export interface PublishRequest {
   spec: Record<string, unknown>;
   message: string;
   author: string;
+  /** a module spec's probe params (not stored) */
+  params?: Record<string, unknown>;
 }
 export interface AliasRequest {
   type: "alias";
@@ -92,7 +94,9 @@ export function readRegistryRequest(body: Record<string, unknown>): RegistryRequ
     case "publish": {
       const name = refField(() => parseName(body.name, "name"));
       if (!isPlainMap(body.spec)) bad("spec", "expected a map");
-      return { type: "publish", name, spec: body.spec, message: optText(body, "message") ?? "", author: optText(body, "author", MAX_RUN_TEXT) ?? "" };
+      const request: PublishRequest = { type: "publish", name, spec: body.spec, message: optText(body, "message") ?? "", author: optText(body, "author", MAX_RUN_TEXT) ?? "" };
+      if (body.params !== undefined && body.params !== null) request.params = readParams(body.params, "params");
+      return request;
     }
     case "alias": {
       const name = refField(() => parseName(body.name, "name"));
@@ -167,3 +171,9 @@ export function readRun(value: unknown): RunIdentity & { step?: number } {
 
 /** diff's groups, read with open's own rules (the same normalization). */
 export type DiffGroups = GroupInit[];
+
+/** A module's params in a request: a map (bind checks what is in it). */
+export function readParams(value: unknown, path: string): Record<string, unknown> {
+  if (!isPlainMap(value)) bad(path, "expected a map");
+  return value as Record<string, unknown>;
+}

@@ -6,7 +6,8 @@
 import type { Bound, GroupInit } from "../core/api";
 import { SpecError } from "../core/api";
 import { checkSpecShape } from "../core/limits";
-import { canonicalJson } from "../core/canonical";
+import { canonicalJson, contentHash } from "../core/canonical";
+import { ProtocolError } from "../protocol";
 import { Ref, formatRef, isPinned } from "./ref";
 import {
   AliasEvent,
@@ -87,11 +88,32 @@ export class Registry {
     return this.now() / 1000;
   }
 
-  /** Validates the spec as `open` would, then writes the next version (or finds the equal one). */
-  async publish(name: string, spec: Record<string, unknown>, message: string, author: string): Promise<{ version: Version; created: boolean }> {
+  /**
+   * Validates the spec as `open` would, then writes the next version (or finds the equal one).
+   * `params` (module specs only) are what the module is probed with here; they are not
+   * content: the version holds the node with its own params, and each open gives its params.
+   */
+  async publish(
+    name: string,
+    spec: Record<string, unknown>,
+    message: string,
+    author: string,
+    params?: Record<string, unknown>,
+  ): Promise<{ version: Version; created: boolean }> {
     checkSpecShape(spec, PUBLISH_GROUPS.length);
-    const bound = this.options.bind(spec, PUBLISH_GROUPS);
-    const result = await this.store.publish({ name, spec_hash: bound.specHash, canonical: bound.canonical, message, author, at: this.seconds() });
+    let specHash: string;
+    let canonical: Record<string, unknown>;
+    if (params === undefined) {
+      const bound = this.options.bind(spec, PUBLISH_GROUPS);
+      [specHash, canonical] = [bound.specHash, bound.canonical as Record<string, unknown>];
+    } else {
+      if (spec.type !== "module") throw new ProtocolError("BAD_REQUEST", `params: only a module spec takes params, this spec is of type ${JSON.stringify(spec.type)}`, "params");
+      const own = spec.params ?? {};
+      const bound = this.options.bind(mergeParams(spec, params, "params"), PUBLISH_GROUPS);
+      canonical = { ...(bound.canonical as Record<string, unknown>), params: own };
+      specHash = contentHash(canonical);
+    }
+    const result = await this.store.publish({ name, spec_hash: specHash, canonical, message, author, at: this.seconds() });
     this.remember(result.version);
     return result;
   }
@@ -308,4 +330,15 @@ class BoundedMap<K, V> {
   clear(): void {
     this.map.clear();
   }
+}
+
+/**
+ * A module spec with `params` laid over its own (the open's params over a
+ * published version's, the probe's at publish). `field` names the params'
+ * field in the request for the error.
+ */
+export function mergeParams(spec: Record<string, unknown>, params: Record<string, unknown>, field: string): Record<string, unknown> {
+  const own = spec.params;
+  if (own !== undefined && (own === null || typeof own !== "object" || Array.isArray(own))) return spec; // bind words that error
+  return { ...spec, params: { ...(own as Record<string, unknown> | undefined), ...params } };
 }

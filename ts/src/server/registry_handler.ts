@@ -18,9 +18,9 @@ import {
   readId,
   readRequest,
 } from "../protocol";
-import { ADMIN_TYPES, REGISTRY_CAPABILITY, REGISTRY_REQUEST_TYPES, RegistryRequest, readRegistryRequest, readRun, readRunId } from "../registry/messages";
+import { ADMIN_TYPES, REGISTRY_CAPABILITY, REGISTRY_REQUEST_TYPES, RegistryRequest, readParams, readRegistryRequest, readRun, readRunId } from "../registry/messages";
 import { RefError, parseRef } from "../registry/ref";
-import { PUBLISH_GROUPS, Registry, Resolved } from "../registry/registry";
+import { PUBLISH_GROUPS, Registry, Resolved, mergeParams } from "../registry/registry";
 import { RegistryError, RunRecord } from "../registry/store";
 import { Handled, Handler, errorReply } from "./handler";
 
@@ -120,7 +120,7 @@ export class RegistryFront {
   private async dispatch(registry: Registry, request: RegistryRequest): Promise<Body & { type: string }> {
     switch (request.type) {
       case "publish": {
-        const { version, created } = await registry.publish(request.name, request.spec, request.message, request.author);
+        const { version, created } = await registry.publish(request.name, request.spec, request.message, request.author, request.params);
         return { type: "published", name: version.name, version: version.version, spec_hash: version.spec_hash, canonical: version.canonical, created };
       }
       case "alias": {
@@ -168,6 +168,7 @@ export class RegistryFront {
     const registry = this.registry;
     let resolved: Resolved | undefined;
     let run: ReturnType<typeof readRun> | undefined;
+    let params: Record<string, unknown> | undefined;
     try {
       checkHead(body);
       if (body.ref !== undefined) {
@@ -177,16 +178,26 @@ export class RegistryFront {
         readRequest({ ...body, spec: {} });
         if (body.run !== undefined && body.run !== null) run = readRun(body.run);
         if (!registry) throw new ProtocolError("BAD_REQUEST", "ref: this server has no registry (lrbridge serve --registry)", "ref");
+        if (body.params !== undefined) params = readParams(body.params, "params");
         resolved = await registry.resolve(ref);
+        if (params && (resolved.version.canonical as Body).type !== "module") {
+          const v = `${resolved.version.name}@${resolved.version.version}`;
+          const named = body.ref === v ? v : `${body.ref} (${v})`;
+          throw new ProtocolError("BAD_REQUEST", `params: ${named} is not a module, so it takes no params`, "params");
+        }
       } else {
+        if (body.params !== undefined) throw new ProtocolError("BAD_REQUEST", "params: go with a ref (a module spec carries its own params)", "params");
         readRequest(body);
         if (body.run !== null) run = readRun(body.run);
       }
     } catch (err) {
       return this.errorFor(id, err);
     }
-    const openBody: Body = { ...body, spec: resolved ? resolved.version.canonical : body.spec };
+    let spec = resolved ? resolved.version.canonical : body.spec;
+    if (resolved && params) spec = mergeParams(resolved.version.canonical as Body, params, "params");
+    const openBody: Body = { ...body, spec };
     delete openBody.ref;
+    delete openBody.params;
     delete openBody.run;
     const reply = this.handler.handleDecoded(openBody, peer).reply;
     if (reply.type !== "opened" || !registry) return reply;
