@@ -25,6 +25,7 @@ from typing import Any
 import zmq
 
 from .protocol import request_body
+from .transport import endpoint_list, open_socket
 from .run import current_run
 
 INTERVAL_S = 1.0
@@ -139,14 +140,17 @@ class _Beats:
         self._watched: list[_Watched] = []
         self._sockets: dict[str, zmq.Socket] = {}
         self._ids = itertools.count()
+        self._keys: dict[str, Any] = {}  # endpoint -> the client's CURVE keys
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
 
-    def watch(self, scheduler: Any, endpoint: str, opened: Any) -> None:
+    def watch(self, scheduler: Any, endpoint: str, opened: Any, keys: Any = None) -> None:
         with self._lock:
             if self._pid != os.getpid():  # forked: the parent's thread and sockets are not ours
                 self.__init__()  # type: ignore[misc]
+            if keys is not None:
+                self._keys[endpoint] = keys
             # A re-open (resume, new spec) replaces the scheduler's entry.
             before = [w for w in self._watched if w.ref() is scheduler]
             self._watched = [w for w in self._watched if w.ref() is not scheduler]
@@ -180,10 +184,16 @@ class _Beats:
                 if w.final is not None:
                     self._send(w.endpoint, w.final)
                 continue
-            msg = w.read("finished" if final else "running")
+            try:
+                msg = w.read("finished" if final else "running")
+            except Exception:  # one scheduler in an odd state must not silence the others
+                continue
             if msg is None or (not final and msg["step"] == w.sent_step and now - w.sent_at < KEEPALIVE_S):
                 continue
-            self._send(w.endpoint, msg)
+            try:
+                self._send(w.endpoint, msg)
+            except Exception:
+                continue
             w.sent_step, w.sent_at = msg["step"], now
             if msg.get("changes"):
                 del w.changes[: len(msg["changes"])]
@@ -194,10 +204,12 @@ class _Beats:
     def _send(self, endpoint: str, msg: dict) -> None:
         sock = self._sockets.get(endpoint)
         if sock is None:
-            sock = zmq.Context.instance().socket(zmq.DEALER)
-            sock.setsockopt(zmq.LINGER, 0)
+            # Replicas (a comma-separated list): the DEALER takes turns between them.
+            first, *others = endpoint_list(endpoint)
+            sock = open_socket(zmq.DEALER, first, curve=self._keys.get(endpoint))
             sock.setsockopt(zmq.SNDHWM, 16)
-            sock.connect(endpoint)
+            for one in others:
+                sock.connect(one)
             self._sockets[endpoint] = sock
         # A server older than heartbeats answers with an error: read and drop it.
         while sock.poll(0, zmq.POLLIN):
@@ -232,7 +244,9 @@ def watch(scheduler: Any, client: Any, opened: Any) -> None:
         return
     if current_run().rank not in (None, 0):
         return  # the ranks of a job share one run id: rank 0 speaks for the run
-    _beats.watch(scheduler, endpoint, opened)
+    transport = getattr(client, "_transport", None)
+    keys = getattr(transport, "_curve", None) or getattr(transport, "curve", None)  # CURVE servers take heartbeats too
+    _beats.watch(scheduler, endpoint, opened, keys)
 
 
 atexit.register(_beats.finish)
