@@ -61,6 +61,21 @@ CREATE INDEX IF NOT EXISTS live_runs_seen ON live_runs (last_seen);
 
 type Row = Record<string, unknown>;
 
+const BUSY_TIMEOUT_MS = 5000;
+
+/** Switching to WAL can answer "locked" without waiting on the busy handler: try again for a while. */
+async function retryWhileLocked(fn: () => void): Promise<void> {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      return fn();
+    } catch (err) {
+      if (!/locked|busy/i.test(String((err as Error)?.message)) || Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}
+
 export class SqliteStore implements Store {
   readonly kind = "sqlite";
   readonly notifies = false;
@@ -72,9 +87,13 @@ export class SqliteStore implements Store {
     try {
       const { DatabaseSync } = await import("node:sqlite");
       if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-      const db = new DatabaseSync(path);
-      db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;");
-      db.exec(SCHEMA);
+      // Several servers (or a server and the CLI) may open one file at once: each
+      // waits for the others' locks, the first switch to WAL and the schema included.
+      const db = new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS });
+      db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS};`);
+      await retryWhileLocked(() => db.exec("PRAGMA journal_mode = WAL;"));
+      db.exec("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
+      await retryWhileLocked(() => db.exec(SCHEMA));
       return new SqliteStore(db);
     } catch (err) {
       throw unavailable("sqlite", err);
