@@ -482,7 +482,10 @@ def defer_use(scheduler: Any, run: Any) -> None:
         stream.opened = scheduler._opened  # its rebases carry the run id too
     ref = f"{pin['name']}@{pin['version']}" if pin.get("version") is not None else f"{pin['name']}@sha256:{pin['spec_hash']}"
     first_row = scheduler._opened.first_row if scheduler._opened.kind != "metric" else 0
-    scheduler._use_pending = open_message(None, pin["groups"], None, int(pin["last_epoch"]), ref=ref, run=run.to_wire(first_row))
+    params = scheduler.__dict__.get("_ref_params")  # a module's: the use opens what the run trains on
+    scheduler._use_pending = open_message(
+        None, pin["groups"], None, int(pin["last_epoch"]), ref=ref, run=run.to_wire(first_row), params=params
+    )
 
 
 def send_use(scheduler: Any) -> None:

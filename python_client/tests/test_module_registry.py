@@ -115,6 +115,25 @@ def test_a_run_trains_on_a_module_by_ref_with_the_json_specs_lrs(registry_server
     assert longer.spec_hash != by_ref.spec_hash  # params enter the handle's hash
 
 
+def test_replay_of_a_module_run_uses_the_runs_params(registry_server, name, tmp_path, monkeypatch):
+    endpoint, admin, cli = registry_server
+    path = tmp_path / "fractal.ts"
+    path.write_text(FRACTAL_WARM)
+    lrbridge.publish(name, path, "fractal warmup", admin=admin, params=PARAMS)
+    monkeypatch.setenv("LRBRIDGE_RUN_ID", run_id := f"m-{uuid.uuid4().hex}")
+    with lrbridge.Client(endpoint) as client:
+        # total 80, not the probe's 40: only the run's params give these lrs back
+        _, lrs = train(lambda opt: Schedule(opt, f"{name}@1", params={**PARAMS, "total": 80}, server=client))
+    out = subprocess.run(
+        [node_executable(), str(cli), "replay", run_id, "--connect", endpoint, "--steps", "41"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = out.stdout.strip().splitlines()
+    lr = rows[0].split(",").index("lr")
+    assert [float(r.split(",")[lr]) for r in rows[2:]] == lrs
+
+
 def test_params_on_a_version_that_is_not_a_module_name_the_ref(registry_server, name):
     endpoint, admin, _ = registry_server
     lrbridge.publish(name, {"type": "CosineAnnealingLR", "T_max": 10}, admin=admin)

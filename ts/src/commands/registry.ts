@@ -246,17 +246,21 @@ const COMMANDS: Record<string, (t: Target, o: Options) => Promise<string>> = {
     const record = r.runs[0] as Msg;
     const uses = record.uses as Msg[];
     if (uses.length === 0) throw new Refused(`run ${runId} has no uses`);
+    // What each use opened: the handle's spec when the store kept it (a module's
+    // params are in it), else the version's.
     const specs = new Map<string, unknown>();
     for (const u of uses) {
-      const key = `${u.name}@${u.version}`;
-      if (!u.name) throw new Refused(`run ${runId} opened a spec without a ref at step ${u.step}: not replayable from the registry`);
-      if (!specs.has(key)) specs.set(key, check(await t.ask({ type: "resolve", ref: key })).canonical);
+      if (specs.has(useKey(u))) continue;
+      if (u.spec != null) specs.set(useKey(u), u.spec);
+      else if (!u.name) throw new Refused(`run ${runId} opened a spec without a ref at step ${u.step}, and the store lost it: not replayable`);
+      else specs.set(useKey(u), check(await t.ask({ type: "resolve", ref: `${u.name}@${u.version}` })).canonical);
     }
     if (o.flags.has("--export-spec")) {
       const last = uses[uses.length - 1];
-      return JSON.stringify({ ref: `${last.name}@${last.version}`, spec_hash: last.spec_hash, spec: specs.get(`${last.name}@${last.version}`) }, null, 2);
+      return JSON.stringify({ ref: last.name ? `${last.name}@${last.version}` : null, spec_hash: last.spec_hash, spec: specs.get(useKey(last)) }, null, 2);
     }
     const steps = intArg(o.flags.get("--steps"), "--steps", 1) ?? record.last_step + 1;
+    for (const spec of specs.values()) await prepareFor(spec);
     return replayCsv(uses, record.events as Msg[], specs, steps);
   },
 };
@@ -275,7 +279,7 @@ export function replayCsv(uses: Msg[], events: Msg[], specs: Map<string, unknown
     const from = u.step;
     const to = Math.min(steps, i + 1 < uses.length ? uses[i + 1].step : steps);
     if (from >= to) continue;
-    const bound: Bound = bind(specs.get(`${u.name}@${u.version}`), u.groups as GroupInit[], u.last_epoch);
+    const bound: Bound = bind(specs.get(useKey(u)), u.groups as GroupInit[], u.last_epoch);
     const g = bound.groups;
     header ||= ["step", ...col("lr", g), ...col("momentum", g), "version"].join(",");
     if (bound.kind === "metric") {
@@ -319,6 +323,11 @@ export function replayCsv(uses: Msg[], events: Msg[], specs: Map<string, unknown
     emit(to);
   }
   return [header, ...rows].join("\n");
+}
+
+/** A use's spec: by the hash of what it opened, so two param sets of one module stay apart. */
+function useKey(u: Msg): string {
+  return `${u.name}@${u.version} ${u.spec_hash}`;
 }
 
 function col(name: string, groups: number): string[] {

@@ -192,7 +192,20 @@ export class Registry {
   }
 
   async runs(q: { ref?: Ref; run?: string }): Promise<RunRecord[]> {
-    if (q.run !== undefined) return this.store.runs({ run: q.run });
+    if (q.run !== undefined) {
+      // One run in full: the spec each handle opened (a module's params make it
+      // differ from its version's), once per handle.
+      const runs = await this.store.runs({ run: q.run });
+      for (const r of runs) {
+        const seen = new Set<string>();
+        for (const u of r.uses) {
+          if (seen.has(u.hash)) continue;
+          seen.add(u.hash);
+          u.spec = (await this.store.handle(u.hash))?.canonical;
+        }
+      }
+      return runs;
+    }
     if (!q.ref) return this.store.runs({});
     // A bare name means any version of it; a selector, the version it resolves to.
     if (!q.ref.text.includes("@")) return this.store.runs({ name: q.ref.name });

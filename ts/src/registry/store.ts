@@ -59,6 +59,8 @@ export interface Use {
   hash: string;
   groups: unknown[];
   last_epoch: number;
+  /** The canonical spec the use opened (a module's with the run's params), read from its handle. */
+  spec?: unknown;
 }
 
 export interface RunEvent {

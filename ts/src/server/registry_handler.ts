@@ -312,6 +312,7 @@ function runOnWire(r: RunRecord, full: boolean): Body {
   const uses = r.uses.map((u) => {
     const use: Body = { ref: u.ref, name: u.name, version: u.version, spec_hash: u.spec_hash, step: u.step, at: u.at };
     if (full) Object.assign(use, { groups: u.groups, last_epoch: u.last_epoch });
+    if (full && u.spec !== undefined) use.spec = u.spec;
     return use;
   });
   const out: Body = {
