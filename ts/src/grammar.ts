@@ -7,7 +7,8 @@
  */
 import { type FieldDoc, mergeDoc, recordFields } from "./core/schema";
 import { TORCH_TYPES, validateTorchSpec } from "./torch/validate";
-import { PROFILE_SHAPES, SCHEDULE_TYPES, parseSchedule } from "./library/parse";
+import { SCHEDULE_TYPES, parseSchedule } from "./library/parse";
+import { PROFILE_SHAPES } from "./library/profiles";
 import { bindGeneric, isGenericType } from "./library/bind";
 import { HF_NAMES } from "./library/recipes";
 import "./modules/spec"; // the `module` type (needs loadSandbox() before buildSchema)

@@ -7,6 +7,7 @@
 import { SpecError } from "../core/api";
 import { type Anneal, type GroupSchedule, scaled } from "./types";
 import * as P from "./profiles";
+import { PROFILE_SHAPES, type ProfileShape } from "./profiles";
 import { sampleEvery, sampleTimes } from "./sampling";
 import { combineByFraction, cycles, join, multiply, warmup, type WarmupMode, type WarmupShape } from "./combinators";
 import { type NoiseOptions, type NoiseType, withNoise } from "./noise";
@@ -22,47 +23,9 @@ export interface Parsed {
   momentum?: ((t: number) => number) | null;
 }
 
-export const PROFILE_SHAPES = [
-  "constant",
-  "linear",
-  "cosine",
-  "exponential",
-  "polynomial",
-  "rex",
-  "tanh",
-  "one_minus_sqrt",
-] as const;
-export type ProfileShape = (typeof PROFILE_SHAPES)[number];
-
-/** Read a profile's own parameters (power, w, lb/ub) and return its annealer. */
-function readAnneal(f: Fields, shape: ProfileShape): Anneal {
-  switch (shape) {
-    case "constant":
-      return P.constantAnneal;
-    case "linear":
-      return P.linearAnneal;
-    case "cosine":
-      return P.cosineAnneal;
-    case "exponential":
-      return P.exponentialAnneal;
-    case "polynomial":
-      return P.polynomialAnneal(f.num("power", { gt: 0 }, 1));
-    case "rex":
-      return P.rexAnneal(f.num("w", { min: 0, lt: 1 }, 0.5));
-    case "tanh": {
-      const lb = f.num("lb", {}, -7);
-      const ub = f.num("ub", {}, 3);
-      if (!(lb < ub)) throw new SpecError(f.at("ub"), `must be > lb (${lb}), got ${ub}`);
-      return P.tanhAnneal(lb, ub);
-    }
-    case "one_minus_sqrt":
-      return P.oneMinusSqrtAnneal;
-  }
-}
-
 /** start/end of a profile (multipliers); exponential needs both > 0. */
 function readEnds(f: Fields, shape: ProfileShape): [number, number] {
-  if (shape === "exponential") return [f.num("start", { gt: 0 }, 1), f.num("end", { gt: 0 })];
+  if ("positiveEnds" in P.PROFILES[shape]) return [f.num("start", { gt: 0 }, 1), f.num("end", { gt: 0 })];
   return [f.num("start", {}, 1), f.num("end", {}, 0)];
 }
 
@@ -75,7 +38,7 @@ function profileParser(shape: ProfileShape): Parser {
       return { schedule: scaled(P.constant(value), [value, value]), canonical: f.done() };
     }
     const [start, end] = readEnds(f, shape);
-    const anneal = readAnneal(f, shape);
+    const anneal = P.PROFILES[shape].anneal(f);
     const total = f.num("total_steps", { integer: true, min: 1 });
     return { schedule: scaled(P.overSteps(anneal, start, end, total), [Math.min(start, end), Math.max(start, end)]), canonical: f.done() };
   };
@@ -223,7 +186,7 @@ const PARSERS: Record<string, Parser> = {
       const pf = Fields.of(joinPath(f.at("phases"), i), ph);
       const shape = pf.oneOf("shape", PROFILE_SHAPES);
       const [start, end] = shape === "constant" ? [pf.num("start", {}, 1), pf.num("start", {}, 1)] : readEnds(pf, shape);
-      const anneal = readAnneal(pf, shape);
+      const anneal = P.PROFILES[shape].anneal(pf);
       pf.done();
       return { phase: { anneal, start: (b: number) => b * start, end: (b: number) => b * end }, canonical: pf.canonical };
     });
@@ -239,7 +202,7 @@ const PARSERS: Record<string, Parser> = {
   cycles: (f) => {
     const shape = f.oneOf("shape", PROFILE_SHAPES, "cosine");
     const [start, end] = readEnds(f, shape);
-    const anneal = readAnneal(f, shape);
+    const anneal = P.PROFILES[shape].anneal(f);
     const tInitial = f.num("t_initial", { integer: true, min: 1 });
     const cycleMul = f.num("cycle_mul", { min: 1 }, 1);
     const cycleDecay = f.num("cycle_decay", { gt: 0 }, 1);

@@ -7,6 +7,8 @@
  * and combinators (sampling.ts, combinators.ts) are applied on top.
  */
 
+import { SpecError } from "../core/api";
+import type { Fields } from "../core/fields";
 import type { Anneal, Schedule } from "./types";
 export type { Anneal, Schedule } from "./types";
 
@@ -48,6 +50,33 @@ export function tanhAnneal(lb = -7, ub = 3): Anneal {
 
 /** 1-sqrt (HF WSD "1-sqrt" cooldown, Hägele et al. 2024): `end + (start - end)·(1 - √p)`. */
 export const oneMinusSqrtAnneal: Anneal = (start, end, p) => end + (start - end) * (1 - Math.sqrt(p));
+
+/**
+ * The shapes a spec names (`{"type": "rex", ...}`, `cycles`' and `phase`'s
+ * `shape`): each reads its own fields (power, w, lb/ub) and gives its
+ * annealer. A new shape is its annealer above and one entry here.
+ */
+export const PROFILES = {
+  constant: { anneal: () => constantAnneal },
+  linear: { anneal: () => linearAnneal },
+  cosine: { anneal: () => cosineAnneal },
+  /** start and end must be > 0 */
+  exponential: { anneal: () => exponentialAnneal, positiveEnds: true },
+  polynomial: { anneal: (f) => polynomialAnneal(f.num("power", { gt: 0 }, 1)) },
+  rex: { anneal: (f) => rexAnneal(f.num("w", { min: 0, lt: 1 }, 0.5)) },
+  tanh: {
+    anneal: (f) => {
+      const lb = f.num("lb", {}, -7);
+      const ub = f.num("ub", {}, 3);
+      if (!(lb < ub)) throw new SpecError(f.at("ub"), `must be > lb (${lb}), got ${ub}`);
+      return tanhAnneal(lb, ub);
+    },
+  },
+  one_minus_sqrt: { anneal: () => oneMinusSqrtAnneal },
+} satisfies Record<string, { anneal: (f: Fields) => Anneal; positiveEnds?: boolean }>;
+
+export type ProfileShape = keyof typeof PROFILES;
+export const PROFILE_SHAPES = Object.keys(PROFILES) as ProfileShape[];
 
 /**
  * Run a profile over `totalSteps` steps: value at step t is the profile at
