@@ -29,6 +29,13 @@ def node() -> str:
     return node_executable()
 
 
+def node_flags() -> tuple[str, ...]:
+    """The node flags the server runs with for users (its heap bounds)."""
+    from lrbridge.embedded import SERVER_NODE_FLAGS
+
+    return SERVER_NODE_FLAGS
+
+
 # --------------------------------------------------------------------------
 # Statistics
 
@@ -106,7 +113,7 @@ class Server:
 
     def __init__(self, endpoint: str, extra: list[str] | None = None, start_timeout: float = 60.0):
         self.endpoint = endpoint
-        self.argv = [node(), str(CLI), "serve", "--bind", endpoint, *(extra or [])]
+        self.argv = [node(), *node_flags(), str(CLI), "serve", "--bind", endpoint, *(extra or [])]
         self.proc = subprocess.Popen(
             self.argv,
             cwd=ROOT,
