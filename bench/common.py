@@ -36,6 +36,13 @@ def node_flags() -> tuple[str, ...]:
     return SERVER_NODE_FLAGS
 
 
+def server_env() -> dict[str, str]:
+    """The environment the server runs in for users (its malloc settings)."""
+    from lrbridge.embedded import server_env as env
+
+    return env()
+
+
 # --------------------------------------------------------------------------
 # Statistics
 
@@ -122,6 +129,7 @@ class Server:
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
+            env=server_env(),
         )
         self._stderr: list[str] = []
         threading.Thread(target=self._drain, args=(self.proc.stderr, self._stderr), daemon=True).start()
