@@ -29,6 +29,20 @@ def node() -> str:
     return node_executable()
 
 
+def node_flags() -> tuple[str, ...]:
+    """The node flags the server runs with for users (its heap bounds)."""
+    from lrbridge.embedded import SERVER_NODE_FLAGS
+
+    return SERVER_NODE_FLAGS
+
+
+def server_env() -> dict[str, str]:
+    """The environment the server runs in for users (its malloc settings)."""
+    from lrbridge.embedded import server_env as env
+
+    return env()
+
+
 # --------------------------------------------------------------------------
 # Statistics
 
@@ -106,7 +120,7 @@ class Server:
 
     def __init__(self, endpoint: str, extra: list[str] | None = None, start_timeout: float = 60.0):
         self.endpoint = endpoint
-        self.argv = [node(), str(CLI), "serve", "--bind", endpoint, *(extra or [])]
+        self.argv = [node(), *node_flags(), str(CLI), "serve", "--bind", endpoint, *(extra or [])]
         self.proc = subprocess.Popen(
             self.argv,
             cwd=ROOT,
@@ -115,6 +129,7 @@ class Server:
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
+            env=server_env(),
         )
         self._stderr: list[str] = []
         threading.Thread(target=self._drain, args=(self.proc.stderr, self._stderr), daemon=True).start()

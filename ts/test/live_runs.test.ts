@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { bind } from "../src/bind";
 import { renderStats } from "../src/commands/top";
-import { MemoryRunTable } from "../src/live/runs";
+import { MAX_CHANGE_VALUES, MemoryRunTable, RUN_CAPACITY, RUN_TABLE_BYTES } from "../src/live/runs";
 import type { HeartbeatRequest, StatsReply } from "../src/protocol";
 import { Handler } from "../src/server/handler";
 
@@ -60,6 +60,47 @@ describe("MemoryRunTable", () => {
     const table = new MemoryRunTable(15, 2);
     for (const id of ["a", "b", "c"]) table.heartbeat(beat({ run: { id, name: id } }), 1);
     expect(table.list(1).map((r) => r.id)).toEqual(["c", "b"]);
+  });
+
+  // The heaviest heartbeat the protocol takes: 64 groups, 16 changes of 64 groups.
+  const heavy = (id: string, step: number): HeartbeatRequest => {
+    const lr = Array.from({ length: 64 }, (_, g) => 0.1 / (g + step + 1));
+    const changes = Array.from({ length: 16 }, (_, k) => ({ step: step * 16 + k, lr }));
+    return beat({ run: { id, name: "n".repeat(256), host: "h".repeat(256) }, step: step * 16 + 15, lr, momentum: lr, changes, ref: "r".repeat(256) });
+  };
+
+  it("keeps at most MAX_CHANGE_VALUES lr values of changes per run, the latest", () => {
+    const table = new MemoryRunTable();
+    for (let step = 0; step < 100; step++) table.heartbeat(heavy("r1", step), step);
+    const changes = table.get("r1", 100)!.changes;
+    expect(changes.reduce((n, c) => n + c.lr.length, 0)).toBeLessThanOrEqual(MAX_CHANGE_VALUES);
+    expect(changes.length).toBe(MAX_CHANGE_VALUES / 64);
+    expect(changes[changes.length - 1].step).toBe(99 * 16 + 15);
+  });
+
+  it("stays within its byte budget however many heavy runs report, forgetting the least recently seen", () => {
+    const table = new MemoryRunTable();
+    // Every run of a full table sends enough heartbeats to fill its changes.
+    for (let step = 0; step < 6; step++) {
+      for (let r = 0; r < RUN_CAPACITY; r++) table.heartbeat(heavy(`run-${r}`, step), step);
+    }
+    expect(table.bytes).toBeLessThanOrEqual(RUN_TABLE_BYTES);
+    expect(table.size).toBeLessThan(RUN_CAPACITY);
+    expect(table.size).toBeGreaterThan(100);
+    const listed = table.list(6).map((row) => row.id);
+    expect(listed[0]).toBe(`run-${RUN_CAPACITY - 1}`);
+    expect(listed).not.toContain("run-0");
+  });
+
+  it("counts a run once however often it beats, and frees what a forgotten run held", () => {
+    const table = new MemoryRunTable(15, 2, 1024 * 1024);
+    for (let step = 0; step < 50; step++) table.heartbeat(beat({ step }), step);
+    const one = table.bytes;
+    table.heartbeat(beat({ run: { id: "r2", name: "two" } }), 50);
+    table.heartbeat(beat({ run: { id: "r3", name: "three" } }), 51);
+    expect(table.size).toBe(2);
+    expect(table.bytes).toBeLessThan(2 * one + 1024);
+    expect(table.bytes).toBeGreaterThan(one);
   });
 });
 

@@ -59,12 +59,23 @@ export interface RunTable {
 /** A run with no heartbeat for this long is lost (clients send one at least every 5 s). */
 export const DEFAULT_LOST_AFTER_S = 15;
 export const RUN_CAPACITY = 4096;
+/**
+ * What the table may hold, estimated: past it the least recently seen runs
+ * go. Honest rows are ~1 KiB; a heartbeat may carry 64 groups and 16 changes,
+ * and without this 4096 such runs could pin hundreds of MiB.
+ */
+export const RUN_TABLE_BYTES = 32 * 1024 * 1024;
 const MAX_CHANGES = 256;
+/** lr values one row keeps in its changes: 256 changes of 16 groups, or 64 of 64. */
+export const MAX_CHANGE_VALUES = 4096;
 
 const RESOLVED_CAPACITY = 4096;
 
 export class MemoryRunTable implements RunTable {
   protected readonly rows = new Map<string, RunRow>();
+  /** Each row's estimated bytes, and their sum. */
+  private readonly sizes = new Map<string, number>();
+  private totalBytes = 0;
   /** `ref` + "\n" + `hash` → version: a name's spec_hash names one version, so this never goes stale. */
   private readonly versions = new Map<string, number>();
   revision = 0;
@@ -72,7 +83,18 @@ export class MemoryRunTable implements RunTable {
   constructor(
     readonly lostAfterS = DEFAULT_LOST_AFTER_S,
     private readonly capacity = RUN_CAPACITY,
+    readonly maxBytes = RUN_TABLE_BYTES,
   ) {}
+
+  /** Rows held. */
+  get size(): number {
+    return this.rows.size;
+  }
+
+  /** Estimated bytes held. */
+  get bytes(): number {
+    return this.totalBytes;
+  }
 
   heartbeat(hb: HeartbeatRequest, at: number, schedule?: ScheduleInfo): void {
     let row = this.rows.get(hb.run.id);
@@ -113,7 +135,7 @@ export class MemoryRunTable implements RunTable {
       // Older clients: where a heartbeat first saw a new lr.
       row.changes.push({ step: hb.step, lr: hb.lr });
     }
-    if (row.changes.length > MAX_CHANGES) row.changes.splice(0, row.changes.length - MAX_CHANGES);
+    trimChanges(row.changes);
     Object.assign(row, {
       name: hb.run.name,
       host: hb.run.host ?? null,
@@ -133,9 +155,7 @@ export class MemoryRunTable implements RunTable {
       state: hb.state,
       last_seen: at,
     });
-    this.rows.set(row.id, row);
-    if (this.rows.size > this.capacity) this.rows.delete(this.rows.keys().next().value as string);
-    this.revision += 1;
+    this.put(row);
   }
 
   resolved(ref: string, hash: string, version: number): void {
@@ -147,9 +167,25 @@ export class MemoryRunTable implements RunTable {
 
   /** Puts back a row kept from before (oldest first, so the newest stay when over capacity). */
   protected restore(row: RunRow): void {
+    trimChanges(row.changes);
     this.rows.delete(row.id);
+    this.put(row);
+  }
+
+  /** (Re-)inserts a row as the most recently seen, then forgets the least recently seen while over a bound. */
+  private put(row: RunRow): void {
+    this.totalBytes -= this.sizes.get(row.id) ?? 0;
+    const bytes = rowBytes(row);
+    this.sizes.set(row.id, bytes);
+    this.totalBytes += bytes;
     this.rows.set(row.id, row);
-    if (this.rows.size > this.capacity) this.rows.delete(this.rows.keys().next().value as string);
+    // The row just written stays even alone over the budget (a row is at most ~50 KiB).
+    while (this.rows.size > 1 && (this.rows.size > this.capacity || this.totalBytes > this.maxBytes)) {
+      const oldest = this.rows.keys().next().value as string;
+      this.rows.delete(oldest);
+      this.totalBytes -= this.sizes.get(oldest) ?? 0;
+      this.sizes.delete(oldest);
+    }
     this.revision += 1;
   }
 
@@ -166,6 +202,29 @@ export class MemoryRunTable implements RunTable {
     const state = row.state === "running" && now - row.last_seen > this.lostAfterS ? "lost" : row.state;
     return { ...row, state, changes: [...row.changes] };
   }
+}
+
+/** Keeps the latest changes within MAX_CHANGES and MAX_CHANGE_VALUES. */
+function trimChanges(changes: LrChange[]): void {
+  let values = 0;
+  let keep = 0;
+  for (let i = changes.length - 1; i >= 0 && keep < MAX_CHANGES; i--, keep++) {
+    values += changes[i].lr.length;
+    if (values > MAX_CHANGE_VALUES) break;
+  }
+  if (keep < changes.length) changes.splice(0, changes.length - keep);
+}
+
+/**
+ * A row's heap footprint, estimated generously: the object and its arrays,
+ * 2 bytes per string character, 8 per number, ~48 per change object.
+ */
+function rowBytes(row: RunRow): number {
+  let chars = 0;
+  for (const text of [row.id, row.name, row.host, row.hash, row.spec_hash, row.ref, row.type]) chars += text?.length ?? 0;
+  let numbers = row.lr.length + (row.momentum?.length ?? 0);
+  for (const change of row.changes) numbers += change.lr.length + 6;
+  return 512 + 2 * chars + 8 * numbers;
 }
 
 function sameValues(a: number[], b: number[]): boolean {

@@ -51,7 +51,13 @@ const MAX_FRAME_BYTES = 64 * 1024 * 1024;
  */
 const SEND_HWM = 2;
 /** Reply bytes kept waiting for one peer that is not reading; more are dropped. */
-const PEER_OUTBOX_BYTES = 32 * 1024 * 1024;
+export const PEER_OUTBOX_BYTES = 32 * 1024 * 1024;
+/**
+ * Reply bytes kept waiting for all peers together: many peers that never
+ * read must not add up to unbounded memory. Past it, the peer holding the
+ * most loses what it had waiting.
+ */
+export const OUTBOX_BYTES = 128 * 1024 * 1024;
 /**
  * Every ROUTER the server binds. mandatory + sendTimeout 0: a full peer queue
  * is an immediate EAGAIN the Outbox handles, never a silent drop.
@@ -151,19 +157,34 @@ function replyFrames(front: RegistryFront, frames: Buffer[], log: (line: string)
  * comes round again or on a short timer. A peer that reads gets every reply;
  * one that never reads costs at most SEND_HWM replies plus its outbox bytes.
  */
-class Outbox {
+export class Outbox {
   private readonly queues = new Map<string, { replies: Buffer[][]; bytes: number }>();
   private running: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** The peer whose first reply is being sent now: that one reply stays. */
+  private sending: string | null = null;
+  private totalBytes = 0;
 
   constructor(
-    private readonly socket: Router,
+    private readonly socket: Pick<Router, "send">,
     private readonly log: (line: string) => void,
     private readonly closing: () => boolean,
+    private readonly peerBytes = PEER_OUTBOX_BYTES,
+    private readonly maxBytes = OUTBOX_BYTES,
   ) {}
 
   get waiting(): boolean {
     return this.queues.size > 0;
+  }
+
+  /** Reply bytes waiting, all peers together. */
+  get bytes(): number {
+    return this.totalBytes;
+  }
+
+  /** Peers with replies waiting. */
+  get peers(): number {
+    return this.queues.size;
   }
 
   push(reply: Buffer[]): void {
@@ -171,13 +192,35 @@ class Outbox {
     const size = reply.reduce((n, f) => n + f.length, 0);
     let queue = this.queues.get(peer);
     if (!queue) this.queues.set(peer, (queue = { replies: [], bytes: 0 }));
-    if (queue.replies.length > 0 && queue.bytes + size > PEER_OUTBOX_BYTES) {
+    if (queue.replies.length > 0 && queue.bytes + size > this.peerBytes) {
       this.log(`${new Date().toISOString()} peer=${reply[0].toString("hex")} is not reading: reply of ${size} bytes dropped`);
       return;
     }
     queue.replies.push(reply);
     queue.bytes += size;
+    this.totalBytes += size;
+    if (this.totalBytes > this.maxBytes) this.shed();
     void this.flush();
+  }
+
+  /** Drops what the heaviest peers have waiting until the total is within budget. */
+  private shed(): void {
+    while (this.totalBytes > this.maxBytes) {
+      let heaviest: [string, { replies: Buffer[][]; bytes: number }] | undefined;
+      for (const entry of this.queues) {
+        const [peer, queue] = entry;
+        const droppable = peer === this.sending ? queue.replies.length > 1 : queue.replies.length > 0;
+        if (droppable && (!heaviest || queue.bytes > heaviest[1].bytes)) heaviest = entry;
+      }
+      if (!heaviest) return;
+      const [peer, queue] = heaviest;
+      const dropped = queue.replies.splice(peer === this.sending ? 1 : 0);
+      const bytes = dropped.reduce((n, r) => n + r.reduce((m, f) => m + f.length, 0), 0);
+      queue.bytes -= bytes;
+      this.totalBytes -= bytes;
+      if (queue.replies.length === 0) this.queues.delete(peer);
+      this.log(`${new Date().toISOString()} peer=${Buffer.from(peer, "latin1").toString("hex")} is not reading: ${dropped.length} waiting replies (${bytes} bytes) dropped, replies waiting for all peers are over ${this.maxBytes} bytes`);
+    }
   }
 
   /** Sends what each peer can take now; resolves when this round is done. */
@@ -200,6 +243,7 @@ class Outbox {
     for (const [peer, queue] of this.queues) {
       while (queue.replies.length > 0) {
         const reply = queue.replies[0];
+        this.sending = peer;
         try {
           await this.socket.send(reply);
         } catch (err) {
@@ -208,12 +252,17 @@ class Outbox {
           if (code === "EAGAIN") break; // full: try this peer again later
           // Gone (EHOSTUNREACH) or broken: its replies are lost, others are not.
           this.log(`${new Date().toISOString()} send failed: ${err instanceof Error ? err.message : String(err)}`);
+          this.totalBytes -= queue.bytes;
           queue.replies.length = 0;
           queue.bytes = 0;
           break;
+        } finally {
+          this.sending = null;
         }
+        const size = reply.reduce((n, f) => n + f.length, 0);
         queue.replies.shift();
-        queue.bytes -= reply.reduce((n, f) => n + f.length, 0);
+        queue.bytes -= size;
+        this.totalBytes -= size;
       }
       if (queue.replies.length === 0) this.queues.delete(peer);
     }
