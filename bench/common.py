@@ -219,5 +219,15 @@ def machine_info() -> dict:
     }
 
 
+def report(result: dict, targets) -> int:
+    """A section run on its own: its result as JSON, then PASS/FAIL per target
+    (``targets(result)``); the exit status, 0 when every target passed."""
+    print(json.dumps(result, indent=1))
+    checked = targets(result)
+    for t in checked:
+        print(f"{'PASS' if t['pass'] else 'FAIL'}  {t['target']}: {t['value']}")
+    return 0 if all(t["pass"] for t in checked) else 1
+
+
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)

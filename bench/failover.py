@@ -20,7 +20,6 @@ nothing yet spends ~200 ms compiling its first window, which is not failover).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -32,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "python_client"))
 
-from common import Server, free_tcp_endpoint, log, median, spread  # noqa: E402
+from common import Server, free_tcp_endpoint, log, median, report, spread  # noqa: E402
 
 SPEC = {"type": "CosineAnnealingWarmRestarts", "T_0": 100, "T_mult": 2}
 GROUPS = [{"lr": 0.1}, {"lr": 0.01}]
@@ -184,11 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=10)
     args = p.parse_args(argv)
-    result = run(args.repeats)
-    print(json.dumps(result, indent=1))
-    for t in targets(result):
-        print(f"{'PASS' if t['pass'] else 'FAIL'}  {t['target']}: {t['value']}")
-    return 0 if all(t["pass"] for t in targets(result)) else 1
+    return report(run(args.repeats), targets)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ page first renders with many runs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -33,7 +32,7 @@ sys.path.insert(0, str(HERE.parent / "python_client"))
 
 import zmq  # noqa: E402
 
-from common import Server, free_tcp_endpoint, median  # noqa: E402
+from common import Server, free_tcp_endpoint, median, report  # noqa: E402
 from lrbridge.heartbeat import heartbeat_message  # noqa: E402
 from lrbridge.protocol import request_body  # noqa: E402
 
@@ -190,11 +189,7 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=64)
     p.add_argument("--page-runs", type=int, default=200)
     args = p.parse_args()
-    out = run(args.seconds, args.runs, args.page_runs)
-    print(json.dumps(out, indent=1))
-    for t in targets(out):
-        print(f"{'PASS' if t['pass'] else 'FAIL'}  {t['target']}: {t['value']}")
-    return 0 if all(t["pass"] for t in targets(out)) else 1
+    return report(run(args.seconds, args.runs, args.page_runs), targets)
 
 
 if __name__ == "__main__":

@@ -243,6 +243,15 @@ def error_record(exc: BaseException, when: str, at_step: int | None = None) -> d
     return record
 
 
+def step_calls(defn: dict) -> list[tuple]:
+    """The arguments of each scheduler.step() a case makes: a metric, an epoch, or none."""
+    if "metrics" in defn:
+        return [(m,) for m in defn["metrics"]]
+    if "epochs" in defn:
+        return [(e,) for e in defn["epochs"]]
+    return [()] * defn["steps"]
+
+
 def run_case(defn: dict) -> dict:
     """Run one config through torch and return the vector case.
 
@@ -255,12 +264,7 @@ def run_case(defn: dict) -> dict:
     for key in ("metrics", "epochs"):
         if key in defn:
             case[key] = defn[key]
-    if "metrics" in defn:
-        calls = [(m,) for m in defn["metrics"]]
-    elif "epochs" in defn:
-        calls = [(e,) for e in defn["epochs"]]
-    else:
-        calls = [()] * defn["steps"]
+    calls = step_calls(defn)
 
     optimizer = build_optimizer(groups)
     momentum_key = None

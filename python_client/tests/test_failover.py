@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 
 import numpy as np
 import pytest
 import torch
+import replica_helpers
+from replica_helpers import free_tcp, through_kills
 from sched_helpers import PARITY, make_optimizer, mark_stepped, values
 
 import lrbridge._scheduler_base as scheduler_base
@@ -24,12 +25,6 @@ COSINE = {"type": "CosineAnnealingLR", "T_max": 50, "eta_min": 0.0}
 GROUPS = [{"lr": 0.1}, {"lr": 0.02}]
 
 pytestmark = pytest.mark.filterwarnings("ignore:The epoch parameter")
-
-
-def free_tcp() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
 @pytest.fixture
@@ -117,76 +112,14 @@ def test_a_forked_child_uses_its_own_sockets(replicas):
 # 3 replicas, 16 training clients, a replica killed and restarted
 
 
-def _plateau(client: Client):
-    def build(opt, torch_side: bool):
-        kwargs = dict(mode="min", factor=0.5, patience=2, threshold=0.01, cooldown=1, min_lr=1e-4)
-        return T.ReduceLROnPlateau(opt, **kwargs) if torch_side else B.ReduceLROnPlateau(opt, **kwargs, server=client)
-
-    return build
-
-
-def _deterministic(name: str, kwargs: dict, client):
-    def build(opt, torch_side: bool):
-        return getattr(T, name)(opt, **kwargs) if torch_side else getattr(B, name)(opt, **kwargs, server=client)
-
-    return build
-
-
-SCHEDULES = [
-    ("CosineAnnealingWarmRestarts", {"T_0": 37, "T_mult": 2, "eta_min": 1e-4}),
-    ("OneCycleLR", {"max_lr": 0.4, "total_steps": 100_000}),
-    ("StepLR", {"step_size": 29, "gamma": 0.9}),
-    ("CyclicLR", {"base_lr": 0.01, "max_lr": 0.2, "step_size_up": 23, "mode": "exp_range", "gamma": 0.999}),
-    ("ExponentialLR", {"gamma": 0.9995}),
-    ("PolynomialLR", {"total_iters": 100_000, "power": 1.5}),
-]
-
-
-class TrainingClient(threading.Thread):
-    """Steps a drop-in and torch's own scheduler side by side until told to stop.
-
-    Each starts a new run (a new scheduler, so a new ``open``) every ``run_steps``.
-    """
+class TrainingClient(replica_helpers.TrainingClient):
+    """The drop-in class built with the client, next to torch's."""
 
     def __init__(self, index: int, endpoints: list[str], stop: threading.Event, run_steps: int = 400) -> None:
-        super().__init__(daemon=True)
-        self.index, self.stop, self.run_steps = index, stop, run_steps
-        # Default timeout and retries: what a user gets. A third of the clients
-        # start on each replica (a client moves to the next replica when its own fails).
-        self.client = Client(endpoints)
-        self.client._transport.preferred = index % len(endpoints)
-        if index % 4 == 0:
-            self.name_, self.build = "ReduceLROnPlateau", _plateau(self.client)
-        else:
-            name, kwargs = SCHEDULES[index % len(SCHEDULES)]
-            self.name_, self.build = name, _deterministic(name, kwargs, self.client)
-        self.steps = 0
-        self.runs = 0
-        self.error: BaseException | None = None
+        super().__init__(index, endpoints, stop, run_steps)
 
-    def run(self) -> None:
-        try:
-            while not self.stop.is_set():
-                self.one_run()
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
-            self.error = exc
-
-    def one_run(self) -> None:
-        kind = "sgd2" if self.index % 2 else "adam"
-        opt_t, opt_b = make_optimizer(kind), make_optimizer(kind)
-        theirs, ours = self.build(opt_t, True), self.build(opt_b, False)
-        self.runs += 1
-        for k in range(self.run_steps):
-            if self.stop.is_set():
-                return
-            for opt, sched in ((opt_t, theirs), (opt_b, ours)):
-                mark_stepped(opt)
-                if self.name_ == "ReduceLROnPlateau":
-                    sched.step(1.0 / (1 + (k % 17)) + 0.01 * self.index)
-                else:
-                    sched.step()
-            PARITY.compare(values(opt_t), values(opt_b), f"client {self.index} {self.name_} run {self.runs} step {k + 1}")
-            self.steps += 1
+    def schedulers(self, opt_t, opt_b) -> tuple:
+        return getattr(T, self.kind)(opt_t, **self.kwargs), getattr(B, self.kind)(opt_b, **self.kwargs, server=self.client)
 
 
 def test_three_replicas_sixteen_clients_a_replica_killed_and_restarted(replicas, monkeypatch):
@@ -196,35 +129,5 @@ def test_three_replicas_sixteen_clients_a_replica_killed_and_restarted(replicas,
     endpoints = [s.endpoint for s in servers]
     stop = threading.Event()
     clients = [TrainingClient(i, endpoints, stop) for i in range(16)]
-    for c in clients:
-        c.start()
-
-    def all_step_on(more: int = 50, within: float = 30.0) -> None:
-        """Until every client has made ``more`` steps from now (each one got its replies)."""
-        marks = [c.steps + more for c in clients]
-        deadline = time.monotonic() + within
-        while any(c.steps < mark and c.is_alive() for c, mark in zip(clients, marks)):
-            assert time.monotonic() < deadline, f"steps {[c.steps for c in clients]}, wanted {marks}"
-            time.sleep(0.05)
-
-    try:
-        all_step_on()
-        assert opens_logged(servers[0]) > 0, "nobody was on the replica that is killed"
-        servers[0].kill()  # SIGKILL: its clients' requests die with it
-        all_step_on()
-        servers[0].restart()
-        all_step_on()
-        # Another replica goes: its clients move to the restarted one, which
-        # holds none of their handles (UNKNOWN_HASH, re-open there).
-        servers[2].kill()
-        all_step_on()
-        servers[2].restart()
-        all_step_on()
-    finally:
-        stop.set()
-        for c in clients:
-            c.join(30)
-    errors = [f"client {c.index} ({c.name_}): {type(c.error).__name__}: {c.error}" for c in clients if c.error]
-    assert not errors, "\n".join(errors)
-    assert all(not c.is_alive() for c in clients)
+    through_kills(clients, servers, lambda: opens_logged(servers[0]) > 0)
     assert opens_logged(servers[0]) > 0, "no client moved to the restarted replica"

@@ -9,15 +9,13 @@ schedule written as a JSON spec; the params enter the handle's hash.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
-import tempfile
 import uuid
-from pathlib import Path
 
 import pytest
 import torch
+from store_helpers import server_with_store
 
 import lrbridge
 from lrbridge import Schedule, registry, spec as S
@@ -35,17 +33,8 @@ JSON_SPEC = S.join([S.linear(5, start=0.0, end=1.0), S.rex(35)], [5])
 
 @pytest.fixture(scope="module")
 def registry_server(server_cli):
-    work = Path(tempfile.mkdtemp(prefix="lrbm-"))
-    admin = f"ipc://{work}/admin.sock"
-    process = ServerProcess(
-        command=[node_executable(), str(server_cli)], args=["--registry", str(work / "registry.sqlite"), "--admin", admin]
-    )
-    process.start(timeout=60)
-    try:
+    with server_with_store(server_cli) as (process, admin):
         yield process.endpoint, admin, server_cli
-    finally:
-        process.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from store_helpers import postgres_cluster, server_with_store
 
 import lrbridge
 from lrbridge import registry
@@ -45,39 +46,23 @@ def _postgres_available() -> bool:
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def store(request):
     """Where the registry lives: a SQLite file, or a throwaway Postgres cluster."""
-    work = tempfile.mkdtemp(prefix="lrbr-")
-    try:
-        if request.param == "sqlite":
-            yield os.path.join(work, "registry.sqlite")
-            return
-        if not _postgres_available():
-            pytest.skip("no Postgres binaries (make postgres installs them)")
-        pg = os.path.join(work, "pg")
-        url = subprocess.run(
-            [sys.executable, str(REPO_ROOT / "tools" / "postgres.py"), "start", pg],
-            check=True, capture_output=True, text=True,
-        ).stdout.strip().splitlines()[-1]
+    if request.param == "sqlite":
+        work = tempfile.mkdtemp(prefix="lrbr-")
         try:
-            yield url
+            yield os.path.join(work, "registry.sqlite")
         finally:
-            subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "postgres.py"), "stop", pg], check=False)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(work, ignore_errors=True)
+        return
+    with postgres_cluster() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def registry_server(store, server_cli):
     """A server with the store: serving and admin on ipc:// (admin messages go to the admin one)."""
-    sockets = tempfile.mkdtemp(prefix="lrba-")
-    admin = f"ipc://{sockets}/admin.sock"
-    process = ServerProcess(command=[node_executable(), str(server_cli)], args=["--registry", store, "--admin", admin])
-    process.start(timeout=60)
-    try:
+    with server_with_store(server_cli, store) as (process, admin):
         with lrbridge.Client(process.endpoint) as serving, lrbridge.Client(admin) as admin_client:
             yield process, serving, admin_client
-    finally:
-        process.stop()
-        shutil.rmtree(sockets, ignore_errors=True)
 
 
 @pytest.fixture

@@ -42,13 +42,7 @@ def _run(case: dict, server: str) -> tuple[str, int]:
     """Construct and step like the generator did; returns (when, step) of the exception."""
     optimizer = generate.build_optimizer(case["groups"])
     scheduler = generate.build_scheduler(case["spec"], optimizer, B, server=server)
-    if "metrics" in case:
-        calls = [(m,) for m in case["metrics"]]
-    elif "epochs" in case:
-        calls = [(e,) for e in case["epochs"]]
-    else:
-        calls = [()] * case["steps"]
-    for k, args in enumerate(calls, start=1):
+    for k, args in enumerate(generate.step_calls(case), start=1):
         try:
             scheduler.step(*args)
         except Exception as exc:

@@ -8,65 +8,32 @@ client ever gets UNKNOWN_HASH back.
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import torch
+import replica_helpers
+from replica_helpers import PLATEAU, SCHEDULES, free_tcp, through_kills
 from sched_helpers import PARITY, make_optimizer, mark_stepped, values
+from store_helpers import postgres_cluster
 
 import lrbridge._scheduler_base as scheduler_base
 from lrbridge import Client, registry
 from lrbridge.embedded import ServerProcess, node_executable
 from lrbridge.lr_scheduler import from_ref
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 T = torch.optim.lr_scheduler
 
 pytestmark = pytest.mark.filterwarnings("ignore:The epoch parameter")
-
-SCHEDULES = [
-    ("CosineAnnealingWarmRestarts", {"T_0": 37, "T_mult": 2, "eta_min": 1e-4}),
-    ("OneCycleLR", {"max_lr": 0.4, "total_steps": 100_000}),
-    ("StepLR", {"step_size": 29, "gamma": 0.9}),
-    ("CyclicLR", {"base_lr": 0.01, "max_lr": 0.2, "step_size_up": 23, "mode": "exp_range", "gamma": 0.999}),
-    ("ExponentialLR", {"gamma": 0.9995}),
-    ("PolynomialLR", {"total_iters": 100_000, "power": 1.5}),
-]
-PLATEAU = {"mode": "min", "factor": 0.5, "patience": 2, "threshold": 0.01, "cooldown": 1, "min_lr": 1e-4}
-
-
-def free_tcp() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
 @pytest.fixture(scope="module")
 def postgres():
     """A throwaway Postgres cluster: its URL (the module's tests use distinct names)."""
-    if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
-        pytest.skip("no Postgres binaries (make postgres installs them)")
-    work = tempfile.mkdtemp(prefix="lrbr-")
-    tool = [sys.executable, str(REPO_ROOT / "tools" / "postgres.py")]
-    try:
-        url = subprocess.run(
-            [*tool, "start", os.path.join(work, "pg")], check=True, capture_output=True, text=True
-        ).stdout.strip().splitlines()[-1]
-        try:
-            yield url
-        finally:
-            subprocess.run([*tool, "stop", os.path.join(work, "pg")], check=False)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with postgres_cluster() as url:
+        yield url
 
 
 class Replica:
@@ -109,19 +76,15 @@ def shared_store(postgres, server_cli, short_tmp):
             process.stop()
 
 
-class TrainingClient(threading.Thread):
-    """A drop-in opened by ref next to torch's own class, stepped until told to stop.
+class TrainingClient(replica_helpers.TrainingClient):
+    """A drop-in opened by ref next to torch's own class.
 
-    A new run (a new ``from_ref``, so a new open) every ``run_steps`` steps.
     Counts the handles its ``Client`` had to re-open: each is an UNKNOWN_HASH
     that reached it.
     """
 
     def __init__(self, index: int, endpoints: list[str], prefix: str, stop: threading.Event, run_steps: int = 300) -> None:
-        super().__init__(daemon=True)
-        self.index, self.stop, self.run_steps = index, stop, run_steps
-        self.client = Client(endpoints)
-        self.client._transport.preferred = index % len(endpoints)  # a third start on each replica
+        super().__init__(index, endpoints, stop, run_steps)
         self.reopens = 0
         reopen = self.client._reopen
 
@@ -130,43 +93,19 @@ class TrainingClient(threading.Thread):
             return reopen(opened)
 
         self.client._reopen = counted
-        if index % 4 == 0:
-            self.kind, self.kwargs = "ReduceLROnPlateau", PLATEAU
-        else:
-            self.kind, self.kwargs = SCHEDULES[index % len(SCHEDULES)]
         self.ref = f"{prefix}/{self.kind.lower()}@prod"
-        self.steps = 0
-        self.runs = 0
-        self.error: BaseException | None = None
 
-    def run(self) -> None:
-        try:
-            while not self.stop.is_set():
-                self.one_run()
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
-            self.error = exc
+    def label(self) -> str:
+        return self.ref
 
-    def one_run(self) -> None:
-        kind = "sgd2" if self.index % 2 else "adam"
-        opt_t, opt_b = make_optimizer(kind), make_optimizer(kind)
+    def schedulers(self, opt_t, opt_b) -> tuple:
         for opt in (opt_t, opt_b):  # a handle of its own: no other client opens it on the replica it moves to
             for group in opt.param_groups:
                 group["lr"] *= 1 + self.index / 64
         theirs = getattr(T, self.kind)(opt_t, **self.kwargs)
         ours = from_ref(opt_b, self.ref, server=self.client)
         assert type(ours).__name__ == self.kind
-        self.runs += 1
-        for k in range(self.run_steps):
-            if self.stop.is_set():
-                return
-            for opt, sched in ((opt_t, theirs), (opt_b, ours)):
-                mark_stepped(opt)
-                if self.kind == "ReduceLROnPlateau":
-                    sched.step(1.0 / (1 + (k % 17)) + 0.01 * self.index)
-                else:
-                    sched.step()
-            PARITY.compare(values(opt_t), values(opt_b), f"client {self.index} {self.ref} run {self.runs} step {k + 1}")
-            self.steps += 1
+        return theirs, ours
 
 
 def test_three_replicas_on_one_postgres_sixteen_clients_by_ref_a_replica_killed_and_restarted(shared_store, monkeypatch):
@@ -180,35 +119,7 @@ def test_three_replicas_on_one_postgres_sixteen_clients_by_ref_a_replica_killed_
     endpoints = [r.endpoint for r in replicas]
     stop = threading.Event()
     clients = [TrainingClient(i, endpoints, prefix, stop) for i in range(16)]
-    for c in clients:
-        c.start()
-
-    def all_step_on(more: int = 50, within: float = 30.0) -> None:
-        """Until every client has made ``more`` steps from now."""
-        marks = [c.steps + more for c in clients]
-        deadline = time.monotonic() + within
-        while any(c.steps < mark and c.is_alive() for c, mark in zip(clients, marks)):
-            assert time.monotonic() < deadline, f"steps {[c.steps for c in clients]}, wanted {marks}"
-            time.sleep(0.05)
-
-    try:
-        all_step_on()
-        assert " open peer=" in replicas[0].log(), "nobody was on the replica that is killed"
-        replicas[0].kill()  # its clients go on on the others, which never opened their handles
-        all_step_on()
-        replicas[0].restart()
-        all_step_on()
-        replicas[2].kill()  # some of its clients land on the restarted replica, which holds nothing
-        all_step_on()
-        replicas[2].restart()
-        all_step_on()
-    finally:
-        stop.set()
-        for c in clients:
-            c.join(30)
-    errors = [f"client {c.index} ({c.ref}): {type(c.error).__name__}: {c.error}" for c in clients if c.error]
-    assert not errors, "\n".join(errors)
-    assert all(not c.is_alive() for c in clients)
+    through_kills(clients, replicas, lambda: " open peer=" in replicas[0].log())
     assert [c.reopens for c in clients] == [0] * len(clients), "an UNKNOWN_HASH reached a client"
     loads = [r.store_loads() for r in replicas]
     # Replica 0's clients moved to replica 1, replica 2's to the restarted replica 0: both served them from the store.

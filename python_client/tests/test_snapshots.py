@@ -32,16 +32,23 @@ def run_and_stamp(scheduler, optimizer, model, saver, steps):
         saver.step()
 
 
+def stamped_run(build, steps, *, momentum=0.0, **saver_kwargs):
+    """A stamped model trained ``steps`` steps under ``build(optimizer)``, a
+    SnapshotSaver(**saver_kwargs) stepped with it: (model, scheduler, saver)."""
+    model = stamped_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=momentum)
+    scheduler = build(optimizer)
+    saver = SnapshotSaver(scheduler, model, **saver_kwargs)
+    run_and_stamp(scheduler, optimizer, model, saver, steps)
+    return model, scheduler, saver
+
+
 def saved_steps(saver):
     return [s.step for s in saver.snapshots], [float(sd["weight"][0, 0]) for sd in saver.state_dicts()]
 
 
 def test_saves_at_each_cycle_end_and_keeps_the_newest(server):
-    model = stamped_model()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    sched = Schedule(optimizer, S.snapshot(total_steps=20, snapshots=4), server=server)
-    saver = SnapshotSaver(sched, model, keep=3)
-    run_and_stamp(sched, optimizer, model, saver, 20)
+    _, sched, saver = stamped_run(lambda opt: Schedule(opt, S.snapshot(total_steps=20, snapshots=4), server=server), 20, keep=3)
     # cycles of 5 steps: new cycles start at rows 5, 10, 15, 20 -> weights after steps 5..20
     steps, stamps = saved_steps(saver)
     assert steps == [10, 15, 20] and stamps == [10.0, 15.0, 20.0]
@@ -51,22 +58,14 @@ def test_saves_at_each_cycle_end_and_keeps_the_newest(server):
 
 
 def test_sgdr_cycles_that_grow(server, tmp_path):
-    model = stamped_model()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    sched = Schedule(optimizer, S.sgdr(t_0=3, t_mult=2), server=server)
-    saver = SnapshotSaver(sched, model, keep=10, dir=tmp_path)
-    run_and_stamp(sched, optimizer, model, saver, 25)
+    _, _, saver = stamped_run(lambda opt: Schedule(opt, S.sgdr(t_0=3, t_mult=2), server=server), 25, momentum=0.9, keep=10, dir=tmp_path)
     steps, stamps = saved_steps(saver)
     assert steps == [3, 9, 21] and stamps == [3.0, 9.0, 21.0]  # T_i = 3, 6, 12
     assert sorted(p.name for p in tmp_path.iterdir()) == [s.path.name for s in saver.snapshots]
 
 
 def test_files_of_dropped_snapshots_are_deleted(server, tmp_path):
-    model = stamped_model()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    sched = Schedule(optimizer, S.cycles(4, shape="linear"), server=server)
-    saver = SnapshotSaver(sched, model, keep=2, dir=tmp_path)
-    run_and_stamp(sched, optimizer, model, saver, 17)
+    _, _, saver = stamped_run(lambda opt: Schedule(opt, S.cycles(4, shape="linear"), server=server), 17, keep=2, dir=tmp_path)
     assert [s.step for s in saver.snapshots] == [12, 16]
     assert len(list(tmp_path.iterdir())) == 2
     last = saver.save_now()  # end of training, by hand
@@ -89,11 +88,8 @@ def test_a_schedule_without_cycles_is_refused(server):
 
 def test_drop_in_warm_restarts_snapshot_where_torch_restarts(server):
     """The drop-in CosineAnnealingWarmRestarts reports its restarts; they are where torch's lr jumps back up."""
-    model = stamped_model()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    sched = B.CosineAnnealingWarmRestarts(optimizer, T_0=3, T_mult=2, eta_min=0.001, server=server)
-    saver = SnapshotSaver(sched, model, keep=10)
-    run_and_stamp(sched, optimizer, model, saver, 25)
+    build = lambda opt: B.CosineAnnealingWarmRestarts(opt, T_0=3, T_mult=2, eta_min=0.001, server=server)  # noqa: E731
+    _, sched, saver = stamped_run(build, 25, momentum=0.9, keep=10)
     steps, stamps = saved_steps(saver)
     assert steps == [3, 9, 21] and stamps == [3.0, 9.0, 21.0]  # T_i = 3, 6, 12
 
@@ -154,11 +150,7 @@ def test_ensemble_averages_softmaxes_of_the_last_m():
 
 
 def test_ensemble_takes_a_saver_and_checks_m(server):
-    model = stamped_model()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    sched = Schedule(optimizer, S.snapshot(total_steps=12, snapshots=3), server=server)
-    saver = SnapshotSaver(sched, model, keep=3)
-    run_and_stamp(sched, optimizer, model, saver, 12)
+    model, _, saver = stamped_run(lambda opt: Schedule(opt, S.snapshot(total_steps=12, snapshots=3), server=server), 12, keep=3)
     ens = SnapshotEnsemble(model, saver)
     assert len(ens) == 3
     x = torch.ones(4, 3)

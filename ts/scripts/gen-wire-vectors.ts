@@ -42,33 +42,32 @@ const WARM_RESTARTS = { type: "CosineAnnealingWarmRestarts", T_0: 2, T_mult: 2 }
 const PLATEAU = { type: "ReduceLROnPlateau", factor: 0.5, patience: 1 };
 const PLAIN_GROUPS = [{ lr: 0.1 }];
 
+// Requests in the client's key order (v, id, type, then fields).
 const open = (id: number, spec: Msg, groups: Msg[], lastEpoch?: number): Msg =>
   lastEpoch === undefined ? { v: 2, id, type: "open", spec, groups } : { v: 2, id, type: "open", spec, groups, last_epoch: lastEpoch };
+const window = (id: number, hash: string, start: number, count: number): Msg => ({ v: 2, id, type: "window", hash, start, count });
+const rebase = (id: number, hash: string, start: number, count: number, origin: Msg): Msg => ({ v: 2, id, type: "rebase", hash, start, count, origin });
+const epoch = (id: number, hash: string, epochs: number[], lr?: number[]): Msg =>
+  lr === undefined ? { v: 2, id, type: "epoch", hash, epochs } : { v: 2, id, type: "epoch", hash, epochs, lr };
 const MULT = { type: "MultiplicativeLR", lr_lambda: "0.9" };
 const CYCLIC = { type: "CyclicLR", base_lr: 0.01, max_lr: 0.1, step_size_up: 2, cycle_momentum: false };
 const LAMBDA_FAILS = { type: "LambdaLR", lr_lambda: "1 / (3 - epoch)" };
 /** A resumed optimizer: lr 0.0125 now, initial_lr 0.1, the lr a float32 tensor. */
 const RESUMED_GROUPS = [{ lr: 0.0125, initial_lr: 0.1, momentum: 0.9, lr_dtype: "float32" }];
 
-/** The `hash` a spec gets, found by asking a scratch handler (so vectors never hard-code it). */
-function hashOf(spec: Msg, groups: Msg[]): string {
-  const reply = new Handler({ bind }).handle(open(0, spec, groups)) as { hash?: string; code?: string };
-  if (!reply.hash) throw new Error(`open failed while generating vectors: ${JSON.stringify(reply)}`);
-  return reply.hash;
+/** A scratch handler's reply to opening a spec (so vectors never hard-code a hash or state). */
+function opened(spec: Msg, groups: Msg[]): { hash: string; spec_hash: string; state?: unknown } {
+  const reply = new Handler({ bind }).handle(open(0, spec, groups)) as { hash?: string; spec_hash?: string; state?: unknown };
+  if (!reply.hash || !reply.spec_hash) throw new Error(`open failed while generating vectors: ${JSON.stringify(reply)}`);
+  return reply as { hash: string; spec_hash: string; state?: unknown };
 }
 
-/** The `spec_hash` a spec gets. */
-function hashOfSpec(spec: Msg, groups: Msg[]): string {
-  const reply = new Handler({ bind }).handle(open(0, spec, groups)) as { spec_hash?: string };
-  if (!reply.spec_hash) throw new Error("open failed while generating vectors");
-  return reply.spec_hash;
-}
+const hashOf = (spec: Msg, groups: Msg[]): string => opened(spec, groups).hash;
 
 /** The state right after construction of a metric schedule, as a client would hold it. */
 function initialState(spec: Msg, groups: Msg[]): unknown {
-  const reply = new Handler({ bind }).handle(open(0, spec, groups)) as { state?: unknown };
   // Through the wire and back, exactly as the client stores it.
-  return decodeBody(encodeBody(reply.state));
+  return decodeBody(encodeBody(opened(spec, groups).state));
 }
 
 function cases(): VectorCase[] {
@@ -88,25 +87,25 @@ function cases(): VectorCase[] {
       name: "window",
       about: "rows [0, 8) of a StepLR",
       setup: [open(2, STEP, STEP_GROUPS)],
-      request: { v: 2, id: 5, type: "window", hash: step, start: 0, count: 8 },
+      request: window(5, step, 0, 8),
     },
     {
       name: "window_momentum",
       about: "rows [4, 7) of a OneCycleLR over 2 groups: lr and beta1 bins, row-major",
       setup: [open(3, ONECYCLE, ADAM_GROUPS)],
-      request: { v: 2, id: 6, type: "window", hash: oneCycle, start: 4, count: 3 },
+      request: window(6, oneCycle, 4, 3),
     },
     {
       name: "rebase",
       about: "lr set to 0.05 by hand at row 4; rows 5.. continue from it",
       setup: [open(2, STEP, STEP_GROUPS)],
-      request: { v: 2, id: 7, type: "rebase", hash: step, start: 5, count: 4, origin: { step: 4, lr: [0.05] } },
+      request: rebase(7, step, 5, 4, { step: 4, lr: [0.05] }),
     },
     {
       name: "epoch",
       about: "deprecated step(epoch) with fractional epochs",
       setup: [open(8, WARM_RESTARTS, PLAIN_GROUPS)],
-      request: { v: 2, id: 9, type: "epoch", hash: restarts, epochs: [0.5, 1.5, 3.25, 6.5] },
+      request: epoch(9, restarts, [0.5, 1.5, 3.25, 6.5]),
     },
     {
       name: "metric",
@@ -123,43 +122,43 @@ function cases(): VectorCase[] {
       name: "window_stop",
       about: "rows [8, 12) of a OneCycleLR with total_steps 10: torch raises at row 11, so the window stops there",
       setup: [open(3, ONECYCLE, ADAM_GROUPS)],
-      request: { v: 2, id: 20, type: "window", hash: oneCycle, start: 8, count: 4 },
+      request: window(20, oneCycle, 8, 4),
     },
     {
       name: "window_stop_expression",
       about: "a LambdaLR whose lr_lambda divides by zero at epoch 3: the window stops at row 3 with torch's ZeroDivisionError",
       setup: [open(21, LAMBDA_FAILS, PLAIN_GROUPS)],
-      request: { v: 2, id: 22, type: "window", hash: lambdaFails, start: 0, count: 6 },
+      request: window(22, lambdaFails, 0, 6),
     },
     {
       name: "window_attrs",
       about: "rows [0, 5) of a CosineAnnealingWarmRestarts: T_cur and T_i per row",
       setup: [open(8, WARM_RESTARTS, PLAIN_GROUPS)],
-      request: { v: 2, id: 23, type: "window", hash: restarts, start: 0, count: 5 },
+      request: window(23, restarts, 0, 5),
     },
     {
       name: "rebase_attrs",
       about: "CosineAnnealingWarmRestarts with T_cur and T_i set by hand at row 3 (values with a fraction: the request holds no integer-valued floats); rows 4.. continue from them",
       setup: [open(8, WARM_RESTARTS, PLAIN_GROUPS)],
-      request: { v: 2, id: 26, type: "rebase", hash: restarts, start: 4, count: 3, origin: { step: 3, lr: [0.05], attrs: { T_cur: 0.5, T_i: 4.5 } } },
+      request: rebase(26, restarts, 4, 3, { step: 3, lr: [0.05], attrs: { T_cur: 0.5, T_i: 4.5 } }),
     },
     {
       name: "window_cycle_starts",
       about: "rows [0, 6) of a CyclicLR (cycles of 4 steps): cycle_starts",
       setup: [open(24, CYCLIC, PLAIN_GROUPS)],
-      request: { v: 2, id: 25, type: "window", hash: cyclic, start: 0, count: 6 },
+      request: window(25, cyclic, 0, 6),
     },
     {
       name: "epoch_lr",
       about: "MultiplicativeLR.step(epoch) from lr 0.05: the recursive form starts from the given group lrs (floats on the wire: no integer-valued epoch here)",
       setup: [open(26, MULT, PLAIN_GROUPS)],
-      request: { v: 2, id: 27, type: "epoch", hash: mult, epochs: [2.5], lr: [0.05] },
+      request: epoch(27, mult, [2.5], [0.05]),
     },
     {
       name: "error_REFUSED",
       about: "OneCycleLR.step(12.5) with total_steps 10: torch's ValueError, verbatim in py",
       setup: [open(3, ONECYCLE, ADAM_GROUPS)],
-      request: { v: 2, id: 28, type: "epoch", hash: oneCycle, epochs: [12.5] },
+      request: epoch(28, oneCycle, [12.5]),
     },
     {
       name: "heartbeat",
@@ -171,7 +170,7 @@ function cases(): VectorCase[] {
         type: "heartbeat",
         run: { id: "0f8fad5bd9cb469fa165b2b0a1f6e3c4", name: "train <digits>", host: "node-1", pid: 4242 },
         hash: step,
-        spec_hash: hashOfSpec(STEP, STEP_GROUPS),
+        spec_hash: opened(STEP, STEP_GROUPS).spec_hash,
         step: 7,
         lr: [0.025],
         momentum: [0.9],
@@ -182,7 +181,7 @@ function cases(): VectorCase[] {
     {
       name: "stats",
       about: "the live view after one open and one window (clock fixed for the vector: times are Unix seconds)",
-      setup: [open(2, STEP, STEP_GROUPS), { v: 2, id: 5, type: "window", hash: step, start: 0, count: 8 }],
+      setup: [open(2, STEP, STEP_GROUPS), window(5, step, 0, 8)],
       request: { v: 2, id: 29, type: "stats" },
     },
     { name: "error_BAD_FRAME", about: "the body is a msgpack array, not a map", request: [1, "hello"] },
@@ -194,7 +193,7 @@ function cases(): VectorCase[] {
     },
     { name: "error_BAD_VERSION", about: "v is 1: this server speaks 2 only", request: { v: 1, id: 11, type: "hello" } },
     { name: "error_UNKNOWN_TYPE", about: "type is not a message", request: { v: 2, id: 12, type: "dance" } },
-    { name: "error_BAD_REQUEST", about: "count must be >= 1", request: { v: 2, id: 13, type: "window", hash: step, start: 0, count: 0 } },
+    { name: "error_BAD_REQUEST", about: "count must be >= 1", request: window(13, step, 0, 0) },
     {
       name: "error_SPEC_INVALID",
       about: "pct_start must be in [0, 1]",
@@ -208,18 +207,18 @@ function cases(): VectorCase[] {
     {
       name: "error_UNKNOWN_HASH",
       about: "no such handle (server restarted or evicted): re-open and retry",
-      request: { v: 2, id: 15, type: "window", hash: "0".repeat(64), start: 0, count: 1 },
+      request: window(15, "0".repeat(64), 0, 1),
     },
     {
       name: "error_WRONG_KIND",
       about: "window on a metric-driven schedule",
       setup: [open(4, PLATEAU, PLAIN_GROUPS)],
-      request: { v: 2, id: 16, type: "window", hash: plateau, start: 0, count: 1 },
+      request: window(16, plateau, 0, 1),
     },
     {
       name: "error_WINDOW_TOO_LARGE",
       about: `count over max_window (${MAX_WINDOW})`,
-      request: { v: 2, id: 17, type: "window", hash: step, start: 0, count: MAX_WINDOW + 1 },
+      request: window(17, step, 0, MAX_WINDOW + 1),
     },
     {
       name: "error_TOO_LARGE",
@@ -251,7 +250,7 @@ function replayPendingVector(): Msg {
   const handler = new Handler({ bind, replaySliceMs: 0 });
   const setup = open(2, STEP, STEP_GROUPS);
   handler.handle(setup);
-  const request = { v: 2, id: 20, type: "window", hash: hashOf(STEP, STEP_GROUPS), start: 100_000_000, count: 64 };
+  const request = window(20, hashOf(STEP, STEP_GROUPS), 100_000_000, 64);
   const replyBytes = handler.handleBytes(encodeBody(request)).bytes;
   return {
     name: "error_REPLAY_PENDING",
@@ -297,23 +296,19 @@ function vectorFor(c: VectorCase): Msg {
   return vector;
 }
 
+/** Replaces the vectors in `dir` (its .json files) with `vectors`, one file each. */
+function writeVectors(dir: string, vectors: Msg[]): void {
+  mkdirSync(dir, { recursive: true });
+  for (const file of readdirSync(dir)) if (file.endsWith(".json")) rmSync(join(dir, file));
+  for (const vector of vectors) writeFileSync(join(dir, `${vector.name}.json`), `${JSON.stringify(vector, null, 1)}\n`);
+  process.stdout.write(`wrote ${vectors.length} vectors to ${dir}\n`);
+}
+
 async function main(): Promise<void> {
-  mkdirSync(OUT_DIR, { recursive: true });
-  for (const file of readdirSync(OUT_DIR)) if (file.endsWith(".json")) rmSync(join(OUT_DIR, file));
-  const vectors = [...cases().map(vectorFor), internalVector(), replayPendingVector()];
-  for (const vector of vectors) {
-    writeFileSync(join(OUT_DIR, `${vector.name}.json`), `${JSON.stringify(vector, null, 1)}\n`);
-  }
-  process.stdout.write(`wrote ${vectors.length} vectors to ${OUT_DIR}\n`);
+  writeVectors(OUT_DIR, [...cases().map(vectorFor), internalVector(), replayPendingVector()]);
   // The registry's: answered by a server with a store (registry-vectors.ts).
-  const registryDir = join(OUT_DIR, "registry");
-  mkdirSync(registryDir, { recursive: true });
-  for (const file of readdirSync(registryDir)) if (file.endsWith(".json")) rmSync(join(registryDir, file));
   const registry = [...(await Promise.all((await registryCases()).map(registryVector))), await storeUnavailableVector()];
-  for (const vector of registry) {
-    writeFileSync(join(registryDir, `${vector.name}.json`), `${JSON.stringify(vector, null, 1)}\n`);
-  }
-  process.stdout.write(`wrote ${registry.length} vectors to ${registryDir}\n`);
+  writeVectors(join(OUT_DIR, "registry"), registry);
 }
 
 void main();

@@ -25,6 +25,17 @@ const open = (spec: unknown, groups: Msg[] = [{ lr: 0.1 }], id = 1): Msg => ({ v
 const windowAt = (start: number, count = 1, extra: Msg = {}) => (setup: Msg[]) =>
   encodeBody({ v: 2, id: 2, type: "window", hash: setup[0].hash, start: BigInt(start), count, ...extra });
 
+/** A range_test metric step whose state carries `losses` losses (and as many steps). */
+const rangeTestMetric = (hash: unknown, losses: number): Buffer =>
+  encodeBody({
+    v: 2,
+    id: 2,
+    type: "metric",
+    hash,
+    metric: 1.0,
+    state: { step: losses, avg: 1, best: 1, losses: new Array(losses).fill(1), done: false, reason: null, suggestions: null },
+  });
+
 const groups = (n: number): Msg[] => Array.from({ length: n }, (_, i) => ({ lr: 0.1 + i * 1e-6, momentum: 0.9 }));
 
 const SEQUENTIAL = {
@@ -138,29 +149,13 @@ export const ATTACKS: Attack[] = [
   {
     name: "range_test state with 200k losses",
     setup: [open({ type: "range_test", num_steps: 100 })],
-    body: (s) =>
-      encodeBody({
-        v: 2,
-        id: 2,
-        type: "metric",
-        hash: s[0].hash,
-        metric: 1.0,
-        state: { step: 200_000, avg: 1, best: 1, losses: new Array(200_000).fill(1), done: false, reason: null, suggestions: null },
-      }),
+    body: (s) => rangeTestMetric(s[0].hash, 200_000),
     expect: { type: "error", code: "BAD_FRAME", mentions: /more than 100000 values/ },
   },
   {
     name: "range_test state with 50k losses (under body_nodes)",
     setup: [open({ type: "range_test", num_steps: 100 })],
-    body: (s) =>
-      encodeBody({
-        v: 2,
-        id: 2,
-        type: "metric",
-        hash: s[0].hash,
-        metric: 1.0,
-        state: { step: 50_000, avg: 1, best: 1, losses: new Array(50_000).fill(1), done: false, reason: null, suggestions: null },
-      }),
+    body: (s) => rangeTestMetric(s[0].hash, 50_000),
     expect: { type: "error", code: "BAD_REQUEST", mentions: /state\.step/ },
   },
   {

@@ -5,19 +5,7 @@ import { renderStats } from "../src/commands/top";
 import { MAX_CHANGE_VALUES, MemoryRunTable, RUN_CAPACITY, RUN_TABLE_BYTES } from "../src/live/runs";
 import type { HeartbeatRequest, StatsReply } from "../src/protocol";
 import { Handler } from "../src/server/handler";
-
-const beat = (over: Partial<HeartbeatRequest> = {}): HeartbeatRequest => ({
-  type: "heartbeat",
-  run: { id: "r1", name: "run one", host: "h", pid: 1 },
-  hash: "a".repeat(64),
-  spec_hash: "b".repeat(64),
-  step: 10,
-  lr: [0.1],
-  momentum: null,
-  total: 100,
-  state: "running",
-  ...over,
-});
+import { beat } from "./heartbeats";
 
 describe("MemoryRunTable", () => {
   it("keeps one row per run, most recently seen first, and marks a silent run lost", () => {

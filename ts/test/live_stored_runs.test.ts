@@ -5,28 +5,15 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Dealer } from "zeromq";
 import { bind } from "../src/bind";
-import type { HeartbeatRequest } from "../src/live/heartbeat";
 import { StoredRunTable } from "../src/live/stored_runs";
 import { encodeBody } from "../src/protocol";
 import { SqliteStore } from "../src/registry/sqlite";
 import type { LiveRunDoc } from "../src/registry/store";
+import { beat } from "./heartbeats";
 import { ask, serve } from "./registry_helpers";
 
 const dir = mkdtempSync(join(tmpdir(), "lrbridge-liveruns-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const beat = (over: Partial<HeartbeatRequest> = {}): HeartbeatRequest => ({
-  type: "heartbeat",
-  run: { id: "r1", name: "run one", host: "h", pid: 1 },
-  hash: "a".repeat(64),
-  spec_hash: "b".repeat(64),
-  step: 10,
-  lr: [0.1],
-  momentum: null,
-  total: 100,
-  state: "running",
-  ...over,
-});
 
 describe("StoredRunTable", () => {
   it("writes many heartbeats as one batch, then reads the rows back with their states", async () => {

@@ -1,4 +1,4 @@
-/** Real `lrbridge serve --registry …` processes and round trips to them, for the registry tests. */
+/** Real `lrbridge serve` processes and round trips to them, for the server and registry tests. */
 import { ChildProcess, spawn } from "node:child_process";
 import { resolve } from "node:path";
 import { Request } from "zeromq";
@@ -15,9 +15,9 @@ export interface Served {
   stop(): Promise<void>;
 }
 
-/** `lrbridge serve` from source on tcp port 0, waiting for its ready line. */
-export async function serve(args: string[]): Promise<Served> {
-  const child = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", resolve(ROOT, "ts/src/cli.ts"), "serve", "--bind", "tcp://127.0.0.1:0", ...args], {
+/** `lrbridge serve` from source on `bind` (tcp port 0 unless given), waiting for its ready line. */
+export async function serve(args: string[], bind = "tcp://127.0.0.1:0"): Promise<Served> {
+  const child = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", resolve(ROOT, "ts/src/cli.ts"), "serve", "--bind", bind, ...args], {
     cwd: ROOT,
     stdio: ["pipe", "pipe", "pipe"],
   });

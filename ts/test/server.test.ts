@@ -3,50 +3,27 @@
  * over real ZeroMQ sockets: round trips, garbage that must get an error reply
  * without hurting later requests, and a clean SIGTERM.
  */
-import { ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Dealer, Request } from "zeromq";
 import { binToFloat64, decodeBody, encodeBody, MAX_REQUEST_BYTES } from "../src/protocol";
 import type { StatsReply } from "../src/protocol";
 import { parseServeArgs } from "../src/commands/serve";
 import { bind } from "../src/bind";
+import { ROOT, serve } from "./registry_helpers";
 
-const ROOT = resolve(__dirname, "..", "..");
 const STEP = { type: "StepLR", step_size: 30, gamma: 0.1 };
 const GROUPS = [{ lr: 0.1, momentum: 0.9 }, { lr: 0.01 }];
 
-interface Served {
-  process: ChildProcess;
-  endpoint: string;
-  ipcPath: string;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
+type Served = Awaited<ReturnType<typeof serve>> & { ipcPath: string };
 
 /** Starts `lrbridge serve` on a fresh ipc path and waits for its ready line. */
 async function startServer(dir: string, extra: string[] = []): Promise<Served> {
   const ipcPath = join(dir, "lrbridge.sock");
-  const child = spawn(
-    process.execPath,
-    ["-r", "ts-node/register/transpile-only", join(ROOT, "ts/src/cli.ts"), "serve", "--bind", `ipc://${ipcPath}`, ...extra],
-    { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] },
-  );
-  let stdout = "";
-  let stderr = "";
-  child.stderr!.on("data", (chunk) => (stderr += chunk));
-  const exited = new Promise<number | null>((done) => child.on("exit", (code) => done(code)));
-  const endpoint = await new Promise<string>((ready, fail) => {
-    child.stdout!.on("data", (chunk) => {
-      stdout += chunk;
-      const match = /^lrbridge serving on (\S+)$/m.exec(stdout);
-      if (match) ready(match[1]);
-    });
-    exited.then((code) => fail(new Error(`server exited with ${code} before ready: ${stderr}`)));
-  });
-  return { process: child, endpoint, ipcPath, stderr: () => stderr, exited };
+  return { ...(await serve(extra, `ipc://${ipcPath}`)), ipcPath };
 }
 
 let served: Served;

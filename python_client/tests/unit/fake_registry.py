@@ -1,7 +1,7 @@
 """An in-process registry server for unit tests of the client's registry logic.
 
 Speaks the registry messages of proto/PROTOCOL.md ("Registry") through the
-real codec, over a toy store: each version's spec is a StepLR
+real codec (``fake_transport.py``), over a toy store: each version's spec is a StepLR
 (``{type: "StepLR", step_size, gamma}``) whose rows this fake computes
 (``lr0 * gamma ** (k // step_size)``). Refs are looked up, never validated
 beyond what the tests need. Every request is kept in ``requests``.
@@ -10,15 +10,13 @@ beyond what the tests need. Every request is kept in ``requests``.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import time
 
-import msgpack
 import numpy as np
+from fake_transport import FakeTransport
 
-from lrbridge.client import Client
-from lrbridge.protocol import PROTOCOL_VERSION, decode, encode
+from lrbridge.protocol import PROTOCOL_VERSION
 
 
 def _hash(value) -> str:
@@ -29,8 +27,11 @@ def canonical(spec: dict) -> dict:
     return {"type": "StepLR", "step_size": int(spec["step_size"]), "gamma": float(spec.get("gamma", 0.1))}
 
 
-class FakeRegistry:
+class FakeRegistry(FakeTransport):
+    endpoint = "inproc://fake-registry"
+
     def __init__(self, *, admin: bool = True, server: str = "lrbridge-ts/0.1.0") -> None:
+        super().__init__()
         self.admin = admin
         self.server = server
         self.versions: dict[str, list[dict]] = {}
@@ -38,26 +39,8 @@ class FakeRegistry:
         self.handles: dict[str, tuple[dict, list]] = {}
         self.uses: list[dict] = []
         self.events: list[dict] = []
-        self.requests: list[dict] = []
         self.rows_scale = 1.0  # another engine: every value scaled
         self.store_down = False  # refs get STORE_UNAVAILABLE
-
-    # -- transport -------------------------------------------------------------
-
-    def client(self) -> Client:
-        return Client("inproc://fake-registry", transport=self)
-
-    def exchange(self, body: bytes, timeout: float, retries: int) -> dict:
-        return decode(encode(self.answer(msgpack.unpackb(body, raw=False))))
-
-    def channel(self) -> "FakeChannel":
-        return FakeChannel(self)
-
-    def close(self) -> None:
-        pass
-
-    def types(self) -> list[str]:
-        return [r["type"] for r in self.requests]
 
     # -- the store ---------------------------------------------------------------
 
@@ -192,21 +175,3 @@ class FakeRegistry:
 
     def _runs(self, req):
         return {"type": "runs", "runs": [{"id": u["run"]["id"], "uses": [u]} for u in self.uses]}
-
-
-class FakeChannel:
-    def __init__(self, server: FakeRegistry) -> None:
-        self.server = server
-        self.ids = itertools.count()
-        self.replies: dict[int, dict] = {}
-
-    def send(self, msg: dict) -> int:
-        request_id = next(self.ids)
-        self.replies[request_id] = decode(encode(self.server.answer({"v": PROTOCOL_VERSION, "id": request_id, **msg})))
-        return request_id
-
-    def receive(self, request_id: int, timeout_s: float) -> dict | None:
-        return self.replies.pop(request_id, None)
-
-    def close(self) -> None:
-        self.replies.clear()

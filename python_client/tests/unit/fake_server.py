@@ -2,9 +2,9 @@
 
 It answers the protocol's messages (hello, open, window, rebase) from rows
 given up front, through the real codec (``lrbridge.protocol``): requests are
-decoded from their bytes and replies encoded and decoded again, so what the
-client sees has crossed the same msgpack a socket would carry. ``Client``
-sends through it as its transport (``exchange``/``channel``/``close``).
+decoded from their bytes and replies encoded and decoded again
+(``fake_transport.py``), so what the client sees has crossed the same msgpack
+a socket would carry.
 
 Rebase answers as a multiplicative schedule: the rows after ``origin`` keep
 their ratios to row ``origin.step`` (the recursive form of StepLR/ExponentialLR).
@@ -12,18 +12,15 @@ their ratios to row ``origin.step`` (the recursive form of StepLR/ExponentialLR)
 
 from __future__ import annotations
 
-import itertools
-
-import msgpack
 import numpy as np
+from fake_transport import FakeTransport
 
-from lrbridge.client import Client
-from lrbridge.protocol import PROTOCOL_VERSION, decode, encode
+from lrbridge.protocol import PROTOCOL_VERSION
 
 HASH = "f" * 64
 
 
-class FakeServer:
+class FakeServer(FakeTransport):
     def __init__(
         self,
         lr: np.ndarray,
@@ -33,35 +30,17 @@ class FakeServer:
         chainable: bool = False,
         max_window: int = 65536,
     ) -> None:
+        super().__init__()
         self.lr = np.asarray(lr, dtype=float).reshape(len(lr), -1)
         self.momentum = None if momentum is None else np.asarray(momentum, dtype=float).reshape(self.lr.shape)
         self.momentum_key = momentum_key
         self.chainable = chainable
         self.max_window = max_window
         self.known: set[str] = set()
-        self.requests: list[dict] = []  # every request, in arrival order
-        self.drop_prefetch = False  # the DEALER channel gets no replies (a lost prefetch)
-
-    # -- what the client sees --------------------------------------------------
-
-    def client(self) -> Client:
-        return Client("inproc://fake", transport=self)
-
-    def exchange(self, body: bytes, timeout: float, retries: int) -> dict:
-        return decode(encode(self.answer(msgpack.unpackb(body, raw=False))))
-
-    def channel(self) -> "FakeChannel":
-        return FakeChannel(self)
-
-    def close(self) -> None:
-        pass
 
     def forget(self) -> None:
         """As after a restart: every handle is unknown until opened again."""
         self.known.clear()
-
-    def types(self) -> list[str]:
-        return [r["type"] for r in self.requests]
 
     # -- the protocol ------------------------------------------------------------
 
@@ -103,25 +82,3 @@ class FakeServer:
             "type": "window", "hash": req["hash"], "start": start, "count": count, "groups": self.lr.shape[1],
             "lr": lr.astype("<f8").tobytes(), "momentum": None if mom is None else mom.astype("<f8").tobytes(),
         }
-
-
-class FakeChannel:
-    """The DEALER channel's side: replies are ready at once, or never (``drop_prefetch``)."""
-
-    def __init__(self, server: FakeServer) -> None:
-        self.server = server
-        self.ids = itertools.count()
-        self.replies: dict[int, dict] = {}
-
-    def send(self, msg: dict) -> int:
-        request_id = next(self.ids)
-        reply = decode(encode(self.server.answer({"v": PROTOCOL_VERSION, "id": request_id, **msg})))
-        if not self.server.drop_prefetch:
-            self.replies[request_id] = reply
-        return request_id
-
-    def receive(self, request_id: int, timeout_s: float) -> dict | None:
-        return self.replies.pop(request_id, None)
-
-    def close(self) -> None:
-        self.replies.clear()

@@ -25,6 +25,7 @@ import {
   Use,
   Version,
   aliasConflict,
+  schemaSql,
   toRunRecord,
   unavailable,
   unknownVersion,
@@ -33,35 +34,7 @@ import { aliasesOf, toEvent, toRunEvent, toUse, toVersion, toVersionInfo } from 
 
 const CHANNEL = "lrbridge_alias";
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS versions (
-  name TEXT NOT NULL, version INTEGER NOT NULL, spec_hash TEXT NOT NULL, canonical TEXT NOT NULL,
-  message TEXT NOT NULL, author TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
-  PRIMARY KEY (name, version), UNIQUE (name, spec_hash));
-CREATE TABLE IF NOT EXISTS aliases (
-  name TEXT NOT NULL, alias TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (name, alias));
-CREATE TABLE IF NOT EXISTS alias_events (
-  id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL, alias TEXT NOT NULL,
-  from_version INTEGER, to_version INTEGER NOT NULL, who TEXT NOT NULL, why TEXT NOT NULL, at DOUBLE PRECISION NOT NULL);
-CREATE INDEX IF NOT EXISTS alias_events_name ON alias_events (name, id);
-CREATE TABLE IF NOT EXISTS runs (
-  id TEXT PRIMARY KEY, name TEXT, rank INTEGER, world_size INTEGER, host TEXT, pid INTEGER,
-  first_seen DOUBLE PRECISION NOT NULL, last_seen DOUBLE PRECISION NOT NULL, last_step BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS uses (
-  id BIGSERIAL PRIMARY KEY, run_id TEXT NOT NULL, ref TEXT NOT NULL, name TEXT NOT NULL,
-  version INTEGER NOT NULL, spec_hash TEXT NOT NULL, step BIGINT NOT NULL, at DOUBLE PRECISION NOT NULL,
-  hash TEXT NOT NULL, groups TEXT NOT NULL, last_epoch BIGINT NOT NULL);
-CREATE INDEX IF NOT EXISTS uses_run ON uses (run_id, id);
-CREATE INDEX IF NOT EXISTS uses_name ON uses (name, version);
-CREATE TABLE IF NOT EXISTS run_events (
-  id BIGSERIAL PRIMARY KEY, run_id TEXT NOT NULL, kind TEXT NOT NULL, step BIGINT NOT NULL,
-  data TEXT NOT NULL, at DOUBLE PRECISION NOT NULL);
-CREATE INDEX IF NOT EXISTS run_events_run ON run_events (run_id, id);
-CREATE TABLE IF NOT EXISTS handles (
-  hash TEXT PRIMARY KEY, canonical TEXT NOT NULL, groups TEXT NOT NULL, last_epoch BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS live_runs (id TEXT PRIMARY KEY, last_seen DOUBLE PRECISION NOT NULL, row TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS live_runs_seen ON live_runs (last_seen);
-`;
+const SCHEMA = schemaSql({ float: "DOUBLE PRECISION", int64: "BIGINT", autoId: "BIGSERIAL PRIMARY KEY" });
 
 type Row = Record<string, unknown>;
 type Listener = (moved: { name: string; alias: string } | null) => void;

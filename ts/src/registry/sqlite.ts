@@ -24,40 +24,13 @@ import {
   Use,
   Version,
   aliasConflict,
+  schemaSql,
   toRunRecord,
   unavailable,
   unknownVersion,
 } from "./store";
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS versions (
-  name TEXT NOT NULL, version INTEGER NOT NULL, spec_hash TEXT NOT NULL, canonical TEXT NOT NULL,
-  message TEXT NOT NULL, author TEXT NOT NULL, created_at REAL NOT NULL,
-  PRIMARY KEY (name, version), UNIQUE (name, spec_hash));
-CREATE TABLE IF NOT EXISTS aliases (
-  name TEXT NOT NULL, alias TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (name, alias));
-CREATE TABLE IF NOT EXISTS alias_events (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, alias TEXT NOT NULL,
-  from_version INTEGER, to_version INTEGER NOT NULL, who TEXT NOT NULL, why TEXT NOT NULL, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS alias_events_name ON alias_events (name, id);
-CREATE TABLE IF NOT EXISTS runs (
-  id TEXT PRIMARY KEY, name TEXT, rank INTEGER, world_size INTEGER, host TEXT, pid INTEGER,
-  first_seen REAL NOT NULL, last_seen REAL NOT NULL, last_step INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS uses (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, ref TEXT NOT NULL, name TEXT NOT NULL,
-  version INTEGER NOT NULL, spec_hash TEXT NOT NULL, step INTEGER NOT NULL, at REAL NOT NULL,
-  hash TEXT NOT NULL, groups TEXT NOT NULL, last_epoch INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS uses_run ON uses (run_id, id);
-CREATE INDEX IF NOT EXISTS uses_name ON uses (name, version);
-CREATE TABLE IF NOT EXISTS run_events (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, kind TEXT NOT NULL, step INTEGER NOT NULL,
-  data TEXT NOT NULL, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS run_events_run ON run_events (run_id, id);
-CREATE TABLE IF NOT EXISTS handles (
-  hash TEXT PRIMARY KEY, canonical TEXT NOT NULL, groups TEXT NOT NULL, last_epoch INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS live_runs (id TEXT PRIMARY KEY, last_seen REAL NOT NULL, row TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS live_runs_seen ON live_runs (last_seen);
-`;
+const SCHEMA = schemaSql({ float: "REAL", int64: "INTEGER", autoId: "INTEGER PRIMARY KEY AUTOINCREMENT" });
 
 type Row = Record<string, unknown>;
 

@@ -70,17 +70,21 @@ export interface RunEvent {
   at: number;
 }
 
-export interface RunRecord {
+/** A run's row in either backend; toRunRecord adds its uses. */
+export interface RunRow {
   id: string;
   name: string | null;
   rank: number | null;
   world_size: number | null;
   host: string | null;
   pid: number | null;
-  uses: Use[];
-  last_step: number;
   first_seen: number;
   last_seen: number;
+  last_step: number;
+}
+
+export interface RunRecord extends RunRow {
+  uses: Use[];
   /** Only when one run is asked for. */
   events?: RunEvent[];
 }
@@ -197,19 +201,6 @@ export function unknownVersion(name: string, version: number, path = "version"):
   return new RegistryError("UNKNOWN_REF", `${name}@${version}: no such version`, path);
 }
 
-/** Shared by both backends: a use row plus the run's row → RunRecord. */
-export interface RunRow {
-  id: string;
-  name: string | null;
-  rank: number | null;
-  world_size: number | null;
-  host: string | null;
-  pid: number | null;
-  first_seen: number;
-  last_seen: number;
-  last_step: number;
-}
-
 export function toRunRecord(row: RunRow, uses: Use[], events?: RunEvent[]): RunRecord {
   const record: RunRecord = {
     id: row.id,
@@ -225,6 +216,42 @@ export function toRunRecord(row: RunRow, uses: Use[], events?: RunEvent[]): RunR
   };
   if (events) record.events = events;
   return record;
+}
+
+/**
+ * The tables both backends keep, in a dialect's words for a float, a 64-bit
+ * integer and an auto-numbered key.
+ */
+export function schemaSql(d: { float: string; int64: string; autoId: string }): string {
+  return `
+CREATE TABLE IF NOT EXISTS versions (
+  name TEXT NOT NULL, version INTEGER NOT NULL, spec_hash TEXT NOT NULL, canonical TEXT NOT NULL,
+  message TEXT NOT NULL, author TEXT NOT NULL, created_at ${d.float} NOT NULL,
+  PRIMARY KEY (name, version), UNIQUE (name, spec_hash));
+CREATE TABLE IF NOT EXISTS aliases (
+  name TEXT NOT NULL, alias TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (name, alias));
+CREATE TABLE IF NOT EXISTS alias_events (
+  id ${d.autoId}, name TEXT NOT NULL, alias TEXT NOT NULL,
+  from_version INTEGER, to_version INTEGER NOT NULL, who TEXT NOT NULL, why TEXT NOT NULL, at ${d.float} NOT NULL);
+CREATE INDEX IF NOT EXISTS alias_events_name ON alias_events (name, id);
+CREATE TABLE IF NOT EXISTS runs (
+  id TEXT PRIMARY KEY, name TEXT, rank INTEGER, world_size INTEGER, host TEXT, pid INTEGER,
+  first_seen ${d.float} NOT NULL, last_seen ${d.float} NOT NULL, last_step ${d.int64} NOT NULL);
+CREATE TABLE IF NOT EXISTS uses (
+  id ${d.autoId}, run_id TEXT NOT NULL, ref TEXT NOT NULL, name TEXT NOT NULL,
+  version INTEGER NOT NULL, spec_hash TEXT NOT NULL, step ${d.int64} NOT NULL, at ${d.float} NOT NULL,
+  hash TEXT NOT NULL, groups TEXT NOT NULL, last_epoch ${d.int64} NOT NULL);
+CREATE INDEX IF NOT EXISTS uses_run ON uses (run_id, id);
+CREATE INDEX IF NOT EXISTS uses_name ON uses (name, version);
+CREATE TABLE IF NOT EXISTS run_events (
+  id ${d.autoId}, run_id TEXT NOT NULL, kind TEXT NOT NULL, step ${d.int64} NOT NULL,
+  data TEXT NOT NULL, at ${d.float} NOT NULL);
+CREATE INDEX IF NOT EXISTS run_events_run ON run_events (run_id, id);
+CREATE TABLE IF NOT EXISTS handles (
+  hash TEXT PRIMARY KEY, canonical TEXT NOT NULL, groups TEXT NOT NULL, last_epoch ${d.int64} NOT NULL);
+CREATE TABLE IF NOT EXISTS live_runs (id TEXT PRIMARY KEY, last_seen ${d.float} NOT NULL, row TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS live_runs_seen ON live_runs (last_seen);
+`;
 }
 
 /** Opens the store a `--registry` value names: a postgres:// URL or a SQLite file path. */

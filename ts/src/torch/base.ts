@@ -135,6 +135,20 @@ export abstract class TorchScheduler {
     return out;
   }
 
+  /**
+   * The cosine closed form from base_lr, `eta_min + (base_lr - eta_min) * c / 2`
+   * with c = 1 + cos(...), for every group (CosineAnnealingLR, CosineAnnealingWarmRestarts).
+   */
+  protected baseLrsCosine(etaMin: number, c: number): number[] {
+    const base = this.baseLrs;
+    const groups = this.optimizer.groups;
+    const out = this.lrOut();
+    for (let i = 0; i < out.length; i++) {
+      out[i] = groups[i].f32 ? cosineFromBaseF32(base[i], etaMin, c) : etaMin + ((base[i] - etaMin) * c) / 2;
+    }
+    return out;
+  }
+
   /** base_lr * `factor` for every group (the closed forms' `base_lr * f`; base_lr is a clone of a tensor lr). */
   protected baseLrsTimes(factor: number): number[] {
     const base = this.baseLrs;
@@ -159,7 +173,7 @@ export function writeLrs(groups: SimGroup[], values: readonly number[]): void {
  * `eta_min + (base_lr - eta_min) * c / 2` with base_lr a float32 tensor:
  * every operation in float32 (CosineAnnealingLR, CosineAnnealingWarmRestarts).
  */
-export function cosineFromBaseF32(base: number, etaMin: number, c: number): number {
+function cosineFromBaseF32(base: number, etaMin: number, c: number): number {
   const eta = Math.fround(etaMin);
   const t = Math.fround(Math.fround(Math.fround(base - eta) * Math.fround(c)) / 2);
   return Math.fround(eta + t);

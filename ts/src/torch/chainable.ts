@@ -3,7 +3,7 @@
  * plus LambdaLR. Every expression keeps torch's operation order so rounding
  * matches bit for bit where the math library does.
  */
-import { StepFailure, TorchScheduler, cosineFromBaseF32 } from "./base";
+import { StepFailure, TorchScheduler } from "./base";
 import { type SimOptimizer, f32 } from "./optimizer";
 import { bisectRight, pyDiv, pyFloorDiv, pyModIsZero, pyPow } from "../core/pymath";
 
@@ -168,15 +168,7 @@ export class CosineAnnealingLR extends TorchScheduler {
     const T = this.tMax;
     const eta = this.etaMin;
     if (this.isInitial) return this.currentLrs();
-    if (this.stepCount === 1 && t > 0) {
-      const out = this.lrOut();
-      const c = 1 + Math.cos(pyDiv(t * Math.PI, T));
-      const groups = this.optimizer.groups;
-      for (let i = 0; i < out.length; i++) {
-        out[i] = groups[i].f32 ? cosineFromBaseF32(this.baseLrs[i], eta, c) : eta + pyDiv((this.baseLrs[i] - eta) * c, 2);
-      }
-      return out;
-    }
+    if (this.stepCount === 1 && t > 0) return this.baseLrsCosine(eta, 1 + Math.cos(pyDiv(t * Math.PI, T)));
     if (pyModIsZero(t - 1 - T, 2 * T)) {
       const bump = 1 - Math.cos(pyDiv(Math.PI, T));
       const groups = this.optimizer.groups;
@@ -214,17 +206,12 @@ export class CosineAnnealingLR extends TorchScheduler {
     return this.cosValue;
   }
   override closedFormLr(): number[] {
-    const c = 1 + Math.cos(pyDiv(Math.PI * this.lastEpoch, this.tMax));
-    const out = this.lrOut();
-    const groups = this.optimizer.groups;
-    for (let i = 0; i < out.length; i++) {
-      out[i] = groups[i].f32 ? cosineFromBaseF32(this.baseLrs[i], this.etaMin, c) : this.etaMin + ((this.baseLrs[i] - this.etaMin) * c) / 2;
-    }
-    return out;
+    return this.baseLrsCosine(this.etaMin, 1 + Math.cos(pyDiv(Math.PI * this.lastEpoch, this.tMax)));
   }
 }
 
-export class LambdaLR extends TorchScheduler {
+/** LambdaLR and MultiplicativeLR: one function of the epoch per group, multiplying an lr. */
+abstract class PerGroupLambda extends TorchScheduler {
   constructor(
     opt: SimOptimizer,
     path: string,
@@ -233,14 +220,22 @@ export class LambdaLR extends TorchScheduler {
     super(opt, path);
     this.init();
   }
-  override getLr(): number[] {
+
+  /** lrs[i] * lr_lambda_i(last_epoch) for every group (lrs may be lrOut() itself). */
+  protected timesLambdas(lrs: readonly number[]): number[] {
     const out = this.lrOut();
     const groups = this.optimizer.groups;
     for (let i = 0; i < out.length; i++) {
       const v = this.lambdas[i](this.lastEpoch);
-      out[i] = groups[i].f32 ? f32(this.baseLrs[i] * f32(v)) : this.baseLrs[i] * v;
+      out[i] = groups[i].f32 ? f32(lrs[i] * f32(v)) : lrs[i] * v;
     }
     return out;
+  }
+}
+
+export class LambdaLR extends PerGroupLambda {
+  override getLr(): number[] {
+    return this.timesLambdas(this.baseLrs);
   }
 
   /** Row t is base_lr * lr_lambda(t): no state but the step count. */
@@ -264,24 +259,9 @@ export class LambdaLR extends TorchScheduler {
   }
 }
 
-export class MultiplicativeLR extends TorchScheduler {
-  constructor(
-    opt: SimOptimizer,
-    path: string,
-    readonly lambdas: readonly EpochFn[],
-  ) {
-    super(opt, path);
-    this.init();
-  }
+export class MultiplicativeLR extends PerGroupLambda {
   override getLr(): number[] {
     if (this.isInitial) return this.currentLrs();
-    const groups = this.optimizer.groups;
-    const out = this.lrOut();
-    for (let i = 0; i < groups.length; i++) {
-      const g = groups[i];
-      const v = this.lambdas[i](this.lastEpoch);
-      out[i] = g.f32 ? f32(g.lr * f32(v)) : g.lr * v;
-    }
-    return out;
+    return this.timesLambdas(this.currentLrs());
   }
 }

@@ -28,6 +28,30 @@ function seedMomentum(
   });
 }
 
+/**
+ * getLr's one row: both classes compute it with the code fillRows runs,
+ * then it goes to the groups (momentums here, lrs through updateLr).
+ */
+class StepRow {
+  lr = new Float64Array(0);
+  momentum: Float64Array | null = null;
+
+  sized(n: number, withMomentum: boolean): this {
+    if (this.lr.length !== n) this.lr = new Float64Array(n);
+    if (!withMomentum) this.momentum = null;
+    else if (this.momentum === null || this.momentum.length !== n) this.momentum = new Float64Array(n);
+    return this;
+  }
+
+  /** Writes the momentums into the groups; returns the lrs in `out`. */
+  apply(out: number[], opt: SimOptimizer, useBeta1: boolean): number[] {
+    const { lr, momentum } = this;
+    for (let i = 0; i < lr.length; i++) out[i] = lr[i];
+    if (momentum) for (let i = 0; i < momentum.length; i++) writeMomentum(opt.groups[i], useBeta1, momentum[i]);
+    return out;
+  }
+}
+
 export type CyclicMode = "triangular" | "triangular2" | "exp_range";
 
 export interface CyclicOptions {
@@ -93,48 +117,38 @@ export class CyclicLR extends TorchScheduler {
     this.baseLrs = o.baseLrs;
   }
 
-  /** getLr's per-step factors, the same for every group (set by stepFactors). */
-  private scaleFactor = 0;
-  private scaleValue = 0;
+  private readonly row = new StepRow();
 
-  private stepFactors(t: number): void {
-    const cycle = pyFloor(1 + pyDiv(t, this.totalSize));
-    const x = 1.0 + pyDiv(t, this.totalSize) - cycle;
-    this.scaleFactor =
-      x <= this.stepRatio ? pyDiv(x, this.stepRatio) : pyDiv(x - 1, this.stepRatio - 1);
-    this.scaleValue = this.scale(this.scaleMode === "cycle" ? cycle : t);
-  }
-
+  /** torch's get_lr: the one row fillRows computes for this step. */
   override getLr(): number[] {
-    this.stepFactors(this.lastEpoch);
-    const scaleFactor = this.scaleFactor;
-    const s = this.scaleValue;
-    const out = this.lrOut();
-    for (let i = 0; i < out.length; i++) out[i] = cyclicValue(this.baseLrs[i], this.maxLrs[i], scaleFactor, s);
-    if (this.o.cycleMomentum) {
-      const groups = this.optimizer.groups;
-      for (let i = 0; i < groups.length; i++) {
-        const m = cyclicMomentum(this.o.baseMomentums[i], this.o.maxMomentums[i], scaleFactor, s);
-        writeMomentum(groups[i], this.useBeta1, m);
-      }
+    const { lr, momentum } = this.row.sized(this.optimizer.groups.length, this.o.cycleMomentum);
+    try {
+      this.fillRows(this.lastEpoch, 1, lr, momentum);
+    } catch (err) {
+      throw err instanceof StepFailure ? err.error : err;
     }
-    return out;
+    return this.row.apply(this.lrOut(), this.optimizer, this.useBeta1);
   }
 
+  /** torch's get_lr, step by step: each step's lrs (and momentums) for every group, row-major. */
   fillRows(first: number, count: number, lr: Float64Array, momentum: Float64Array | null): void {
-    const n = this.optimizer.groups.length;
-    const { baseLrs, maxLrs } = this;
+    const { baseLrs, maxLrs, totalSize, stepRatio, scale } = this;
     const { baseMomentums, maxMomentums } = this.o;
+    const byCycle = this.scaleMode === "cycle";
+    const n = baseLrs.length;
     let t = first;
     try {
       for (let k = 0; k < count; k++, t++) {
-        this.stepFactors(t);
-        const scaleFactor = this.scaleFactor;
-        const s = this.scaleValue;
+        const cycle = pyFloor(1 + pyDiv(t, totalSize));
+        const x = 1.0 + pyDiv(t, totalSize) - cycle;
+        const scaleFactor = x <= stepRatio ? pyDiv(x, stepRatio) : pyDiv(x - 1, stepRatio - 1);
+        const s = scale(byCycle ? cycle : t);
         const at = k * n;
-        for (let i = 0; i < n; i++) lr[at + i] = cyclicValue(baseLrs[i], maxLrs[i], scaleFactor, s);
+        // base_lr + (max_lr - base_lr) * scale_factor * scale_fn(...)
+        for (let i = 0; i < n; i++) lr[at + i] = baseLrs[i] + (maxLrs[i] - baseLrs[i]) * scaleFactor * s;
         if (momentum) {
-          for (let i = 0; i < n; i++) momentum[at + i] = cyclicMomentum(baseMomentums[i], maxMomentums[i], scaleFactor, s);
+          // max_momentum - base_height * scale_fn(...), base_height = (max_momentum - base_momentum) * scale_factor
+          for (let i = 0; i < n; i++) momentum[at + i] = maxMomentums[i] - (maxMomentums[i] - baseMomentums[i]) * scaleFactor * s;
         }
       }
     } catch (err) {
@@ -143,16 +157,15 @@ export class CyclicLR extends TorchScheduler {
   }
 }
 
-/** torch: base_lr + (max_lr - base_lr) * scale_factor * scale_fn(...). */
-function cyclicValue(base: number, max: number, scaleFactor: number, s: number): number {
-  return base + (max - base) * scaleFactor * s;
+/** One phase's start and end values, per group. */
+interface PhaseEnds {
+  lrStart: number[];
+  lrEnd: number[];
+  mStart: number[];
+  mEnd: number[];
 }
 
-/** torch: max_momentum - (max_momentum - base_momentum) * scale_factor * scale_fn(...). */
-function cyclicMomentum(baseM: number, maxM: number, scaleFactor: number, s: number): number {
-  const height = (maxM - baseM) * scaleFactor;
-  return maxM - height * s;
-}
+const newEnds = (): PhaseEnds => ({ lrStart: [], lrEnd: [], mStart: [], mEnd: [] });
 
 interface Phase {
   endStep: number;
@@ -215,15 +228,12 @@ export function oneCyclePhases(totalSteps: number, pctStart: number, threePhase:
   ];
 }
 
-/** torch's _annealing_cos, split so lr and momentum can share one cos. */
+/** torch's _annealing_cos, split so lr and momentum can share one cos (the value torch computes twice). */
 function cosOutOf(pct: number): number {
   return Math.cos(Math.PI * pct) + 1;
 }
 function annealCosWith(start: number, end: number, cosOut: number): number {
   return end + ((start - end) / 2.0) * cosOut;
-}
-function annealCos(start: number, end: number, pct: number): number {
-  return annealCosWith(start, end, cosOutOf(pct));
 }
 
 function annealLinear(start: number, end: number, pct: number): number {
@@ -233,7 +243,8 @@ function annealLinear(start: number, end: number, pct: number): number {
 export class OneCycleLR extends TorchScheduler {
   readonly phases: Phase[];
   readonly useBeta1: boolean = false;
-  private readonly anneal: (start: number, end: number, pct: number) => number;
+  /** anneal_strategy "cos" (else "linear"). */
+  private readonly cos: boolean;
 
   constructor(
     opt: SimOptimizer,
@@ -242,7 +253,7 @@ export class OneCycleLR extends TorchScheduler {
   ) {
     super(opt, path);
     this.phases = oneCyclePhases(o.totalSteps, o.pctStart, o.threePhase);
-    this.anneal = o.annealStrategy === "cos" ? annealCos : annealLinear;
+    this.cos = o.annealStrategy === "cos";
     if (this.startEpoch === -1) {
       opt.groups.forEach((g, i) => {
         g.initial_lr = pyDiv(o.maxLrs[i], o.divFactor);
@@ -280,23 +291,53 @@ export class OneCycleLR extends TorchScheduler {
     return pyDiv(stepNum - startStep, this.phases[i].endStep - startStep);
   }
 
-  override getLr(): number[] {
-    const stepNum = this.lastEpoch;
-    this.checkStep(stepNum);
-    const p = this.phaseIndex(stepNum);
+  /** Phase p's start and end values, group by group, as the groups hold them now (into `e`). */
+  private readEnds(p: number, withMomentum: boolean, e: PhaseEnds = newEnds()): PhaseEnds {
     const phase = this.phases[p];
-    const pct = this.phasePct(p, stepNum);
     const groups = this.optimizer.groups;
-    const out = this.lrOut();
-    for (let i = 0; i < groups.length; i++) {
-      const g = groups[i];
-      out[i] = this.anneal(groupValue(g, phase.startLr), groupValue(g, phase.endLr), pct);
-      if (this.o.cycleMomentum) {
-        const m = this.anneal(groupValue(g, phase.startMomentum), groupValue(g, phase.endMomentum), pct);
-        writeMomentum(g, this.useBeta1, m);
+    e.lrStart.length = e.lrEnd.length = e.mStart.length = e.mEnd.length = 0;
+    // get_lr's order of reads, so a missing key raises the same KeyError.
+    for (const g of groups) {
+      e.lrStart.push(groupValue(g, phase.startLr));
+      e.lrEnd.push(groupValue(g, phase.endLr));
+      if (withMomentum) {
+        e.mStart.push(groupValue(g, phase.startMomentum));
+        e.mEnd.push(groupValue(g, phase.endMomentum));
       }
     }
-    return out;
+    return e;
+  }
+
+  /**
+   * torch's get_lr at step t: every group's lr into lr[at..], and its
+   * momentum into momentum[at..] when given, annealed between the ends of
+   * t's phase (`ends[p]`, or the groups' keys when null). getLr and fillRows
+   * both call it.
+   */
+  private writeStep(t: number, ends: PhaseEnds[] | null, lr: Float64Array, momentum: Float64Array | null, at: number): void {
+    this.checkStep(t);
+    const p = this.phaseIndex(t);
+    const pct = this.phasePct(p, t);
+    const { lrStart, lrEnd, mStart, mEnd } = ends ? ends[p] : this.readEnds(p, momentum !== null, this.liveEnds);
+    const n = lrStart.length;
+    if (this.cos) {
+      const cosOut = cosOutOf(pct);
+      for (let i = 0; i < n; i++) lr[at + i] = annealCosWith(lrStart[i], lrEnd[i], cosOut);
+      if (momentum) for (let i = 0; i < n; i++) momentum[at + i] = annealCosWith(mStart[i], mEnd[i], cosOut);
+    } else {
+      for (let i = 0; i < n; i++) lr[at + i] = annealLinear(lrStart[i], lrEnd[i], pct);
+      if (momentum) for (let i = 0; i < n; i++) momentum[at + i] = annealLinear(mStart[i], mEnd[i], pct);
+    }
+  }
+
+  private readonly row = new StepRow();
+  /** getLr's ends, read afresh every step. */
+  private readonly liveEnds = newEnds();
+
+  override getLr(): number[] {
+    const { lr, momentum } = this.row.sized(this.optimizer.groups.length, this.o.cycleMomentum);
+    this.writeStep(this.lastEpoch, null, lr, momentum, 0);
+    return this.row.apply(this.lrOut(), this.optimizer, this.useBeta1);
   }
 
   /**
@@ -304,31 +345,11 @@ export class OneCycleLR extends TorchScheduler {
    * optimizer alone: read them once per phase, then anneal per row.
    */
   fillRows(first: number, count: number, lr: Float64Array, momentum: Float64Array | null): void {
-    const groups = this.optimizer.groups;
-    const n = groups.length;
-    const ends = (key: (p: Phase) => GroupKey, on: boolean) =>
-      this.phases.map((p) => (on ? groups.map((g) => groupValue(g, key(p))) : []));
-    const lrStart = ends((p) => p.startLr, true);
-    const lrEnd = ends((p) => p.endLr, true);
-    const mStart = ends((p) => p.startMomentum, momentum !== null);
-    const mEnd = ends((p) => p.endMomentum, momentum !== null);
-    const cos = this.anneal === annealCos;
+    const n = this.optimizer.groups.length;
+    const ends = this.phases.map((_, p) => this.readEnds(p, momentum !== null));
     let t = first;
     try {
-      for (let k = 0; k < count; k++, t++) {
-        this.checkStep(t);
-        const p = this.phaseIndex(t);
-        const pct = this.phasePct(p, t);
-        const at = k * n;
-        if (cos) {
-          const cosOut = cosOutOf(pct);
-          for (let i = 0; i < n; i++) lr[at + i] = annealCosWith(lrStart[p][i], lrEnd[p][i], cosOut);
-          if (momentum) for (let i = 0; i < n; i++) momentum[at + i] = annealCosWith(mStart[p][i], mEnd[p][i], cosOut);
-        } else {
-          for (let i = 0; i < n; i++) lr[at + i] = annealLinear(lrStart[p][i], lrEnd[p][i], pct);
-          if (momentum) for (let i = 0; i < n; i++) momentum[at + i] = annealLinear(mStart[p][i], mEnd[p][i], pct);
-        }
-      }
+      for (let k = 0; k < count; k++, t++) this.writeStep(t, ends, lr, momentum, k * n);
     } catch (err) {
       throw new StepFailure(t, err);
     }

@@ -1,5 +1,5 @@
 /** CosineAnnealingWarmRestarts: overrides step(), fractional epochs allowed. */
-import { TorchScheduler, cosineFromBaseF32, writeLrs } from "./base";
+import { TorchScheduler, writeLrs } from "./base";
 import type { SimOptimizer } from "./optimizer";
 import { PyError, pyDiv, pyFloatRepr, pyLog, pyMod, pyPow } from "../core/pymath";
 
@@ -28,13 +28,7 @@ export class CosineAnnealingWarmRestarts extends TorchScheduler {
   }
 
   override getLr(): number[] {
-    const c = 1 + Math.cos(pyDiv(Math.PI * this.tCur, this.tI));
-    const out = this.lrOut();
-    const groups = this.optimizer.groups;
-    for (let i = 0; i < out.length; i++) {
-      out[i] = groups[i].f32 ? cosineFromBaseF32(this.baseLrs[i], this.etaMin, c) : this.etaMin + ((this.baseLrs[i] - this.etaMin) * c) / 2;
-    }
-    return out;
+    return this.baseLrsCosine(this.etaMin, 1 + Math.cos(pyDiv(Math.PI * this.tCur, this.tI)));
   }
 
   /** torch's own step(): no _step_count, and the epoch form recomputes T_cur/T_i. */
