@@ -6,6 +6,7 @@
  * `buildSchema`.
  */
 import { type FieldDoc, mergeDoc, recordFields } from "./core/schema";
+import { TORCH_CLASSES } from "./torch/classes";
 import { TORCH_TYPES, validateTorchSpec } from "./torch/validate";
 import { SCHEDULE_TYPES, parseSchedule } from "./library/parse";
 import { PROFILE_SHAPES } from "./library/profiles";
@@ -17,26 +18,6 @@ import { libraryVersion } from "./modules/sandbox";
 type Spec = Record<string, unknown>;
 const c = { type: "constant" };
 
-/** Example specs: together they take every branch that reads a field. */
-const TORCH_EXAMPLES: Spec[] = [
-  { type: "StepLR", step_size: 3 },
-  { type: "MultiStepLR", milestones: [2, 5] },
-  { type: "ConstantLR" },
-  { type: "LinearLR" },
-  { type: "ExponentialLR", gamma: 0.9 },
-  { type: "PolynomialLR" },
-  { type: "CosineAnnealingLR", T_max: 10 },
-  { type: "CosineAnnealingWarmRestarts", T_0: 10 },
-  { type: "CyclicLR", base_lr: 0.01, max_lr: 0.1 },
-  { type: "CyclicLR", base_lr: 0.01, max_lr: 0.1, step_size_down: 5, scale_fn: "1/x", mode: "triangular" },
-  { type: "OneCycleLR", max_lr: 0.1, total_steps: 100 },
-  { type: "OneCycleLR", max_lr: 0.1, epochs: 2, steps_per_epoch: 10 },
-  { type: "ReduceLROnPlateau" },
-  { type: "SequentialLR", schedulers: [{ type: "ConstantLR" }, { type: "ExponentialLR", gamma: 0.9 }], milestones: [3] },
-  { type: "ChainedScheduler", schedulers: [{ type: "ConstantLR" }] },
-  { type: "LambdaLR", lr_lambda: "0.95 ** epoch" },
-  { type: "MultiplicativeLR", lr_lambda: "0.95" },
-];
 
 const LIBRARY_EXAMPLES: Spec[] = [
   ...PROFILE_SHAPES.map((type) => (type === "constant" ? { type } : { type, total_steps: 10, end: 0.01 })),
@@ -136,7 +117,7 @@ export function buildSchema(): Schema {
   const types: Record<string, TypeSchema> = {};
   requiredCount.clear();
   exampleCount.clear();
-  for (const s of TORCH_EXAMPLES) add(types, s, "torch", () => validateTorchSpec(s, 1));
+  for (const s of TORCH_TYPES.flatMap((t) => TORCH_CLASSES[t].examples)) add(types, s, "torch", () => validateTorchSpec(s, 1));
   for (const s of LIBRARY_EXAMPLES) {
     const spec = s.type === "module" ? { ...s, library: libraryVersion() } : s;
     add(types, spec, "library", () => parseSchedule("", spec));

@@ -43,6 +43,8 @@ export interface TorchClass {
   read(f: TorchFields, groups: number): Record<string, unknown>;
   /** Constructs it on `opt` (children built first); absent for ReduceLROnPlateau, which is metric-driven. */
   build?(s: CanonicalSpec, opt: SimOptimizer, path: string, children: TorchScheduler[]): TorchScheduler;
+  /** Specs that together take every branch of `read`: the grammar (proto/schema.json) is read from them. */
+  examples: Record<string, unknown>[];
 }
 
 const num = (s: CanonicalSpec, k: string): number => s[k] as number;
@@ -50,6 +52,7 @@ const num = (s: CanonicalSpec, k: string): number => s[k] as number;
 export const TORCH_CLASSES = {
   StepLR: {
     chainable: true,
+    examples: [{ type: "StepLR", step_size: 3 }],
     read(f) {
       // step_size 0: torch constructs it and raises at step 1 (integer modulo by zero); the rows stop there.
       return { step_size: f.int("step_size"), gamma: f.number("gamma", 0.1) };
@@ -60,6 +63,7 @@ export const TORCH_CLASSES = {
   },
   MultiStepLR: {
     chainable: true,
+    examples: [{ type: "MultiStepLR", milestones: [2, 5] }],
     read(f) {
       return { milestones: f.intList("milestones"), gamma: f.number("gamma", 0.1) };
     },
@@ -69,6 +73,7 @@ export const TORCH_CLASSES = {
   },
   ConstantLR: {
     chainable: true,
+    examples: [{ type: "ConstantLR" }],
     read(f) {
       const factor = f.number("factor", 1.0 / 3, { min: 0, max: 1, torch: () => "Constant multiplicative factor expected to be between 0 and 1." });
       // factor 0: torch divides by it at step total_iters (ZeroDivisionError): the rows stop there.
@@ -80,6 +85,7 @@ export const TORCH_CLASSES = {
   },
   LinearLR: {
     chainable: true,
+    examples: [{ type: "LinearLR" }],
     read(f) {
       return {
         start_factor: f.number("start_factor", 1.0 / 3, { gt: 0, max: 1, torch: () => "Starting multiplicative factor expected to be greater than 0 and less or equal to 1." }),
@@ -93,6 +99,7 @@ export const TORCH_CLASSES = {
   },
   ExponentialLR: {
     chainable: true,
+    examples: [{ type: "ExponentialLR", gamma: 0.9 }],
     read(f) {
       return { gamma: f.number("gamma") };
     },
@@ -102,6 +109,7 @@ export const TORCH_CLASSES = {
   },
   PolynomialLR: {
     chainable: true,
+    examples: [{ type: "PolynomialLR" }],
     read(f) {
       // power < 0: torch computes 0.0 ** power at step total_iters (ZeroDivisionError): the rows stop there.
       return { total_iters: f.int("total_iters", 5), power: f.number("power", 1.0) };
@@ -112,6 +120,7 @@ export const TORCH_CLASSES = {
   },
   CosineAnnealingLR: {
     chainable: true,
+    examples: [{ type: "CosineAnnealingLR", T_max: 10 }],
     read(f) {
       return {
         // T_max 0: torch raises at step 1 (modulo by zero): the rows stop there.
@@ -125,6 +134,7 @@ export const TORCH_CLASSES = {
   },
   CosineAnnealingWarmRestarts: {
     chainable: false,
+    examples: [{ type: "CosineAnnealingWarmRestarts", T_0: 10 }],
     read(f) {
       return {
         T_0: f.int("T_0", undefined, { ...positiveInt, torch: (v) => `Expected positive integer T_0, but got ${pyNum(v)}` }),
@@ -138,6 +148,10 @@ export const TORCH_CLASSES = {
   },
   CyclicLR: {
     chainable: false,
+    examples: [
+      { type: "CyclicLR", base_lr: 0.01, max_lr: 0.1 },
+      { type: "CyclicLR", base_lr: 0.01, max_lr: 0.1, step_size_down: 5, scale_fn: "1/x", mode: "triangular" },
+    ],
     read(f, groups) {
       return cyclicFields(f, groups);
     },
@@ -163,6 +177,10 @@ export const TORCH_CLASSES = {
   },
   OneCycleLR: {
     chainable: false,
+    examples: [
+      { type: "OneCycleLR", max_lr: 0.1, total_steps: 100 },
+      { type: "OneCycleLR", max_lr: 0.1, epochs: 2, steps_per_epoch: 10 },
+    ],
     read(f, groups) {
       return oneCycleFields(f, groups);
     },
@@ -184,6 +202,7 @@ export const TORCH_CLASSES = {
   },
   ReduceLROnPlateau: {
     chainable: false,
+    examples: [{ type: "ReduceLROnPlateau" }],
     read(f, groups) {
       return {
         mode: f.choice("mode", ["min", "max"] as const, "min", (m) => `mode ${m} is unknown!`),
@@ -199,6 +218,9 @@ export const TORCH_CLASSES = {
   },
   SequentialLR: {
     chainable: false,
+    examples: [
+      { type: "SequentialLR", schedulers: [{ type: "ConstantLR" }, { type: "ExponentialLR", gamma: 0.9 }], milestones: [3] },
+    ],
     read(f, groups) {
       return sequentialFields(f, groups);
     },
@@ -208,6 +230,7 @@ export const TORCH_CLASSES = {
   },
   ChainedScheduler: {
     chainable: false,
+    examples: [{ type: "ChainedScheduler", schedulers: [{ type: "ConstantLR" }] }],
     read(f, groups) {
       return { schedulers: childSpecs(f, groups) };
     },
@@ -217,6 +240,7 @@ export const TORCH_CLASSES = {
   },
   LambdaLR: {
     chainable: false,
+    examples: [{ type: "LambdaLR", lr_lambda: "0.95 ** epoch" }],
     read(f, groups) {
       return { lr_lambda: f.expressions("lr_lambda", groups, "epoch") };
     },
@@ -227,6 +251,7 @@ export const TORCH_CLASSES = {
   },
   MultiplicativeLR: {
     chainable: true,
+    examples: [{ type: "MultiplicativeLR", lr_lambda: "0.95" }],
     read(f, groups) {
       return { lr_lambda: f.expressions("lr_lambda", groups, "epoch") };
     },
