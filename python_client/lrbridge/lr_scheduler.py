@@ -19,8 +19,8 @@ Differences from torch, on purpose:
   expression over ``x``. A Python callable raises TypeError.
 - ``SequentialLR``/``ChainedScheduler`` take lrbridge schedulers and compose
   their specs into one; the children become inert (their ``step()`` raises).
-- ``state_dict()`` also holds the spec, its ``spec_hash`` and the rebase
-  origin, and never the client or stream objects (always picklable).
+- ``state_dict()`` also holds the spec and its ``spec_hash``, and never the
+  client or stream objects (always picklable).
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from torch.optim.lr_scheduler import EPOCH_DEPRECATION_WARNING, LRScheduler
 
 from . import heartbeat
 from ._scheduler_base import (
-    TRANSIENT,
     adopt,
     Bridged,
     check_number,
@@ -46,7 +45,11 @@ from ._scheduler_base import (
     expression,
     group_inits,
     group_value,
+    loadable,
     make_spec,
+    plain,
+    state_of,
+    take_open_via,
 )
 
 __all__ = [
@@ -225,6 +228,13 @@ class CosineAnnealingWarmRestarts(Bridged, _torch.CosineAnnealingWarmRestarts):
         super()._advance_to(k)
         # What the server's row says: any other T_cur/T_i was set by hand.
         self._tcur_w, self._ti_w = self.T_cur, self.T_i
+
+    def _resume_origin(self) -> dict | None:
+        # torch's step() continues T_cur/T_i as loaded (a restart set by hand included).
+        if self._epoch_float is not None or self._inert:
+            return None
+        lrs = [group_value(g["lr"]) for g in self.optimizer.param_groups]
+        return {"step": self.last_epoch, "lr": lrs, "attrs": {"T_cur": float(self.T_cur), "T_i": float(self.T_i)}}
 
     def step(self, epoch=None) -> None:
         k = self.last_epoch + 1
@@ -487,6 +497,9 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
     ``cooldown_counter`` mirror it.
     """
 
+    # The process's connection: not state (see _scheduler_base.PROCESS_SLOTS).
+    __slots__ = ("_client", "_client_arg", "_opened", "_open_via", "_use_pending")
+
     def __init__(
         self,
         optimizer,
@@ -520,6 +533,7 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
         self.threshold = threshold
         self.threshold_mode = threshold_mode
         self._client_arg = server
+        self._client = self._use_pending = None
         self._spec = make_spec(
             "ReduceLROnPlateau",
             mode=mode,
@@ -539,7 +553,7 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
     _client_for = Bridged._client_for
 
     def _open(self):
-        via = self.__dict__.pop("_open_via", None) or {}  # from_ref: by ref, with the run
+        via = take_open_via(self)  # from_ref: by ref, with the run
         client = self._client_for()
         self._opened = opened = client.open(self._spec, group_inits(self.optimizer), **via)
         if opened.resolved is not None:
@@ -557,7 +571,7 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
 
     def step(self, metrics, epoch=None) -> None:  # type: ignore[override]
         current = float(metrics)  # a 0-dim tensor works too
-        if "_use_pending" in self.__dict__:
+        if self._use_pending is not None:
             from .registry import send_use
 
             send_use(self)
@@ -566,6 +580,7 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
         else:
             warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
         self.last_epoch = epoch
+        self._follow_min_lrs()
         groups = self.optimizer.param_groups
         now = [group_value(g["lr"]) for g in groups]
         state = dict(self._state)
@@ -586,14 +601,21 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
         if list(reply["lr"]) != now:
             heartbeat.lr_changed(self, epoch, reply["lr"])
 
+    def _follow_min_lrs(self) -> None:
+        """torch reads ``min_lrs`` at each reduction, so a list edited by hand (one more
+        entry after add_param_group) counts: the spec follows it (a re-open)."""
+        if self.default_min_lr is None and list(self.min_lrs) != self._spec.get("min_lr"):
+            self._spec = {**self._spec, "min_lr": plain(list(self.min_lrs))}
+            self._open()
+
     def get_last_lr(self) -> list:
         return self._last_lr
 
     def state_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in TRANSIENT}
+        return state_of(self)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        saved = {k: v for k, v in state_dict.items() if k not in TRANSIENT}
+        saved = loadable(state_dict)
         constructed_pin = self.__dict__.get("_registry")
         self.__dict__.update(saved)
         if constructed_pin is not None and saved.get("_registry") is not None:

@@ -32,7 +32,7 @@ from typing import Any
 
 from torch.optim import Optimizer
 
-from ._scheduler_base import TRANSIENT, Bridged, check_optimizer, group_value
+from ._scheduler_base import Bridged, check_optimizer, group_value, loadable
 from .errors import ProtocolError, ScheduleChanged
 from .registry import changed_message, check_engine, defer_use, is_ref, label, make_pin, pin_diff, send_use, warn_resolution
 from .run import current_run
@@ -199,7 +199,7 @@ class Schedule(Bridged):
         inits, last_epoch = self._snapshot
         client = self._client_for()
         run = current_run(self._run_name)
-        self._registry = make_pin(client, opened, self._ref, inits, last_epoch, run.id, self.__dict__.get("_stream"))
+        self._registry = make_pin(client, opened, self._ref, inits, last_epoch, run.id, self._stream)
         defer_use(self, run)
         warn_resolution(self._ref, self._registry, opened.resolved, stacklevel=4)
 
@@ -232,7 +232,7 @@ class Schedule(Bridged):
             return Bridged.step(self, epoch)
         if metrics is None:
             raise TypeError("lrbridge: this schedule is metric-driven: call step(metric)")
-        if "_use_pending" in self.__dict__:
+        if self._use_pending is not None:
             send_use(self)
         state = self._metric_state
         if "lr" in state:
@@ -257,7 +257,7 @@ class Schedule(Bridged):
             return self._load_pinned(state_dict)
         if state_dict.get("_metric_state") is None and self._metric_state is None:
             return Bridged.load_state_dict(self, state_dict)
-        saved = {k: v for k, v in state_dict.items() if k not in TRANSIENT}
+        saved = loadable(state_dict)
         self.__dict__.update(saved)
         if saved.get("_spec_hash") != self._opened.spec_hash:
             self._open()
@@ -279,7 +279,7 @@ class Schedule(Bridged):
             )
         # The resuming process's own choices stay; the rest is the checkpoint's.
         mine = {k: self.__dict__[k] for k in ("_ref", "_ref_params", "_on_change", "_run_name") if k in self.__dict__}
-        saved = {k: v for k, v in state_dict.items() if k not in TRANSIENT}
+        saved = loadable(state_dict)
         run = current_run(self._run_name).to_wire(resume)
         if moved and self._on_change == "current":
             switch = {"step": resume, "from": pinned.get("version"), "to": now.get("version")}
@@ -294,7 +294,7 @@ class Schedule(Bridged):
             via = {**self._by_ref(f"{pinned['name']}@{pinned['version']}" if moved else self._ref), "run": run}
         self.__dict__.update(saved)
         self.__dict__.update(mine)
-        self.__dict__.pop("_use_pending", None)  # the resume's open below is this run's use
+        self._use_pending = None  # the resume's open below is this run's use
         self._open_via = via
         try:
             opened = self._open()
