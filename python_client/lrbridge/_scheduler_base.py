@@ -28,7 +28,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import EPOCH_DEPRECATION_WARNING, LRScheduler
 
 from . import heartbeat
-from ._row_writer import has_tensor_lrs, row_writer
+from ._row_writer import group_value, has_tensor_lrs, row_writer, write_group_keys
 from .client import Client, Opened, resolve_client
 from .prefetch import WindowStream
 
@@ -130,10 +130,6 @@ def make_spec(type_name: str, **kwargs: Any) -> dict:
     return spec
 
 
-def group_value(value: Any) -> float:
-    return float(value.item()) if isinstance(value, Tensor) else float(value)
-
-
 def current_lrs(optimizer: Optimizer, key: str = "lr") -> list:
     """torch's _param_groups_val_list(optimizer, key): tensors cloned, never aliased."""
     return [g[key].clone() if isinstance(g[key], Tensor) else g[key] for g in optimizer.param_groups]
@@ -160,25 +156,6 @@ def group_inits(optimizer: Optimizer) -> list[dict]:
             init["lr_dtype"] = _DTYPES.get(str(lr.dtype), "float64")
         inits.append(init)
     return inits
-
-
-def write_group_keys(optimizer: Optimizer, keys: list | None) -> None:
-    """The keys torch's constructor writes besides lr (initial_lr, max_lr, min_lr,
-    base/max_momentum, momentum or betas[0]), as the server's simulation left them.
-    A key that already holds that value is left alone (a tensor stays a tensor)."""
-    if not keys:
-        return
-    for group, written in zip(optimizer.param_groups, keys):
-        for key, value in written.items():
-            if key == "lr":
-                continue
-            if key == "betas":
-                if "betas" in group and group_value(group["betas"][0]) != float(value[0]):
-                    group["betas"] = (float(value[0]), *group["betas"][1:])
-                continue
-            if key in group and group_value(group[key]) == float(value):
-                continue
-            group[key] = float(value)
 
 
 def warn_step_order(optimizer: Optimizer, stacklevel: int) -> None:
@@ -231,8 +208,9 @@ class Bridged(LRScheduler):
         self._client: Client | None = None
         self._stream: WindowStream | None = None
         self._parent = self._children_at = self._use_pending = None
-        # Fast-path mirrors; `_hi = 0` sends every step to the general path.
-        self._lo = self._hi = 0
+        # Fast-path mirrors (set by _mirror).
+        self._lo = 0
+        self._mirror(on=False)
         self._groups = 1
         self._lr_flat: Any = ()
         self._mom_flat: Any = None
@@ -273,7 +251,10 @@ class Bridged(LRScheduler):
     def _initial_step(self) -> None:
         """torch's constructor step: row last_epoch + 1, as the server simulated it."""
         self._step_count = 0
-        opened = self._open()
+        self._start(self._open())
+
+    def _start(self, opened: Opened) -> None:
+        """The constructor's writes, from the server's simulation of it."""
         write_group_keys(self.optimizer, opened.group_keys)
         for name, value in opened.attrs.items():
             setattr(self, name, value)
@@ -282,7 +263,7 @@ class Bridged(LRScheduler):
         self._stream.seek(start, self._origin)
         self._step_count = 1
         self._advance_to(start)
-        self._hi = 0  # the first user step checks the call order
+        self._mirror(on=False)  # the first user step checks the call order
 
     # -- stepping ------------------------------------------------------------
 
@@ -412,11 +393,13 @@ class Bridged(LRScheduler):
         self._pick_writer()
         self._last_lr = self._write_row(self.optimizer.param_groups, lr, mom, 0)
 
-    def _mirror(self) -> None:
-        """Point the fast path at the stream's buffer, or switch it off."""
+    def _mirror(self, on: bool = True) -> None:
+        """Point the fast path at the stream's window, or switch it off. The one place
+        `_hi` is set: `_hi = 0` sends every step to the general path (children never
+        step: their composite does)."""
         s = self._stream
-        if self._inert:
-            self._hi = 0  # children never step: their composite does
+        if not on or self._inert or s is None:
+            self._hi = 0
             return
         self._pick_writer()
         self._lo, self._groups, self._lr_flat, self._mom_flat = s.lo, s.groups, s.lr_flat, s.mom_flat
@@ -492,7 +475,13 @@ class Bridged(LRScheduler):
     def _reposition(self) -> None:
         self._origin = self._resume_origin()
         self._stream.seek(self.last_epoch + 1, self._origin)
-        self._hi = 0
+        self._mirror(on=False)
+
+    def _become_part_of(self, parent: "Bridged") -> None:
+        """A composite's child: it no longer steps; its composite's rows say where it is."""
+        self._parent = parent
+        self._inert = True
+        self._mirror(on=False)
 
 
 
@@ -528,6 +517,4 @@ def adopt(parent: "Bridged", child: "Bridged") -> None:
         )
         _CHILD_VIEWS[cls] = view
     child.__class__ = view
-    child._parent = parent
-    child._inert = True
-    child._hi = 0
+    child._become_part_of(parent)

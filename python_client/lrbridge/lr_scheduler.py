@@ -36,6 +36,8 @@ from torch.optim import lr_scheduler as _torch
 from torch.optim.lr_scheduler import EPOCH_DEPRECATION_WARNING, LRScheduler
 
 from . import heartbeat
+from ._metric import MetricDriven
+from ._row_writer import write_reduced
 from ._scheduler_base import (
     adopt,
     Bridged,
@@ -268,7 +270,7 @@ class CosineAnnealingWarmRestarts(Bridged, _torch.CosineAnnealingWarmRestarts):
         self._tcur_w, self._ti_w = self.T_cur, self.T_i
         self._epoch_float = epoch
         self.last_epoch = floor(epoch)
-        self._hi = 0
+        self._mirror(on=False)
 
     def cycle_starts(self, lo: int, hi: int) -> list[int]:
         """Steps in [lo, hi) where a restart begins a cycle (0, T_0, T_0 + T_0·T_mult, ...),
@@ -489,12 +491,12 @@ class ChainedScheduler(Bridged, _torch.ChainedScheduler):
 # Metric-driven
 
 
-class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
+class ReduceLROnPlateau(MetricDriven, _torch.ReduceLROnPlateau):
     """Reduce the lr when a metric stops improving. ``step(metrics)`` is one server round trip.
 
-    The plateau state (best, bad epochs, cooldown) lives in ``_state``, carried
-    by the client and part of ``state_dict()``; ``best``, ``num_bad_epochs``,
-    ``cooldown_counter`` mirror it.
+    The plateau state (best, bad epochs, cooldown) is the metric state
+    (``_metric.MetricDriven``), carried by the client and part of
+    ``state_dict()``; ``best``, ``num_bad_epochs``, ``cooldown_counter`` mirror it.
     """
 
     # The process's connection: not state (see _scheduler_base.PROCESS_SLOTS).
@@ -545,8 +547,7 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
             min_lr=min_lr,
             eps=eps,
         )
-        opened = self._open()
-        self._state = opened.state
+        self._metric_begin(self._open())
         self.mode_worse = inf if mode == "min" else -inf
         self._mirror_state()
 
@@ -563,7 +564,7 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
         return opened
 
     def _mirror_state(self) -> None:
-        state = self._state or {}
+        state = self._metric_state or {}
         best = state.get("best")
         self.best = self.mode_worse if best is None else float(best)
         self.num_bad_epochs = int(state.get("num_bad_epochs", 0))
@@ -583,19 +584,10 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
         self._follow_min_lrs()
         groups = self.optimizer.param_groups
         now = [group_value(g["lr"]) for g in groups]
-        state = dict(self._state)
-        if "lr" in state:
-            # torch reduces the lrs as they are now, hand edits included.
-            state["lr"] = now
-        # After add_param_group the server extends min_lrs, or raises torch's RuntimeError.
-        reply = self._client_for().metric(self._opened, state, current)
-        for g, new, old in zip(groups, reply["lr"], now):
-            if new != old:  # torch writes only a reduced lr
-                if isinstance(g["lr"], Tensor):
-                    g["lr"].fill_(new)
-                else:
-                    g["lr"] = new
-        self._state = reply["state"]
+        # torch reduces the lrs as they are now, hand edits included. After add_param_group
+        # the server extends a single min_lr, or raises torch's RuntimeError.
+        reply = self._metric_step(current)
+        write_reduced(groups, reply["lr"], now)
         self._mirror_state()
         self._last_lr = current_lrs(self.optimizer)
         if list(reply["lr"]) != now:
@@ -616,6 +608,8 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         saved = loadable(state_dict)
+        if "_state" in saved and "_metric_state" not in saved:
+            saved["_metric_state"] = saved.pop("_state")  # the key's name in older checkpoints
         constructed_pin = self.__dict__.get("_registry")
         self.__dict__.update(saved)
         if constructed_pin is not None and saved.get("_registry") is not None:

@@ -32,6 +32,7 @@ from typing import Any
 
 from torch.optim import Optimizer
 
+from ._metric import MetricDriven
 from ._scheduler_base import Bridged, check_optimizer, group_value, loadable
 from .errors import ProtocolError, ScheduleChanged
 from .registry import changed_message, check_engine, defer_use, is_ref, label, make_pin, pin_diff, send_use, warn_resolution
@@ -79,7 +80,7 @@ def as_spec(spec: Any) -> dict:
     return _plain(spec, "")
 
 
-class Schedule(Bridged):
+class Schedule(MetricDriven, Bridged):
     """An LRScheduler whose values come from any lrbridge spec.
 
     ``spec``: a dict (``{"type": ...}``), e.g. built with ``lrbridge.spec``;
@@ -174,11 +175,6 @@ class Schedule(Bridged):
 
     # -- metric-driven specs ---------------------------------------------------
 
-    def _open(self):  # type: ignore[override]
-        # The first open is done by _initial_step to learn the kind; Bridged's reuses it.
-        pending = self.__dict__.pop("_pending_open", None)
-        return pending if pending is not None else Bridged._open(self)
-
     def _by_ref(self, ref: str) -> dict:
         params = self.__dict__.get("_ref_params")
         return {"ref": ref} if params is None else {"ref": ref, "params": params}
@@ -206,22 +202,22 @@ class Schedule(Bridged):
     def _initial_step(self) -> None:
         self._step_count = 0
         opened = self._open()
-        if opened.kind != "metric":
-            self._pending_open = opened
-            Bridged._initial_step(self)
-            if self._ref is not None:
-                self._pin(opened)  # after the first window: the digest's rows are in it
-            return
+        if opened.kind == "metric":
+            self._start_metric(opened)
+        else:
+            self._start(opened)
         if self._ref is not None:
-            self._pin(opened)
-        # Metric-driven: the values right after construction came with `opened`.
+            self._pin(opened)  # after the first window: the digest's rows are in it
+
+    def _start_metric(self, opened) -> None:
+        """Metric-driven: the values right after construction came with `opened`."""
         if self.last_epoch != -1:
             raise ValueError("lrbridge: a metric-driven Schedule resumes through load_state_dict, not last_epoch")
-        self._metric_state = opened.state
+        self._metric_begin(opened)
         self._step_count = 1
         self.last_epoch = 0
         self._write(tuple(opened.lr), None if opened.momentum is None else tuple(opened.momentum))
-        self._hi = 0
+        self._mirror(on=False)
 
     def step(self, metrics: Any = None, epoch: Any = None) -> None:  # type: ignore[override]
         """``step()`` for deterministic specs (``step(epoch)`` deprecated as in torch);
@@ -234,20 +230,10 @@ class Schedule(Bridged):
             raise TypeError("lrbridge: this schedule is metric-driven: call step(metric)")
         if self._use_pending is not None:
             send_use(self)
-        state = self._metric_state
-        if "lr" in state:
-            # A metric state's lr is what the step starts from: the groups' lrs as they are now.
-            state = {**state, "lr": [group_value(g["lr"]) for g in self.optimizer.param_groups]}
-        reply = self._client_for().metric(self._opened, state, float(metrics))
-        self._metric_state = reply["state"]
+        reply = self._metric_step(metrics)
         self.last_epoch += 1
         self._step_count += 1
         self._write(tuple(reply["lr"]), None if reply["momentum"] is None else tuple(reply["momentum"]))
-
-    @property
-    def metric_state(self) -> dict | None:
-        """The server's state of a metric-driven spec (opaque; carried by the client)."""
-        return copy.deepcopy(self._metric_state)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Resume. A checkpoint of a registry schedule keeps its pinned version: when
