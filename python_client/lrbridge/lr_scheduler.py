@@ -90,8 +90,13 @@ def _lambdas(optimizer: Any, lr_lambda: Any) -> list[str]:
     return [expression("lr_lambda", fn, "epoch", "0.95 ** epoch") for fn in lr_lambda]
 
 
-def _lambda_spec_value(lr_lambda: Any, lambdas: list[str]) -> Any:
-    return list(lambdas) if isinstance(lr_lambda, (list, tuple)) else lambdas[0]
+def _init_lambdas(sched: Bridged, type_name: str, optimizer, lr_lambda, last_epoch: int, server: Any) -> None:
+    """LambdaLR's and MultiplicativeLR's constructor: torch's lr_lambdas as expressions, one per group."""
+    check_optimizer(optimizer)
+    sched.optimizer = optimizer
+    sched.lr_lambdas = _lambdas(optimizer, lr_lambda)
+    value = list(sched.lr_lambdas) if isinstance(lr_lambda, (list, tuple)) else sched.lr_lambdas[0]
+    sched._bridge_init(optimizer, make_spec(type_name, lr_lambda=value), last_epoch, server)
 
 
 # --------------------------------------------------------------------------
@@ -102,23 +107,14 @@ class LambdaLR(Bridged, _torch.LambdaLR):
     """base_lr × λ(epoch), λ an expression string over ``epoch`` (one per group allowed)."""
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1, *, server=None) -> None:
-        check_optimizer(optimizer)
-        self.optimizer = optimizer
-        self.lr_lambdas = _lambdas(optimizer, lr_lambda)
-        spec = make_spec("LambdaLR", lr_lambda=_lambda_spec_value(lr_lambda, self.lr_lambdas))
-        self._bridge_init(optimizer, spec, last_epoch, server)
+        _init_lambdas(self, "LambdaLR", optimizer, lr_lambda, last_epoch, server)
 
 
 class MultiplicativeLR(Bridged, _torch.MultiplicativeLR):
     """lr × λ(epoch) each step (chainable), λ an expression string over ``epoch``."""
 
-
     def __init__(self, optimizer, lr_lambda, last_epoch=-1, *, server=None) -> None:
-        check_optimizer(optimizer)
-        self.optimizer = optimizer
-        self.lr_lambdas = _lambdas(optimizer, lr_lambda)
-        spec = make_spec("MultiplicativeLR", lr_lambda=_lambda_spec_value(lr_lambda, self.lr_lambdas))
-        self._bridge_init(optimizer, spec, last_epoch, server)
+        _init_lambdas(self, "MultiplicativeLR", optimizer, lr_lambda, last_epoch, server)
 
 
 class StepLR(Bridged, _torch.StepLR):
