@@ -82,9 +82,9 @@ def from_ref(optimizer: Any, ref: str, *, server: Any = None, run_name: str | No
         return from_ref(optimizer, ref, server=client, run_name=run_name, last_epoch=last_epoch)
     from ._scheduler_base import group_inits
 
-    snapshot = scheduler.__dict__.get("_snapshot") or (group_inits(optimizer), -1)
+    snapshot = getattr(scheduler, "_snapshot", None) or (group_inits(optimizer), -1)
     scheduler._run_name = run_name
-    stream = scheduler.__dict__.get("_stream")
+    stream = getattr(scheduler, "_stream", None)
     scheduler._registry = make_pin(client, scheduler._opened, ref, snapshot[0], snapshot[1], run.id, stream)
     defer_use(scheduler, run)
     warn_resolution(ref, scheduler._registry, scheduler._opened.resolved, stacklevel=2)

@@ -1,7 +1,10 @@
-"""Writing one row of schedule values into an optimizer's param groups.
+"""Every write of schedule values into an optimizer's param groups.
 
-Every place that sets ``lr`` and ``momentum`` (or ``betas[0]``) goes through
-a writer from ``row_writer``, picked once for the groups' shape: float or
+A row (``lr`` and ``momentum`` or ``betas[0]``) goes through a writer from
+``row_writer``; ReduceLROnPlateau's reduced lrs through ``write_reduced``;
+the keys a constructor writes through ``write_group_keys``.
+
+A row writer is picked once for the groups' shape: float or
 tensor lrs (a tensor lr is filled in place, as torch does, so a compiled
 optimizer keeps its tensor), and which key momentum goes to. A writer is
 called as ``write(groups, lr, mom, j)`` with the values of group g at
@@ -18,6 +21,10 @@ from typing import Any, Callable, Sequence
 from torch import Tensor
 
 RowWriter = Callable[[list, Sequence[float], "Sequence[float] | None", int], list]
+
+
+def group_value(value: Any) -> float:
+    return float(value.item()) if isinstance(value, Tensor) else float(value)
 
 
 def has_tensor_lrs(groups: list) -> bool:
@@ -91,7 +98,38 @@ def _writer(write_lr: Callable, write_mom: Callable) -> RowWriter:
     return write
 
 
+def write_reduced(groups: list, lr: Sequence[float], now: Sequence[float]) -> None:
+    """ReduceLROnPlateau's write: only the lrs that changed (torch writes a reduced lr
+    and leaves the others as they are, an int lr included); a tensor lr in place."""
+    for g, new, old in zip(groups, lr, now):
+        if new != old:
+            x = g["lr"]
+            if isinstance(x, Tensor):
+                x.fill_(new)
+            else:
+                g["lr"] = new
+
+
 _FLOATS_MOMENTUM = _writer(_set_floats, _set_momentum)
 _FLOATS_BETAS = _writer(_set_floats, _set_betas)
 _TENSOR_MOMENTUM = _writer(_fill_tensors, _set_momentum)
 _TENSOR_BETAS = _writer(_fill_tensors, _set_betas)
+
+
+def write_group_keys(optimizer: Any, keys: list | None) -> None:
+    """The keys torch's constructor writes besides lr (initial_lr, max_lr, min_lr,
+    base/max_momentum, momentum or betas[0]), as the server's simulation left them.
+    A key that already holds that value is left alone (a tensor stays a tensor)."""
+    if not keys:
+        return
+    for group, written in zip(optimizer.param_groups, keys):
+        for key, value in written.items():
+            if key == "lr":
+                continue
+            if key == "betas":
+                if "betas" in group and group_value(group["betas"][0]) != float(value[0]):
+                    group["betas"] = (float(value[0]), *group["betas"][1:])
+                continue
+            if key in group and group_value(group[key]) == float(value):
+                continue
+            group[key] = float(value)

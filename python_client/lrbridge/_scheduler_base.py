@@ -28,39 +28,41 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import EPOCH_DEPRECATION_WARNING, LRScheduler
 
 from . import heartbeat
-from ._row_writer import RowWriter, has_tensor_lrs, row_writer
+from ._row_writer import group_value, has_tensor_lrs, row_writer, write_group_keys
 from .client import Client, Opened, resolve_client
 from .prefetch import WindowStream
 
-# Per-process objects that must not go into state_dict (not picklable, or the optimizer).
-# `_row_end` only appears in older checkpoints: the end now comes from the server (opened.row_end).
-TRANSIENT = frozenset(
-    {
-        "optimizer",
-        "_client",
-        "_client_arg",
-        "_opened",
-        "_stream",
-        "_lo",
-        "_hi",
-        "_lr_rows",
-        "_mom_rows",
-        "_lr_flat",
-        "_mom_flat",
-        "_groups",
-        "_write_row",
-        "_tensor_lrs",
-        "_schedulers",
-        "_row_end",
-        "_snapshot",
-        "_tcur_flat",
-        "_ti_flat",
-        "_parent",
-        "_children_at",
-        "_open_via",
-        "_use_pending",
-    }
+# Per-process objects (the connection, the stream and the fast path's mirrors of its
+# window, the children of a composite): slots, not ``__dict__``, so that ``__dict__``
+# is exactly the state torch's protocol carries (state_dict, and what a copy loaded
+# from it compares equal on).
+PROCESS_SLOTS = (
+    "_origin",  # where the stream's rows continue from: derived again on load
+    "_client",
+    "_client_arg",
+    "_opened",
+    "_stream",
+    "_lo",
+    "_hi",
+    "_lr_rows",
+    "_mom_rows",
+    "_lr_flat",
+    "_mom_flat",
+    "_groups",
+    "_write_row",
+    "_tensor_lrs",
+    "_schedulers",
+    "_snapshot",
+    "_tcur_flat",
+    "_ti_flat",
+    "_parent",
+    "_children_at",
+    "_open_via",
+    "_use_pending",
 )
+# Never loaded from a checkpoint: the optimizer, the slots, and `_row_end`, which only
+# older checkpoints hold (the end now comes from the server: opened.row_end).
+TRANSIENT = frozenset({"optimizer", "_row_end", *PROCESS_SLOTS})
 # Rows per window: one request per 8192 steps, asked for a whole window ahead
 # (fewer rows with many groups: the stream caps a window at WINDOW_VALUES values).
 STREAM_WINDOW = 8192
@@ -128,13 +130,9 @@ def make_spec(type_name: str, **kwargs: Any) -> dict:
     return spec
 
 
-def group_value(value: Any) -> float:
-    return float(value.item()) if isinstance(value, Tensor) else float(value)
-
-
-def current_lrs(optimizer: Optimizer) -> list:
-    """torch's _param_groups_val_list(optimizer, "lr"): tensors cloned, never aliased."""
-    return [g["lr"].clone() if isinstance(g["lr"], Tensor) else g["lr"] for g in optimizer.param_groups]
+def current_lrs(optimizer: Optimizer, key: str = "lr") -> list:
+    """torch's _param_groups_val_list(optimizer, key): tensors cloned, never aliased."""
+    return [g[key].clone() if isinstance(g[key], Tensor) else g[key] for g in optimizer.param_groups]
 
 
 _DTYPES = {"torch.float32": "float32", "torch.float64": "float64"}
@@ -160,31 +158,29 @@ def group_inits(optimizer: Optimizer) -> list[dict]:
     return inits
 
 
-def write_group_keys(optimizer: Optimizer, keys: list | None) -> None:
-    """The keys torch's constructor writes besides lr (initial_lr, max_lr, min_lr,
-    base/max_momentum, momentum or betas[0]), as the server's simulation left them.
-    A key that already holds that value is left alone (a tensor stays a tensor)."""
-    if not keys:
-        return
-    for group, written in zip(optimizer.param_groups, keys):
-        for key, value in written.items():
-            if key == "lr":
-                continue
-            if key == "betas":
-                if "betas" in group and group_value(group["betas"][0]) != float(value[0]):
-                    group["betas"] = (float(value[0]), *group["betas"][1:])
-                continue
-            if key in group and group_value(group[key]) == float(value):
-                continue
-            group[key] = float(value)
-
-
 def warn_step_order(optimizer: Optimizer, stacklevel: int) -> None:
     """torch's check on the first user step (pytorch#20124)."""
     if not hasattr(optimizer.step, "_wrapped_by_lr_sched"):
         warnings.warn(OVERRIDDEN_WARNING, UserWarning, stacklevel=stacklevel + 1)
     elif not getattr(optimizer, "_opt_called", False):
         warnings.warn(ORDER_WARNING, UserWarning, stacklevel=stacklevel + 1)
+
+
+def state_of(scheduler: Any) -> dict[str, Any]:
+    """A scheduler's state_dict: its ``__dict__`` (the process's objects are slots) minus the optimizer."""
+    return {k: v for k, v in scheduler.__dict__.items() if k != "optimizer"}
+
+
+def loadable(state_dict: dict[str, Any]) -> dict[str, Any]:
+    """What of a checkpoint goes into ``__dict__``."""
+    return {k: v for k, v in state_dict.items() if k not in TRANSIENT}
+
+
+def take_open_via(scheduler: Any) -> dict:
+    """A registry schedule's next open goes by ref and/or carries the run (one-shot)."""
+    via = getattr(scheduler, "_open_via", None) or {}
+    scheduler._open_via = None
+    return via
 
 
 # --------------------------------------------------------------------------
@@ -194,16 +190,8 @@ def warn_step_order(optimizer: Optimizer, stacklevel: int) -> None:
 class Bridged(LRScheduler):
     """torch's LRScheduler protocol over server rows. Subclasses build the spec."""
 
-    # Fast-path mirrors; `_hi = 0` sends every step to the general path.
-    _lo = 0
-    _hi = 0
-    _groups = 1
-    _lr_flat: Any = ()
-    _mom_flat: Any = None
-    _tensor_lrs = False  # some group's lr is a Tensor: written with fill_
-    _write_row: RowWriter  # set by _pick_writer before the fast path is on
-    _lr_rows: Any = ()  # the window as rows (RowView): CosineAnnealingWarmRestarts' own fast path
-    _mom_rows: Any = None
+    __slots__ = PROCESS_SLOTS
+
     _inert = False
     _chainable = False
     _momentum_key: str | None = None
@@ -217,6 +205,20 @@ class Bridged(LRScheduler):
         self._spec_hash: str | None = None
         self._origin: dict | None = None
         self._client_arg = server
+        self._client: Client | None = None
+        self._stream: WindowStream | None = None
+        self._parent = self._children_at = self._use_pending = None
+        # Fast-path mirrors (set by _mirror).
+        self._lo = 0
+        self._mirror(on=False)
+        self._groups = 1
+        self._lr_flat: Any = ()
+        self._mom_flat: Any = None
+        self._tensor_lrs = False  # some group's lr is a Tensor: written with fill_
+        # _write_row: set by _pick_writer before the fast path is on
+        self._lr_rows: Any = ()  # the window as rows (RowView): CosineAnnealingWarmRestarts' own fast path
+        self._mom_rows: Any = None
+        self._tcur_flat = self._ti_flat = None
         # The optimizer as torch's constructor finds it: the server simulates the
         # constructor on exactly this (before LRScheduler.__init__ adds initial_lr).
         self._snapshot = (group_inits(optimizer) if inits is None else inits, last_epoch)
@@ -225,7 +227,7 @@ class Bridged(LRScheduler):
         LRScheduler.__init__(self, optimizer, last_epoch)
 
     def _client_for(self) -> Client:
-        client = self.__dict__.get("_client")
+        client = self._client
         if client is None:
             client = self._client = resolve_client(self._client_arg)
         return client
@@ -233,9 +235,8 @@ class Bridged(LRScheduler):
     def _open(self) -> Opened:
         """Open the spec against the optimizer state the constructor found."""
         client = self._client_for()
-        inits, last_epoch = self.__dict__.get("_snapshot") or (group_inits(self.optimizer), -1)
-        # A registry schedule's next open goes by ref and/or carries the run (one-shot).
-        via = self.__dict__.pop("_open_via", None) or {}
+        inits, last_epoch = self._snapshot or (group_inits(self.optimizer), -1)
+        via = take_open_via(self)
         self._opened = opened = client.open(self._spec, inits, last_epoch, **via)
         if opened.resolved is not None:
             self._spec = opened.spec  # the canonical spec the ref named
@@ -250,16 +251,19 @@ class Bridged(LRScheduler):
     def _initial_step(self) -> None:
         """torch's constructor step: row last_epoch + 1, as the server simulated it."""
         self._step_count = 0
-        opened = self._open()
+        self._start(self._open())
+
+    def _start(self, opened: Opened) -> None:
+        """The constructor's writes, from the server's simulation of it."""
         write_group_keys(self.optimizer, opened.group_keys)
         for name, value in opened.attrs.items():
             setattr(self, name, value)
-        self.base_lrs = [g["initial_lr"] for g in self.optimizer.param_groups]
+        self.base_lrs = current_lrs(self.optimizer, "initial_lr")
         start = opened.first_row
         self._stream.seek(start, self._origin)
         self._step_count = 1
         self._advance_to(start)
-        self._hi = 0  # the first user step checks the call order
+        self._mirror(on=False)  # the first user step checks the call order
 
     # -- stepping ------------------------------------------------------------
 
@@ -294,7 +298,7 @@ class Bridged(LRScheduler):
             )
         if self._step_count == 1:
             warn_step_order(self.optimizer, stacklevel=4)
-        if "_use_pending" in self.__dict__:
+        if self._use_pending is not None:
             from .registry import send_use
 
             send_use(self)
@@ -332,8 +336,8 @@ class Bridged(LRScheduler):
         Read when a child is looked at, not on every step: the composite's
         step() stays on the fast path."""
         k = self.last_epoch
-        s = self.__dict__.get("_stream")
-        if self.__dict__.get("_children_at") == k or s is None or not (s.lo <= k < s.hi):
+        s = self._stream
+        if self._children_at == k or s is None or not (s.lo <= k < s.hi):
             return
         self._apply_attrs(s.row_attrs(k))
         self._children_at = k
@@ -341,7 +345,7 @@ class Bridged(LRScheduler):
     def _apply_attrs(self, attrs: dict) -> None:
         """Attributes torch updates each step, as the server's row says: T_cur/T_i,
         and a composite's children's last_epoch and get_last_lr()."""
-        children = self.__dict__.get("_schedulers")
+        children = getattr(self, "_schedulers", None)
         for name, value in attrs.items():
             if name.startswith("schedulers["):
                 if children is None:  # a Schedule built from a spec has no child objects
@@ -389,11 +393,13 @@ class Bridged(LRScheduler):
         self._pick_writer()
         self._last_lr = self._write_row(self.optimizer.param_groups, lr, mom, 0)
 
-    def _mirror(self) -> None:
-        """Point the fast path at the stream's buffer, or switch it off."""
+    def _mirror(self, on: bool = True) -> None:
+        """Point the fast path at the stream's window, or switch it off. The one place
+        `_hi` is set: `_hi = 0` sends every step to the general path (children never
+        step: their composite does)."""
         s = self._stream
-        if self._inert:
-            self._hi = 0  # children never step: their composite does
+        if not on or self._inert or s is None:
+            self._hi = 0
             return
         self._pick_writer()
         self._lo, self._groups, self._lr_flat, self._mom_flat = s.lo, s.groups, s.lr_flat, s.mom_flat
@@ -401,6 +407,14 @@ class Bridged(LRScheduler):
         attrs = s.attrs or {}
         self._tcur_flat, self._ti_flat = attrs.get("T_cur"), attrs.get("T_i")
         self._hi = s.hi  # never past the schedule's end: the stream holds no rows there
+
+    def _resume_origin(self) -> dict | None:
+        """Where the rows after a load continue from, derived from the loaded state (so no
+        origin is saved): a chainable schedule from the groups' lrs as they are now,
+        torch's recursive form, whichever order optimizer and scheduler state were loaded in."""
+        if self._chainable and not self._inert:
+            return {"step": self.last_epoch, "lr": [group_value(g["lr"]) for g in self.optimizer.param_groups]}
+        return None
 
     # -- torch API -------------------------------------------------------------
 
@@ -423,8 +437,8 @@ class Bridged(LRScheduler):
         self._mirror()
 
     def state_dict(self) -> dict[str, Any]:
-        """torch's ``__dict__`` minus the optimizer and the connection objects: picklable."""
-        return {k: v for k, v in self.__dict__.items() if k not in TRANSIENT}
+        """torch's ``__dict__`` minus the optimizer (the connection objects are slots): picklable."""
+        return state_of(self)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """``__dict__.update`` like torch, then position the stream at ``last_epoch + 1``.
@@ -435,7 +449,7 @@ class Bridged(LRScheduler):
         torch's recursive form does (whichever order optimizer and scheduler
         state were loaded in).
         """
-        saved = {k: v for k, v in state_dict.items() if k not in TRANSIENT}
+        saved = loadable(state_dict)
         saved_spec, saved_hash = saved.get("_spec"), saved.get("_spec_hash")
         constructed_pin = self.__dict__.get("_registry")
         self.__dict__.update(saved)
@@ -459,10 +473,15 @@ class Bridged(LRScheduler):
         self._reposition()
 
     def _reposition(self) -> None:
-        if self._chainable and not self._inert:
-            self._origin = {"step": self.last_epoch, "lr": [group_value(g["lr"]) for g in self.optimizer.param_groups]}
+        self._origin = self._resume_origin()
         self._stream.seek(self.last_epoch + 1, self._origin)
-        self._hi = 0
+        self._mirror(on=False)
+
+    def _become_part_of(self, parent: "Bridged") -> None:
+        """A composite's child: it no longer steps; its composite's rows say where it is."""
+        self._parent = parent
+        self._inert = True
+        self._mirror(on=False)
 
 
 
@@ -477,7 +496,7 @@ def adopt(parent: "Bridged", child: "Bridged") -> None:
     if view is None:
 
         def _get(self):
-            parent = self.__dict__.get("_parent")
+            parent = self._parent
             if parent is not None:
                 parent._sync_children()
             return self.__dict__["last_epoch"]
@@ -486,7 +505,7 @@ def adopt(parent: "Bridged", child: "Bridged") -> None:
             self.__dict__["last_epoch"] = value
 
         def get_last_lr(self):
-            parent = self.__dict__.get("_parent")
+            parent = self._parent
             if parent is not None:
                 parent._sync_children()
             return cls.get_last_lr(self)
@@ -498,6 +517,4 @@ def adopt(parent: "Bridged", child: "Bridged") -> None:
         )
         _CHILD_VIEWS[cls] = view
     child.__class__ = view
-    child._parent = parent
-    child._inert = True
-    child._hi = 0
+    child._become_part_of(parent)

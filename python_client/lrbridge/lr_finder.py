@@ -36,9 +36,10 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 from torch import nn
 
+from ._metric import MetricDriven
 from ._row_writer import row_writer
 from ._scheduler_base import check_optimizer, group_inits
-from .client import resolve_client
+from .client import Client, Opened, resolve_client
 
 __all__ = ["RangeTestResult", "find_lr"]
 
@@ -135,6 +136,20 @@ class RangeTestResult:
         return fig
 
 
+class _RangeTest(MetricDriven):
+    """The range test's state and its round trip per batch: a metric-driven schedule
+    with no scheduler object around it."""
+
+    __slots__ = ("optimizer", "_opened", "_client", "_metric_state")
+
+    def __init__(self, client: Client, optimizer: torch.optim.Optimizer, opened: Opened) -> None:
+        self._client, self.optimizer, self._opened = client, optimizer, opened
+        self._metric_begin(opened)
+
+    def _client_for(self) -> Client:
+        return self._client
+
+
 def _cycled(batches: Iterable) -> Iterator:
     """Batches forever: a re-iterable (list, DataLoader) is iterated again (a DataLoader
     reshuffles); a one-shot iterator's batches are kept and replayed."""
@@ -207,9 +222,9 @@ def find_lr(
     saved_model = copy.deepcopy(model.state_dict())
     saved_optimizer = copy.deepcopy(optimizer.state_dict())
     was_training = model.training
+    test = _RangeTest(client, optimizer, opened)
     lrs: list[float] = []
     losses: list[float] = []
-    state: dict = opened.state or {}
     next_lrs = list(opened.lr or [])
     groups = optimizer.param_groups
     write_row = row_writer(groups, None)  # lr only: the range test leaves momentum alone
@@ -224,15 +239,15 @@ def find_lr(
             value = float(loss.detach())
             lrs.append(next_lrs[0])
             losses.append(value)
-            reply = client.metric(opened, state, value)
-            state, next_lrs = reply["state"], reply["lr"]
-            if state.get("done"):
+            next_lrs = test._metric_step(value)["lr"]
+            if test._metric_state.get("done"):
                 break
     finally:
         model.load_state_dict(saved_model)
         optimizer.load_state_dict(saved_optimizer)
         model.train(was_training)
 
+    state = test._metric_state or {}
     suggestions = state.get("suggestions") or {}
     return RangeTestResult(
         lrs=lrs,

@@ -19,8 +19,8 @@ Differences from torch, on purpose:
   expression over ``x``. A Python callable raises TypeError.
 - ``SequentialLR``/``ChainedScheduler`` take lrbridge schedulers and compose
   their specs into one; the children become inert (their ``step()`` raises).
-- ``state_dict()`` also holds the spec, its ``spec_hash`` and the rebase
-  origin, and never the client or stream objects (always picklable).
+- ``state_dict()`` also holds the spec and its ``spec_hash``, and never the
+  client or stream objects (always picklable).
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ from torch.optim import lr_scheduler as _torch
 from torch.optim.lr_scheduler import EPOCH_DEPRECATION_WARNING, LRScheduler
 
 from . import heartbeat
+from ._metric import MetricDriven
+from ._row_writer import write_reduced
 from ._scheduler_base import (
-    TRANSIENT,
     adopt,
     Bridged,
     check_number,
@@ -46,7 +47,11 @@ from ._scheduler_base import (
     expression,
     group_inits,
     group_value,
+    loadable,
     make_spec,
+    plain,
+    state_of,
+    take_open_via,
 )
 
 __all__ = [
@@ -85,8 +90,13 @@ def _lambdas(optimizer: Any, lr_lambda: Any) -> list[str]:
     return [expression("lr_lambda", fn, "epoch", "0.95 ** epoch") for fn in lr_lambda]
 
 
-def _lambda_spec_value(lr_lambda: Any, lambdas: list[str]) -> Any:
-    return list(lambdas) if isinstance(lr_lambda, (list, tuple)) else lambdas[0]
+def _init_lambdas(sched: Bridged, type_name: str, optimizer, lr_lambda, last_epoch: int, server: Any) -> None:
+    """LambdaLR's and MultiplicativeLR's constructor: torch's lr_lambdas as expressions, one per group."""
+    check_optimizer(optimizer)
+    sched.optimizer = optimizer
+    sched.lr_lambdas = _lambdas(optimizer, lr_lambda)
+    value = list(sched.lr_lambdas) if isinstance(lr_lambda, (list, tuple)) else sched.lr_lambdas[0]
+    sched._bridge_init(optimizer, make_spec(type_name, lr_lambda=value), last_epoch, server)
 
 
 # --------------------------------------------------------------------------
@@ -97,23 +107,14 @@ class LambdaLR(Bridged, _torch.LambdaLR):
     """base_lr × λ(epoch), λ an expression string over ``epoch`` (one per group allowed)."""
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1, *, server=None) -> None:
-        check_optimizer(optimizer)
-        self.optimizer = optimizer
-        self.lr_lambdas = _lambdas(optimizer, lr_lambda)
-        spec = make_spec("LambdaLR", lr_lambda=_lambda_spec_value(lr_lambda, self.lr_lambdas))
-        self._bridge_init(optimizer, spec, last_epoch, server)
+        _init_lambdas(self, "LambdaLR", optimizer, lr_lambda, last_epoch, server)
 
 
 class MultiplicativeLR(Bridged, _torch.MultiplicativeLR):
     """lr × λ(epoch) each step (chainable), λ an expression string over ``epoch``."""
 
-
     def __init__(self, optimizer, lr_lambda, last_epoch=-1, *, server=None) -> None:
-        check_optimizer(optimizer)
-        self.optimizer = optimizer
-        self.lr_lambdas = _lambdas(optimizer, lr_lambda)
-        spec = make_spec("MultiplicativeLR", lr_lambda=_lambda_spec_value(lr_lambda, self.lr_lambdas))
-        self._bridge_init(optimizer, spec, last_epoch, server)
+        _init_lambdas(self, "MultiplicativeLR", optimizer, lr_lambda, last_epoch, server)
 
 
 class StepLR(Bridged, _torch.StepLR):
@@ -226,6 +227,13 @@ class CosineAnnealingWarmRestarts(Bridged, _torch.CosineAnnealingWarmRestarts):
         # What the server's row says: any other T_cur/T_i was set by hand.
         self._tcur_w, self._ti_w = self.T_cur, self.T_i
 
+    def _resume_origin(self) -> dict | None:
+        # torch's step() continues T_cur/T_i as loaded (a restart set by hand included).
+        if self._epoch_float is not None or self._inert:
+            return None
+        lrs = [group_value(g["lr"]) for g in self.optimizer.param_groups]
+        return {"step": self.last_epoch, "lr": lrs, "attrs": {"T_cur": float(self.T_cur), "T_i": float(self.T_i)}}
+
     def step(self, epoch=None) -> None:
         k = self.last_epoch + 1
         if epoch is None and self._lo <= k < self._hi and self.T_cur == self._tcur_w and self.T_i == self._ti_w:
@@ -258,7 +266,7 @@ class CosineAnnealingWarmRestarts(Bridged, _torch.CosineAnnealingWarmRestarts):
         self._tcur_w, self._ti_w = self.T_cur, self.T_i
         self._epoch_float = epoch
         self.last_epoch = floor(epoch)
-        self._hi = 0
+        self._mirror(on=False)
 
     def cycle_starts(self, lo: int, hi: int) -> list[int]:
         """Steps in [lo, hi) where a restart begins a cycle (0, T_0, T_0 + T_0·T_mult, ...),
@@ -479,13 +487,16 @@ class ChainedScheduler(Bridged, _torch.ChainedScheduler):
 # Metric-driven
 
 
-class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
+class ReduceLROnPlateau(MetricDriven, _torch.ReduceLROnPlateau):
     """Reduce the lr when a metric stops improving. ``step(metrics)`` is one server round trip.
 
-    The plateau state (best, bad epochs, cooldown) lives in ``_state``, carried
-    by the client and part of ``state_dict()``; ``best``, ``num_bad_epochs``,
-    ``cooldown_counter`` mirror it.
+    The plateau state (best, bad epochs, cooldown) is the metric state
+    (``_metric.MetricDriven``), carried by the client and part of
+    ``state_dict()``; ``best``, ``num_bad_epochs``, ``cooldown_counter`` mirror it.
     """
+
+    # The process's connection: not state (see _scheduler_base.PROCESS_SLOTS).
+    __slots__ = ("_client", "_client_arg", "_opened", "_open_via", "_use_pending")
 
     def __init__(
         self,
@@ -520,6 +531,7 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
         self.threshold = threshold
         self.threshold_mode = threshold_mode
         self._client_arg = server
+        self._client = self._use_pending = None
         self._spec = make_spec(
             "ReduceLROnPlateau",
             mode=mode,
@@ -531,15 +543,14 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
             min_lr=min_lr,
             eps=eps,
         )
-        opened = self._open()
-        self._state = opened.state
+        self._metric_begin(self._open())
         self.mode_worse = inf if mode == "min" else -inf
         self._mirror_state()
 
     _client_for = Bridged._client_for
 
     def _open(self):
-        via = self.__dict__.pop("_open_via", None) or {}  # from_ref: by ref, with the run
+        via = take_open_via(self)  # from_ref: by ref, with the run
         client = self._client_for()
         self._opened = opened = client.open(self._spec, group_inits(self.optimizer), **via)
         if opened.resolved is not None:
@@ -549,7 +560,7 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
         return opened
 
     def _mirror_state(self) -> None:
-        state = self._state or {}
+        state = self._metric_state or {}
         best = state.get("best")
         self.best = self.mode_worse if best is None else float(best)
         self.num_bad_epochs = int(state.get("num_bad_epochs", 0))
@@ -557,7 +568,7 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
 
     def step(self, metrics, epoch=None) -> None:  # type: ignore[override]
         current = float(metrics)  # a 0-dim tensor works too
-        if "_use_pending" in self.__dict__:
+        if self._use_pending is not None:
             from .registry import send_use
 
             send_use(self)
@@ -566,34 +577,35 @@ class ReduceLROnPlateau(_torch.ReduceLROnPlateau):
         else:
             warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
         self.last_epoch = epoch
+        self._follow_min_lrs()
         groups = self.optimizer.param_groups
         now = [group_value(g["lr"]) for g in groups]
-        state = dict(self._state)
-        if "lr" in state:
-            # torch reduces the lrs as they are now, hand edits included.
-            state["lr"] = now
-        # After add_param_group the server extends min_lrs, or raises torch's RuntimeError.
-        reply = self._client_for().metric(self._opened, state, current)
-        for g, new, old in zip(groups, reply["lr"], now):
-            if new != old:  # torch writes only a reduced lr
-                if isinstance(g["lr"], Tensor):
-                    g["lr"].fill_(new)
-                else:
-                    g["lr"] = new
-        self._state = reply["state"]
+        # torch reduces the lrs as they are now, hand edits included. After add_param_group
+        # the server extends a single min_lr, or raises torch's RuntimeError.
+        reply = self._metric_step(current)
+        write_reduced(groups, reply["lr"], now)
         self._mirror_state()
         self._last_lr = current_lrs(self.optimizer)
         if list(reply["lr"]) != now:
             heartbeat.lr_changed(self, epoch, reply["lr"])
 
+    def _follow_min_lrs(self) -> None:
+        """torch reads ``min_lrs`` at each reduction, so a list edited by hand (one more
+        entry after add_param_group) counts: the spec follows it (a re-open)."""
+        if self.default_min_lr is None and list(self.min_lrs) != self._spec.get("min_lr"):
+            self._spec = {**self._spec, "min_lr": plain(list(self.min_lrs))}
+            self._open()
+
     def get_last_lr(self) -> list:
         return self._last_lr
 
     def state_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in TRANSIENT}
+        return state_of(self)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        saved = {k: v for k, v in state_dict.items() if k not in TRANSIENT}
+        saved = loadable(state_dict)
+        if "_state" in saved and "_metric_state" not in saved:
+            saved["_metric_state"] = saved.pop("_state")  # the key's name in older checkpoints
         constructed_pin = self.__dict__.get("_registry")
         self.__dict__.update(saved)
         if constructed_pin is not None and saved.get("_registry") is not None:

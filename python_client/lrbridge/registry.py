@@ -458,7 +458,7 @@ def kept_message(pinned: dict, constructed: dict) -> str:
 def retarget_use(scheduler: Any, pin: dict, step: int) -> None:
     """A drop-in class resumed from a checkpoint: its pending use names the checkpoint's
     version (the checkpoint wins) and starts at the resume ``step``."""
-    msg = scheduler.__dict__.get("_use_pending")
+    msg = getattr(scheduler, "_use_pending", None)
     if msg is None:
         return  # already sent: the scheduler stepped before it was loaded
     if pin.get("version") is not None:
@@ -477,7 +477,7 @@ def defer_use(scheduler: Any, run: Any) -> None:
     (``name@version``): the ref may have moved since."""
     pin = scheduler._registry
     scheduler._opened = replace(scheduler._opened, run=run.id)
-    stream = scheduler.__dict__.get("_stream")
+    stream = getattr(scheduler, "_stream", None)
     if stream is not None:
         stream.opened = scheduler._opened  # its rebases carry the run id too
     ref = f"{pin['name']}@{pin['version']}" if pin.get("version") is not None else f"{pin['name']}@sha256:{pin['spec_hash']}"
@@ -490,8 +490,8 @@ def defer_use(scheduler: Any, run: Any) -> None:
 
 def send_use(scheduler: Any) -> None:
     """Send the pending use: on the prefetch channel (no wait) when there is one, else in line."""
-    msg = scheduler.__dict__.pop("_use_pending")
-    stream = scheduler.__dict__.get("_stream")
+    msg, scheduler._use_pending = scheduler._use_pending, None
+    stream = getattr(scheduler, "_stream", None)
     if stream is not None:
         stream._channel.send(msg)  # the reply is skipped by id; step() does not wait
         return

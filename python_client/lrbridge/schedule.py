@@ -32,7 +32,8 @@ from typing import Any
 
 from torch.optim import Optimizer
 
-from ._scheduler_base import TRANSIENT, Bridged, check_optimizer, group_value
+from ._metric import MetricDriven
+from ._scheduler_base import Bridged, check_optimizer, group_value, loadable
 from .errors import ProtocolError, ScheduleChanged
 from .registry import changed_message, check_engine, defer_use, is_ref, label, make_pin, pin_diff, send_use, warn_resolution
 from .run import current_run
@@ -79,7 +80,7 @@ def as_spec(spec: Any) -> dict:
     return _plain(spec, "")
 
 
-class Schedule(Bridged):
+class Schedule(MetricDriven, Bridged):
     """An LRScheduler whose values come from any lrbridge spec.
 
     ``spec``: a dict (``{"type": ...}``), e.g. built with ``lrbridge.spec``;
@@ -174,11 +175,6 @@ class Schedule(Bridged):
 
     # -- metric-driven specs ---------------------------------------------------
 
-    def _open(self):  # type: ignore[override]
-        # The first open is done by _initial_step to learn the kind; Bridged's reuses it.
-        pending = self.__dict__.pop("_pending_open", None)
-        return pending if pending is not None else Bridged._open(self)
-
     def _by_ref(self, ref: str) -> dict:
         params = self.__dict__.get("_ref_params")
         return {"ref": ref} if params is None else {"ref": ref, "params": params}
@@ -199,29 +195,29 @@ class Schedule(Bridged):
         inits, last_epoch = self._snapshot
         client = self._client_for()
         run = current_run(self._run_name)
-        self._registry = make_pin(client, opened, self._ref, inits, last_epoch, run.id, self.__dict__.get("_stream"))
+        self._registry = make_pin(client, opened, self._ref, inits, last_epoch, run.id, self._stream)
         defer_use(self, run)
         warn_resolution(self._ref, self._registry, opened.resolved, stacklevel=4)
 
     def _initial_step(self) -> None:
         self._step_count = 0
         opened = self._open()
-        if opened.kind != "metric":
-            self._pending_open = opened
-            Bridged._initial_step(self)
-            if self._ref is not None:
-                self._pin(opened)  # after the first window: the digest's rows are in it
-            return
+        if opened.kind == "metric":
+            self._start_metric(opened)
+        else:
+            self._start(opened)
         if self._ref is not None:
-            self._pin(opened)
-        # Metric-driven: the values right after construction came with `opened`.
+            self._pin(opened)  # after the first window: the digest's rows are in it
+
+    def _start_metric(self, opened) -> None:
+        """Metric-driven: the values right after construction came with `opened`."""
         if self.last_epoch != -1:
             raise ValueError("lrbridge: a metric-driven Schedule resumes through load_state_dict, not last_epoch")
-        self._metric_state = opened.state
+        self._metric_begin(opened)
         self._step_count = 1
         self.last_epoch = 0
         self._write(tuple(opened.lr), None if opened.momentum is None else tuple(opened.momentum))
-        self._hi = 0
+        self._mirror(on=False)
 
     def step(self, metrics: Any = None, epoch: Any = None) -> None:  # type: ignore[override]
         """``step()`` for deterministic specs (``step(epoch)`` deprecated as in torch);
@@ -232,22 +228,12 @@ class Schedule(Bridged):
             return Bridged.step(self, epoch)
         if metrics is None:
             raise TypeError("lrbridge: this schedule is metric-driven: call step(metric)")
-        if "_use_pending" in self.__dict__:
+        if self._use_pending is not None:
             send_use(self)
-        state = self._metric_state
-        if "lr" in state:
-            # A metric state's lr is what the step starts from: the groups' lrs as they are now.
-            state = {**state, "lr": [group_value(g["lr"]) for g in self.optimizer.param_groups]}
-        reply = self._client_for().metric(self._opened, state, float(metrics))
-        self._metric_state = reply["state"]
+        reply = self._metric_step(metrics)
         self.last_epoch += 1
         self._step_count += 1
         self._write(tuple(reply["lr"]), None if reply["momentum"] is None else tuple(reply["momentum"]))
-
-    @property
-    def metric_state(self) -> dict | None:
-        """The server's state of a metric-driven spec (opaque; carried by the client)."""
-        return copy.deepcopy(self._metric_state)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Resume. A checkpoint of a registry schedule keeps its pinned version: when
@@ -257,7 +243,7 @@ class Schedule(Bridged):
             return self._load_pinned(state_dict)
         if state_dict.get("_metric_state") is None and self._metric_state is None:
             return Bridged.load_state_dict(self, state_dict)
-        saved = {k: v for k, v in state_dict.items() if k not in TRANSIENT}
+        saved = loadable(state_dict)
         self.__dict__.update(saved)
         if saved.get("_spec_hash") != self._opened.spec_hash:
             self._open()
@@ -279,7 +265,7 @@ class Schedule(Bridged):
             )
         # The resuming process's own choices stay; the rest is the checkpoint's.
         mine = {k: self.__dict__[k] for k in ("_ref", "_ref_params", "_on_change", "_run_name") if k in self.__dict__}
-        saved = {k: v for k, v in state_dict.items() if k not in TRANSIENT}
+        saved = loadable(state_dict)
         run = current_run(self._run_name).to_wire(resume)
         if moved and self._on_change == "current":
             switch = {"step": resume, "from": pinned.get("version"), "to": now.get("version")}
@@ -294,7 +280,7 @@ class Schedule(Bridged):
             via = {**self._by_ref(f"{pinned['name']}@{pinned['version']}" if moved else self._ref), "run": run}
         self.__dict__.update(saved)
         self.__dict__.update(mine)
-        self.__dict__.pop("_use_pending", None)  # the resume's open below is this run's use
+        self._use_pending = None  # the resume's open below is this run's use
         self._open_via = via
         try:
             opened = self._open()

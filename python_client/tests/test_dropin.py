@@ -269,3 +269,32 @@ def test_warm_restarts_t_cur_set_by_hand_restarts_as_in_torch(server, tmp_path):
     assert len(ours) == len(theirs) == 40
     for k, (a, b) in enumerate(zip(ours, theirs)):
         assert a == pytest.approx(b, rel=1e-12, abs=0), k
+
+
+def _plateau_after_add_param_group(m, server_kw):
+    """torch's recipe: a group added mid-run, and min_lrs extended by hand to match."""
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.SGD([{"params": [a]}, {"params": [b], "lr": torch.tensor(0.5)}], lr=0.5)
+    sched = m.ReduceLROnPlateau(opt, threshold=0.1, patience=5, cooldown=5, min_lr=[1e-5, 1e-4], **server_kw)
+    seen = []
+    for epoch, metric in enumerate([1] * 7 + [0.6] + [0.5] * 12):
+        if epoch == 8:
+            opt.add_param_group({"params": [torch.nn.Parameter(torch.rand(2, 3))], "lr": 0.05})
+            sched.min_lrs.append(1e-6)
+        opt.step()
+        sched.step(metric)
+        seen.append([float(g["lr"]) for g in opt.param_groups])
+    return seen
+
+
+def test_plateau_min_lrs_extended_by_hand_after_add_param_group(server):
+    assert _plateau_after_add_param_group(B, {"server": server}) == _plateau_after_add_param_group(T, {})
+
+
+def test_base_lrs_are_copies_of_tensor_initial_lrs(server):
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=torch.tensor(0.1))
+    sched = B.StepLR(opt, step_size=30, server=server)
+    initial = opt.param_groups[0]["initial_lr"]
+    assert sched.base_lrs[0] is not initial
+    initial.mul_(0.5)  # torch's base_lrs never alias the group's tensors
+    assert float(sched.base_lrs[0]) == float(torch.tensor(0.1))

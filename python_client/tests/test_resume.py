@@ -151,3 +151,59 @@ def test_resume_onecycle_still_refuses_past_total_steps(server):
         resumed.step()
     with pytest.raises(ValueError, match="Tried to step 31 times. The specified number of total steps is 30"):
         resumed.step()
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+# A scheduler stepped 10 times, then one built with other arguments loads its state_dict.
+STATE_PAIRS = [
+    ("StepLR", {"gamma": 0.1, "step_size": 3}, {"gamma": 0.005, "step_size": 1}),
+    ("MultiStepLR", {"gamma": 0.1, "milestones": [2, 5, 9]}, {"gamma": 0.01, "milestones": [1, 4, 6]}),
+    ("ExponentialLR", {"gamma": 0.1}, {"gamma": 0.01}),
+    ("CosineAnnealingLR", {"T_max": 10, "eta_min": 1e-10}, {"T_max": 5, "eta_min": 5e-11}),
+    ("CosineAnnealingWarmRestarts", {"T_0": 10, "T_mult": 2}, {"T_0": 100}),
+    ("OneCycleLR", {"max_lr": 0.3, "total_steps": 40}, {"max_lr": 0.1, "total_steps": 20}),
+]
+
+
+@pytest.mark.filterwarnings("ignore:lrbridge. the checkpoint's schedule:UserWarning")
+@pytest.mark.parametrize("lr_type", [float, torch.Tensor], ids=["float", "tensor"])
+@pytest.mark.parametrize("name,first,second", STATE_PAIRS, ids=[p[0] for p in STATE_PAIRS])
+def test_a_copy_loaded_from_state_dict_holds_the_same_state(server, name, first, second, lr_type):
+    """What torch's own state_dict check compares: every attribute but the optimizer."""
+    opt = make_optimizer("sgd2", lr_type)
+    sched = getattr(B, name)(opt, **first, server=server)
+    for _ in range(10):
+        mark_stepped(opt)
+        sched.step()
+    copy = getattr(B, name)(opt, **second, server=server)
+    copy.load_state_dict(sched.state_dict())
+    assert copy.__dict__.keys() == sched.__dict__.keys()
+    for key in sched.__dict__:
+        if key != "optimizer":
+            assert _same(sched.__dict__[key], copy.__dict__[key]), key
+    assert _same(copy.get_last_lr(), sched.get_last_lr())
+    assert "_stream" not in sched.__dict__ and "_client" not in sched.__dict__
+    assert sched.state_dict().keys() == {k for k in sched.__dict__ if k != "optimizer"}
+
+
+@pytest.mark.filterwarnings("ignore:lrbridge. the checkpoint's schedule:UserWarning")
+def test_a_plateau_copy_loaded_from_state_dict_holds_the_same_state(server):
+    opt = make_optimizer("sgd2")
+    sched = B.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=2, server=server)
+    for score in [1.0, 2.0, 3.0, 4.0, 3.0, 4.0, 5.0, 3.0, 2.0, 1.0]:
+        sched.step(score)
+    copy = B.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=10, server=server)
+    copy.load_state_dict(sched.state_dict())
+    assert copy.__dict__.keys() == sched.__dict__.keys()
+    for key in sched.__dict__:
+        if key != "optimizer":
+            assert _same(sched.__dict__[key], copy.__dict__[key]), key
