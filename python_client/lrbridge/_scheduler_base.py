@@ -138,9 +138,13 @@ def current_lrs(optimizer: Optimizer, key: str = "lr") -> list:
 _DTYPES = {"torch.float32": "float32", "torch.float64": "float64"}
 
 
+_RESUMED_KEYS = ("max_lr", "min_lr", "max_momentum", "base_momentum")
+
+
 def group_inits(optimizer: Optimizer) -> list[dict]:
     """What `open` sends per group: what torch's constructor reads from it (the
-    lr now, initial_lr when set, momentum or betas, and a tensor lr's dtype)."""
+    lr now, initial_lr when set, momentum or betas, a tensor lr's dtype, and
+    the keys a resumed OneCycleLR reads back)."""
     defaults = optimizer.defaults
     inits = []
     for group in optimizer.param_groups:
@@ -154,6 +158,9 @@ def group_inits(optimizer: Optimizer) -> list[dict]:
             init["momentum"] = group_value(group["momentum"])
         if isinstance(lr, Tensor):
             init["lr_dtype"] = _DTYPES.get(str(lr.dtype), "float64")
+        for key in _RESUMED_KEYS:
+            if key in group:
+                init[key] = group_value(group[key])
         inits.append(init)
     return inits
 

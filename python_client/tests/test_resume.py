@@ -207,3 +207,47 @@ def test_a_plateau_copy_loaded_from_state_dict_holds_the_same_state(server):
     for key in sched.__dict__:
         if key != "optimizer":
             assert _same(sched.__dict__[key], copy.__dict__[key]), key
+
+
+@pytest.mark.parametrize("opt_kind", ["sgd", "adam"])
+def test_onecycle_rebuilt_with_last_epoch_on_a_restored_optimizer_continues_as_torch(server, opt_kind):
+    """No scheduler state_dict: the optimizer's groups hold what OneCycleLR needs
+    (initial_lr, max_lr, min_lr, the momentum bounds), and last_epoch says where it is."""
+    runs = {}
+    for m in (T, B):
+        kw = {} if m is T else {"server": server}
+        opt = make_optimizer(opt_kind)
+        first = m.OneCycleLR(opt, max_lr=0.3, total_steps=20, anneal_strategy="linear", **kw)
+        for _ in range(7):
+            mark_stepped(opt)
+            first.step()
+        saved = _roundtrip(opt.state_dict())
+        opt2 = make_optimizer(opt_kind)
+        opt2.load_state_dict(saved)
+        resumed = m.OneCycleLR(opt2, max_lr=0.3, total_steps=20, anneal_strategy="linear", last_epoch=6, **kw)
+        seen = [values(opt2)]
+        for _ in range(13):
+            mark_stepped(opt2)
+            resumed.step()
+            seen.append(values(opt2))
+        with pytest.raises(ValueError, match="Tried to step 21 times"):
+            resumed.step()
+        runs[m] = seen
+    assert len(runs[T]) == len(runs[B]) == 14
+    worst = Worst()
+    for k, (t, b) in enumerate(zip(runs[T], runs[B])):
+        worst.compare(t, b, f"row {7 + k}")
+
+
+def test_onecycle_with_last_epoch_on_a_fresh_optimizer_raises_torchs_key_error(server):
+    opt = make_optimizer("sgd")
+    for g in opt.param_groups:
+        g["initial_lr"] = g["lr"]
+    with pytest.raises(KeyError) as ours:
+        B.OneCycleLR(opt, max_lr=0.3, total_steps=20, last_epoch=3, server=server)
+    opt_t = make_optimizer("sgd")
+    for g in opt_t.param_groups:
+        g["initial_lr"] = g["lr"]
+    with pytest.raises(KeyError) as theirs:
+        T.OneCycleLR(opt_t, max_lr=0.3, total_steps=20, last_epoch=3)
+    assert str(ours.value) == str(theirs.value)

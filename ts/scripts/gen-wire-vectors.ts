@@ -119,6 +119,11 @@ function cases(): VectorCase[] {
       request: open(19, STEP, RESUMED_GROUPS, 6),
     },
     {
+      name: "open_resumed_one_cycle",
+      about: "resume a OneCycleLR at last_epoch 4: the group carries the max_lr, min_lr and momentum bounds its first constructor wrote",
+      request: open(20, ONECYCLE, [{ lr: 0.3, initial_lr: 0.02, momentum: 0.9, max_lr: 0.5, min_lr: 2e-6, max_momentum: 0.95, base_momentum: 0.85 }], 4),
+    },
+    {
       name: "window_stop",
       about: "rows [8, 12) of a OneCycleLR with total_steps 10: torch raises at row 11, so the window stops there",
       setup: [open(3, ONECYCLE, ADAM_GROUPS)],

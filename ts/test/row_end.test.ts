@@ -47,6 +47,14 @@ describe("rowEnd without torch", () => {
     expect(bind({ type: "cosine", total_steps: 10 }, SGD).rowEnd).toBeNull();
   });
 
+  it("a OneCycleLR resumed at last_epoch k ends where the fresh one does", () => {
+    const resumed = [{ lr: 0.3, initial_lr: 0.02, momentum: 0.9, max_lr: 0.5, min_lr: 2e-6, max_momentum: 0.95, base_momentum: 0.85 }];
+    const b = bind(oneCycle(20), resumed, 6);
+    expect(b.rowEnd).toBe(21);
+    expect(() => b.rows(20, 1)).not.toThrow();
+    expect(b.rows(20, 2).stop).toMatchObject({ row: 21 });
+  });
+
   it("agrees with the simulator: the row before the end exists, the end raises torch's error", () => {
     for (const c of CASES) {
       const b = bind(c.spec, SGD);

@@ -16,6 +16,11 @@ export interface GroupInit {
   momentum?: number | null;
   /** group["betas"], when the optimizer has them (Adam family). */
   betas?: [number, number] | null;
+  /** The keys OneCycleLR's constructor wrote, when the group has them: a resume (last_epoch >= 0) reads them. */
+  max_lr?: number | null;
+  min_lr?: number | null;
+  max_momentum?: number | null;
+  base_momentum?: number | null;
 }
 
 /** Which param_group key a schedule writes momentum into. */

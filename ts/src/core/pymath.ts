@@ -8,7 +8,7 @@
 export class PyError extends Error {
   constructor(
     readonly pyType: string,
-    /** The exception's text as Python prints it after the type. */
+    /** The exception's argument, verbatim: `str()` of it in Python (KeyError's str() adds quotes to it). */
     readonly pyMessage: string,
   ) {
     super(`${pyType}: ${pyMessage}`);

@@ -228,6 +228,9 @@ function readFiniteList(value: unknown, path: string, maxLength: number): number
  * One param group, normalized: null/absent momentum and betas are dropped,
  * so `{lr: 0.1}` and `{lr: 0.1, momentum: null}` get the same handle.
  */
+/** Group keys a scheduler's constructor reads back on a resume (OneCycleLR's). */
+const RESUMED_KEYS = ["max_lr", "min_lr", "max_momentum", "base_momentum"] as const;
+
 function readGroup(value: unknown, path: string): GroupInit {
   if (!isPlainMap(value)) bad(path, "expected a map");
   const group: GroupInit = { lr: readFinite(value.lr, `${path}.lr`) };
@@ -245,6 +248,9 @@ function readGroup(value: unknown, path: string): GroupInit {
     const betas = value.betas;
     if (!Array.isArray(betas) || betas.length !== 2) bad(`${path}.betas`, "expected [beta1, beta2]");
     group.betas = [readFinite(betas[0], `${path}.betas[0]`), readFinite(betas[1], `${path}.betas[1]`)];
+  }
+  for (const key of RESUMED_KEYS) {
+    if (value[key] !== undefined && value[key] !== null) group[key] = readFinite(value[key], `${path}.${key}`);
   }
   return group;
 }

@@ -71,6 +71,12 @@ function checkGroups(groups: unknown): asserts groups is GroupInit[] {
     ) {
       throw new SpecError(`${p}.betas`, "must be a pair of numbers or null");
     }
+    for (const key of ["max_lr", "min_lr", "max_momentum", "base_momentum"]) {
+      const v = (g as Record<string, unknown>)[key];
+      if (v !== undefined && v !== null && (typeof v !== "number" || !Number.isFinite(v))) {
+        throw new SpecError(`${p}.${key}`, `must be a number or null, got ${String(v)}`);
+      }
+    }
   });
 }
 
@@ -198,7 +204,7 @@ class TorchBound implements Bound {
     const first = this.newSim("");
     this.constructed = constructedOf(first);
     this.momentumKey = writesMomentum(canonical) ? (first.opt.hasBetas ? "betas" : "momentum") : null;
-    this.rowEnd = rowEndOf(first.top);
+    this.rowEnd = rowEndOf(first.top, this.firstRow);
     const starts = torchCycleStarts(canonical);
     if (starts) this.cycles = starts;
   }

@@ -27,7 +27,7 @@ export class SequentialLR extends TorchScheduler {
     this.children = schedulers;
     this.lastEpoch = this.startEpoch + 1;
     for (const g of opt.groups) {
-      if (g.initial_lr === undefined) throw new PyError("KeyError", "'initial_lr'");
+      if (g.initial_lr === undefined) throw new PyError("KeyError", "initial_lr");
       g.lr = g.f32 ? Math.fround(g.initial_lr) : g.initial_lr;
     }
     recursiveUndo(this);

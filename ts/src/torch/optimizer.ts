@@ -4,6 +4,8 @@
  * `betas` (Adam family). Schedulers read and write these keys exactly as
  * torch does, so composites see each other's side effects.
  */
+import { PyError } from "../core/pymath";
+
 export interface SimGroup {
   lr: number;
   /**
@@ -42,6 +44,11 @@ export interface GroupSeed {
   lr_dtype?: "float32" | "float64" | null;
   momentum?: number | null;
   betas?: readonly [number, number] | null;
+  /** What an earlier OneCycleLR wrote (a resumed optimizer's state). */
+  max_lr?: number | null;
+  min_lr?: number | null;
+  max_momentum?: number | null;
+  base_momentum?: number | null;
 }
 
 /** The optimizer as the scheduler's constructor finds it. */
@@ -53,6 +60,10 @@ export function makeOptimizer(seeds: readonly GroupSeed[]): SimOptimizer {
     if (s.initial_lr !== undefined && s.initial_lr !== null) g.initial_lr = f32 ? Math.fround(s.initial_lr) : s.initial_lr;
     if (s.momentum !== undefined && s.momentum !== null) g.momentum = s.momentum;
     if (s.betas !== undefined && s.betas !== null) g.betas = [s.betas[0], s.betas[1]];
+    for (const key of ["max_lr", "min_lr", "max_momentum", "base_momentum"] as const) {
+      const v = s[key];
+      if (v !== undefined && v !== null) g[key] = v;
+    }
     return g;
   });
   return {
@@ -65,22 +76,15 @@ export function makeOptimizer(seeds: readonly GroupSeed[]): SimOptimizer {
 /** group[key], raising KeyError as torch does when a key was never set. */
 export function groupValue(group: SimGroup, key: GroupKey | "lr"): number {
   const v = group[key];
-  if (v === undefined) throw new KeyErrorLike(key);
+  if (v === undefined) throw new PyError("KeyError", key);
   return v;
-}
-
-class KeyErrorLike extends Error {
-  constructor(key: string) {
-    super(`KeyError: '${key}'`);
-    this.name = "KeyError";
-  }
 }
 
 /** Writes momentum the way CyclicLR/OneCycleLR do: betas[0] or momentum. */
 export function writeMomentum(group: SimGroup, useBeta1: boolean, value: number): void {
   if (useBeta1) {
     const betas = group.betas;
-    if (betas === undefined) throw new KeyErrorLike("betas");
+    if (betas === undefined) throw new PyError("KeyError", "betas");
     group.betas = [value, betas[1]];
   } else {
     group.momentum = value;

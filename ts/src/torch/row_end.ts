@@ -14,10 +14,13 @@ type Counter =
   | { kind: "sequential"; lastEpoch: number; milestones: readonly number[]; children: Counter[] }
   | { kind: "chained"; children: Counter[] };
 
-/** First row refused (row k = after k `step()` calls), or null when every row exists. */
-export function rowEndOf(top: TorchScheduler): number | null {
+/**
+ * First row refused, or null when every row exists. Construction leaves row
+ * `firstRow` (0, or last_epoch + 1 for a resumed one); each step() is one row on.
+ */
+export function rowEndOf(top: TorchScheduler, firstRow: number): number | null {
   const steps = advance(counterOf(top), Infinity);
-  return Number.isFinite(steps) ? steps + 1 : null;
+  return Number.isFinite(steps) ? firstRow + steps + 1 : null;
 }
 
 function counterOf(s: TorchScheduler): Counter {
