@@ -440,7 +440,26 @@ def _composite_server(server: Any, schedulers: list) -> Any:
     return server if server is not None else schedulers[0]._client_for()
 
 
-class SequentialLR(Bridged, _torch.SequentialLR):
+class _Composite(Bridged):
+    """torch's composites nest their children's state_dicts under ``_schedulers``."""
+
+    def state_dict(self) -> dict[str, Any]:
+        self._sync_children()
+        state = super().state_dict()
+        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        children = state_dict.get("_schedulers")
+        super().load_state_dict(state_dict)  # `_schedulers` is the children themselves: never loaded
+        if isinstance(children, list):
+            # The children are views of this composite's rows: their state is data only.
+            for child, saved in zip(self._schedulers, children):
+                child.__dict__.update(loadable(saved))
+        self._children_at = None
+
+
+class SequentialLR(_Composite, _torch.SequentialLR):
     """Children run one after another; at a milestone the next restarts at its own step 0."""
 
     def __init__(self, optimizer, schedulers, milestones, last_epoch=-1, *, server=None) -> None:
@@ -463,7 +482,7 @@ class SequentialLR(Bridged, _torch.SequentialLR):
         pass  # the composite spec replays construction on the server
 
 
-class ChainedScheduler(Bridged, _torch.ChainedScheduler):
+class ChainedScheduler(_Composite, _torch.ChainedScheduler):
     """Every child steps each step (effects multiply). Takes no constructor step of its own."""
 
     def __init__(self, schedulers, optimizer=None, *, server=None) -> None:

@@ -251,3 +251,37 @@ def test_onecycle_with_last_epoch_on_a_fresh_optimizer_raises_torchs_key_error(s
     with pytest.raises(KeyError) as theirs:
         T.OneCycleLR(opt_t, max_lr=0.3, total_steps=20, last_epoch=3)
     assert str(ours.value) == str(theirs.value)
+
+
+@pytest.mark.parametrize("kind", ["SequentialLR", "ChainedScheduler"])
+def test_a_composite_state_dict_nests_its_childrens_as_torchs_does(server, kind):
+    def build(m, opt):
+        kw = {} if m is T else {"server": server}
+        children = [m.ConstantLR(opt, factor=0.5, total_iters=3, **kw), m.ExponentialLR(opt, gamma=0.9, **kw)]
+        if kind == "SequentialLR":
+            return m.SequentialLR(opt, children, milestones=[3], **kw)
+        return m.ChainedScheduler(children, **kw)
+
+    states, resumed = {}, {}
+    for m in (T, B):
+        opt = make_optimizer("sgd")
+        sched = build(m, opt)
+        for _ in range(5):
+            mark_stepped(opt)
+            sched.step()
+        states[m] = _roundtrip(sched.state_dict())
+        opt2 = make_optimizer("sgd")
+        again = build(m, opt2)
+        opt2.load_state_dict(opt.state_dict())
+        again.load_state_dict(states[m])
+        assert [c.last_epoch for c in again._schedulers] == [c["last_epoch"] for c in states[m]["_schedulers"]]
+        for _ in range(4):
+            mark_stepped(opt2)
+            again.step()
+        resumed[m] = (values(opt2), [c.last_epoch for c in again._schedulers], [c.get_last_lr() for c in again._schedulers])
+    theirs, ours = states[T], states[B]
+    assert set(theirs) <= set(ours)
+    assert len(ours["_schedulers"]) == 2
+    for t, b in zip(theirs["_schedulers"], ours["_schedulers"]):
+        assert b["last_epoch"] == t["last_epoch"] and b["_last_lr"] == t["_last_lr"]
+    assert resumed[B] == resumed[T]
