@@ -208,6 +208,10 @@ class Bridged(LRScheduler):
     def _bridge_init(
         self, optimizer: Optimizer, spec: dict, last_epoch: int, server: Any, inits: list | None = None
     ) -> None:
+        # A plain dict, not CPython's shared-keys one: heartbeats and state_dict read
+        # the state through __dict__, and once it has been looked at, a shared-keys
+        # dict sends every attribute access of step() down the slow path (3.11).
+        self.__dict__ = dict(self.__dict__)
         self._spec = spec
         self._spec_hash: str | None = None
         self._origin: dict | None = None
