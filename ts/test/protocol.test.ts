@@ -173,6 +173,8 @@ describe("readRequest", () => {
     ["groups[0].lr (BAD_REQUEST)", { v: 2, id: 1, type: "open", spec: {}, groups: [{ lr: "0.1" }] }, "BAD_REQUEST", "groups[0].lr"],
     ["groups[1].lr (BAD_REQUEST)", { v: 2, id: 1, type: "open", spec: {}, groups: [{ lr: 0.1 }, { lr: Infinity }] }, "BAD_REQUEST", "groups[1].lr"],
     ["groups[0].betas (BAD_REQUEST)", { v: 2, id: 1, type: "open", spec: {}, groups: [{ lr: 0.1, betas: [0.9] }] }, "BAD_REQUEST", "groups[0].betas"],
+    ["groups[0].max_lr (BAD_REQUEST)", { v: 2, id: 1, type: "open", spec: {}, groups: [{ lr: 0.1, max_lr: "0.5" }] }, "BAD_REQUEST", "groups[0].max_lr"],
+    ["groups[0].base_momentum (BAD_REQUEST)", { v: 2, id: 1, type: "open", spec: {}, groups: [{ lr: 0.1, base_momentum: NaN }] }, "BAD_REQUEST", "groups[0].base_momentum"],
     ["hash (BAD_REQUEST)", { v: 2, id: 1, type: "window", hash: 5, start: 0, count: 1 }, "BAD_REQUEST", "hash"],
     ["start (BAD_REQUEST)", { v: 2, id: 1, type: "window", hash: HASH, start: -1, count: 1 }, "BAD_REQUEST", "start"],
     ["start (BAD_REQUEST)", { v: 2, id: 1, type: "window", hash: HASH, start: 0.5, count: 1 }, "BAD_REQUEST", "start"],

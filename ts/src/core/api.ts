@@ -23,6 +23,9 @@ export interface GroupInit {
   base_momentum?: number | null;
 }
 
+/** The GroupInit keys a resumed OneCycleLR reads back from the groups its first constructor wrote. */
+export const RESUMED_KEYS = ["max_lr", "min_lr", "max_momentum", "base_momentum"] as const;
+
 /** Which param_group key a schedule writes momentum into. */
 export type MomentumKey = "momentum" | "betas" | null;
 

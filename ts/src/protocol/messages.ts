@@ -1,4 +1,4 @@
-import type { GroupInit, MetricState, MomentumKey, Rebase } from "../core/api";
+import { type GroupInit, type MetricState, type MomentumKey, type Rebase, RESUMED_KEYS } from "../core/api";
 import { ProtocolError } from "./errors";
 import { type HeartbeatRequest, readHeartbeat } from "../live/heartbeat";
 import type { RunRow } from "../live/runs";
@@ -228,9 +228,6 @@ function readFiniteList(value: unknown, path: string, maxLength: number): number
  * One param group, normalized: null/absent momentum and betas are dropped,
  * so `{lr: 0.1}` and `{lr: 0.1, momentum: null}` get the same handle.
  */
-/** Group keys a scheduler's constructor reads back on a resume (OneCycleLR's). */
-const RESUMED_KEYS = ["max_lr", "min_lr", "max_momentum", "base_momentum"] as const;
-
 function readGroup(value: unknown, path: string): GroupInit {
   if (!isPlainMap(value)) bad(path, "expected a map");
   const group: GroupInit = { lr: readFinite(value.lr, `${path}.lr`) };

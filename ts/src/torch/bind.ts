@@ -4,7 +4,7 @@
  * from a step-for-step simulation of torch 2.13 (this folder).
  */
 import type { Bound, Constructed, GroupInit, MetricState, MomentumKey, PyException, Rebase, Rows } from "../core/api";
-import { Refusal, SpecError } from "../core/api";
+import { RESUMED_KEYS, Refusal, SpecError } from "../core/api";
 import { contentHash } from "../core/canonical";
 import { metricBound } from "../core/metric";
 import { rowEndOf } from "./row_end";
@@ -71,7 +71,7 @@ function checkGroups(groups: unknown): asserts groups is GroupInit[] {
     ) {
       throw new SpecError(`${p}.betas`, "must be a pair of numbers or null");
     }
-    for (const key of ["max_lr", "min_lr", "max_momentum", "base_momentum"]) {
+    for (const key of RESUMED_KEYS) {
       const v = (g as Record<string, unknown>)[key];
       if (v !== undefined && v !== null && (typeof v !== "number" || !Number.isFinite(v))) {
         throw new SpecError(`${p}.${key}`, `must be a number or null, got ${String(v)}`);

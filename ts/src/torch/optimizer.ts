@@ -4,6 +4,7 @@
  * `betas` (Adam family). Schedulers read and write these keys exactly as
  * torch does, so composites see each other's side effects.
  */
+import { RESUMED_KEYS } from "../core/api";
 import { PyError } from "../core/pymath";
 
 export interface SimGroup {
@@ -60,7 +61,7 @@ export function makeOptimizer(seeds: readonly GroupSeed[]): SimOptimizer {
     if (s.initial_lr !== undefined && s.initial_lr !== null) g.initial_lr = f32 ? Math.fround(s.initial_lr) : s.initial_lr;
     if (s.momentum !== undefined && s.momentum !== null) g.momentum = s.momentum;
     if (s.betas !== undefined && s.betas !== null) g.betas = [s.betas[0], s.betas[1]];
-    for (const key of ["max_lr", "min_lr", "max_momentum", "base_momentum"] as const) {
+    for (const key of RESUMED_KEYS) {
       const v = s[key];
       if (v !== undefined && v !== null) g[key] = v;
     }
