@@ -75,6 +75,11 @@ describe("errors", () => {
     expect(parseError("007")).toMatch(/invalid number '007'/);
     expect(parseError("min(1)")).toMatch(/min\(\) takes at least 2 argument/);
     expect(parseError("cos")).toMatch(/'cos' is a function/);
+    // Names of Object.prototype are names like any other.
+    for (const name of ["constructor", "__proto__", "toString", "hasOwnProperty"]) {
+      expect(parseError(`${name} + epoch`)).toBe(`schedulers[0].lr_lambda: unknown name '${name}' at column 1`);
+      expect(parseError(`${name}(epoch)`)).toBe(`schedulers[0].lr_lambda: unknown name '${name}' at column 1`);
+    }
   });
   it("Python's runtime errors surface when evaluated, not when parsed", () => {
     const ast = parseExpr("1 / (epoch - 5)", ["epoch"], "p");

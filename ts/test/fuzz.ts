@@ -1,7 +1,8 @@
 /**
  * Fuzzed request bodies, deterministic from a seed: valid messages of every
  * type with one or more fields mutated (wrong types, huge or negative
- * numbers, bigints, deep nesting, long strings, missing or extra keys),
+ * numbers, bigints, deep nesting, long strings, names of Object.prototype,
+ * missing or extra keys),
  * valid bodies with bytes flipped or cut, and random bytes.
  */
 import { encodeBody } from "../src/protocol";
@@ -61,6 +62,9 @@ const WEIRD: unknown[] = [
   new Uint8Array([1, 2, 3]),
   new Uint8Array(7),
 ];
+
+/** Strings a lookup table finds on Object.prototype unless it checks own keys. */
+const PROTOTYPE_NAMES = ["__proto__", "constructor", "toString", "hasOwnProperty", "valueOf"];
 
 function deep(n: number, leaf: unknown): unknown {
   let v = leaf;
@@ -129,8 +133,11 @@ function mutate(r: () => number, msg: Msg): void {
       case 4:
         if (!Array.isArray(holder)) holder[`extra${Math.floor(r() * 9)}`] = pick(r, WEIRD);
         break;
-      default:
-        set(typeof holder[key as never] === "number" ? (holder[key as never] as number) * (r() < 0.5 ? -1e9 : 1e9) : 12345);
+      default: {
+        const v = holder[key as never] as unknown;
+        if (typeof v === "string") set(pick(r, PROTOTYPE_NAMES));
+        else set(typeof v === "number" ? v * (r() < 0.5 ? -1e9 : 1e9) : 12345);
+      }
     }
   }
 }

@@ -158,6 +158,18 @@ describe("rejections name the field", () => {
     expect(rejection({ type: "LambdaLR", lr_lambda: "0.9 ** epochs" })).toBe("lr_lambda: unknown name 'epochs' at column 8");
     expect(rejection({ type: "StepLR", step_size: 3 }, [])).toMatch(/^groups:/);
   });
+  it("names of Object.prototype are unknown types and fields, at every level", () => {
+    for (const name of ["toString", "constructor", "__proto__", "hasOwnProperty"]) {
+      expect(rejection({ type: name })).toBe(`type: unknown scheduler type "${name}"`);
+      expect(rejection({ type: "join", schedules: [{ type: name }, { type: "constant" }], boundaries: [3] })).toMatch(
+        /^schedules\[0\]\.type: must be one of constant, /,
+      );
+      expect(rejection({ type: "SequentialLR", schedulers: [{ type: name }, { type: "StepLR", step_size: 1 }], milestones: [2] })).toBe(
+        `schedulers[0].type: unknown scheduler type "${name}"`,
+      );
+      expect(rejection(JSON.parse(`{"type": "StepLR", "step_size": 3, "${name}": 1}`))).toBe(`${name}: unknown field for StepLR`);
+    }
+  });
 });
 
 describe("bound properties", () => {

@@ -136,7 +136,8 @@ export async function run(command: string, args: string[]): Promise<number> {
   }
   let t: Target | undefined;
   try {
-    const wanted = { publish: 2, versions: 1, show: 1, alias: 3, diff: 2, runs: 1, replay: 1 }[command];
+    const arities: Record<string, number> = { publish: 2, versions: 1, show: 1, alias: 3, diff: 2, runs: 1, replay: 1 };
+    const wanted = Object.hasOwn(arities, command) ? arities[command] : undefined;
     if (wanted === undefined || o.positional.length !== wanted) throw new UsageError(`${command} takes ${wanted} argument(s), got ${o.positional.length}`);
     t = await target(o);
     const out = await COMMANDS[command](t, o);

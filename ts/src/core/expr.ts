@@ -247,8 +247,9 @@ class Parser {
     if (name === "True" || name === "False") return { kind: "num", value: name === "True" ? 1 : 0 };
     if (KEYWORDS.has(name)) throw new ParseError(`unexpected '${name}'`, t.column);
     if (this.variables.includes(name)) return { kind: "var", name };
-    if (name in CONSTANTS) return { kind: "num", value: CONSTANTS[name] };
-    const arity = FUNCTION_ARITY[name];
+    // Own keys only: "constructor" or "__proto__" must not reach Object.prototype.
+    if (Object.hasOwn(CONSTANTS, name)) return { kind: "num", value: CONSTANTS[name] };
+    const arity = Object.hasOwn(FUNCTION_ARITY, name) ? FUNCTION_ARITY[name] : undefined;
     if (!arity) throw new ParseError(`unknown name '${name}'`, t.column);
     if (!this.isOp("(")) throw new ParseError(`'${name}' is a function: call it`, t.column);
     this.next();

@@ -201,7 +201,7 @@ export class Fields {
   /** Reject unknown fields; `why` explains fields a user may expect to exist. */
   done(why: Record<string, string> = {}): Record<string, unknown> {
     for (const k of Object.keys(this.obj)) {
-      if (!this.seen.has(k) && this.obj[k] !== undefined) this.fail(k, why[k] ?? `unknown field${this.type ? ` for ${this.type}` : ""}`);
+      if (!this.seen.has(k) && this.obj[k] !== undefined) this.fail(k, (Object.hasOwn(why, k) ? why[k] : undefined) ?? `unknown field${this.type ? ` for ${this.type}` : ""}`);
     }
     return this.canonical;
   }

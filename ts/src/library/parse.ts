@@ -465,7 +465,7 @@ export function parseSchedule(path: string, spec: unknown): Parsed {
       `${type} is a torch scheduler and cannot be a piece of a library schedule; put library schedules inside SequentialLR or ChainedScheduler instead (they act as LambdaLR there), or use the library's own shapes`,
     );
   }
-  if (typeof type !== "string" || !(type in PARSERS)) {
+  if (typeof type !== "string" || !Object.hasOwn(PARSERS, type)) {
     throw new SpecError(f.at("type"), `must be one of ${SCHEDULE_TYPES.join(", ")}, got ${describe(type)}`);
   }
   f.put("type", type);
