@@ -8,6 +8,7 @@ import pickle
 
 import numpy as np
 import pytest
+import plain_optim
 import torch
 from fake_server import FakeServer
 
@@ -25,9 +26,9 @@ def step_rows(lr0: float, groups: int = 1) -> np.ndarray:
     return (lr0 / 2.0 ** np.arange(groups))[None, :] * 0.5 ** (k // 3)
 
 
-def sgd(lrs, tensor: bool = False) -> torch.optim.SGD:
+def sgd(lrs, tensor: bool = False) -> plain_optim.SGD:
     groups = [{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": torch.tensor(lr, dtype=torch.float64) if tensor else lr} for lr in lrs]
-    return torch.optim.SGD(groups, lr=lrs[0], momentum=0.9)
+    return plain_optim.SGD(groups, lr=lrs[0], momentum=0.9)
 
 
 def lrs_of(opt) -> list[float]:
@@ -66,7 +67,7 @@ def test_tensor_lrs_are_filled_in_place_and_last_lr_is_a_clone():
 def test_momentum_goes_to_betas0_and_keeps_beta2():
     mom = np.linspace(0.95, 0.85, ROWS)
     fake = FakeServer(step_rows(0.1), mom, momentum_key="betas")
-    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.1, betas=(0.95, 0.98))
+    opt = plain_optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.1, betas=(0.95, 0.98))
     sched = StepLR(opt, step_size=3, gamma=0.5, server=fake.client())
     for k in range(1, 8):
         sched.step()

@@ -3,6 +3,7 @@ for the server's ``metric`` reply: what state each step sends and keeps."""
 
 from __future__ import annotations
 
+import plain_optim
 import torch
 
 from lrbridge._metric import MetricDriven
@@ -39,7 +40,7 @@ class Stepper(MetricDriven):
 
 def groups(lrs, tensor=False):
     params = [{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": torch.tensor(v) if tensor else v} for v in lrs]
-    return torch.optim.SGD(params, lr=lrs[0])
+    return plain_optim.SGD(params, lr=lrs[0])
 
 
 def test_each_step_sends_the_kept_state_and_keeps_the_reply():

@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+import plain_optim
 import torch
 from fake_registry import FakeRegistry
 
@@ -34,8 +35,8 @@ V1 = {"type": "StepLR", "step_size": 3, "gamma": 0.5}
 V2 = {"type": "StepLR", "step_size": 5, "gamma": 0.5}
 
 
-def sgd(lr: float = 0.1) -> torch.optim.SGD:
-    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+def sgd(lr: float = 0.1) -> plain_optim.SGD:
+    return plain_optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
 
 
 def lr_of(opt) -> float:

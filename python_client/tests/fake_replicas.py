@@ -1,4 +1,4 @@
-"""In-process stand-ins for server replicas, for unit tests of failover (``lrbridge.failover``).
+"""In-process stand-ins for server replicas, for tests of failover routing (``lrbridge.failover``).
 
 Each ``FakeReplica`` is a ROUTER bound on its own ipc path, answered by a
 thread of this process through the real codec. What it does with a request is

@@ -1,6 +1,8 @@
 """Failover over several replicas (lrbridge.failover) against in-process fake
 replicas (fake_replicas.py): which replica a request goes to, when it is sent
-again, which replies are taken, and when the client gives up."""
+again, which replies are taken, and when the client gives up. The fakes answer
+over real ipc sockets, and the silent ones cost real timeouts (test_failover.py
+runs real servers)."""
 
 from __future__ import annotations
 
