@@ -307,7 +307,8 @@ def diff(a: str, b: str, steps: int = 1000, groups: list | None = None, *, serve
 
 
 def runs(ref: str | None = None, *, run: str | None = None, server: "None | str | Client" = None) -> list[dict]:
-    """Runs newest first: those that used what ``ref`` resolves to, or the run ``run`` (with its events)."""
+    """Runs newest first: those that used what ``ref`` resolves to (each with its first 10 uses and
+    ``uses_total``), or the run ``run`` with all its uses and events."""
     return list(_reply(resolve_client(server).request(runs_message(ref, run)), "runs")["runs"])
 
 

@@ -85,6 +85,17 @@ describe("registry commands", () => {
     expect((await cli("diff", "team/x@1", "team/x@1", "--steps", "10")).out).toContain("values: identical over 10 steps");
   });
 
+  it("runs lists a run's first uses and counts the rest", async () => {
+    for (let i = 0; i < 12; i++) {
+      const opened = await ask(server.endpoint, { type: "open", ref: "team/x@prod", groups: [{ lr: 0.1 + i }], run: { id: "run-reopened" } });
+      expect(opened.type).toBe("opened");
+    }
+    const listed = (await cli("runs", "team/x@prod")).out.split("\n");
+    const at = listed.findIndex((line) => line.startsWith("run-reopened"));
+    expect(listed.slice(at + 1, at + 12).filter((line) => line.startsWith("  team/x@1 from step 0"))).toHaveLength(10);
+    expect(listed[at + 11]).toBe("  and 2 more");
+  });
+
   it("runs and replay reproduce what the server served a run", async () => {
     const runId = "run-replay-1";
     const groups = [{ lr: 0.1, momentum: 0.9 }, { lr: 0.01, momentum: 0.9 }];

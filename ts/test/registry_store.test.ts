@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { PostgresStore } from "../src/registry/postgres";
 import { SqliteStore } from "../src/registry/sqlite";
-import { RegistryError, Store } from "../src/registry/store";
+import { MAX_LISTED_USES, MAX_RUN_USES, RegistryError, Store } from "../src/registry/store";
 import { startPostgres, TestPostgres } from "./pg";
 
 const SPEC_A = { type: "StepLR", step_size: 3, gamma: 0.5, last_epoch: -1 };
@@ -212,7 +212,28 @@ describe.each([sqlite, postgres])("$name store", (backend) => {
       { kind: "metric", step: 9, data: { metric: 1.5 }, at: 14 },
     ]);
     expect(one.uses[0]).toEqual(use);
+    expect([one.uses_total, all[0].uses_total]).toEqual([2, 1]);
   });
+
+  it("keeps the first MAX_RUN_USES uses of a run, and a listing carries the first MAX_LISTED_USES of each", async () => {
+    store = await open();
+    await store.publish(pub("team/u", SPEC_A, H("a")));
+    const handle = { hash: H("e"), canonical: SPEC_A, groups: [{ lr: 0.1 }], last_epoch: -1 };
+    const use = (step: number) => ({ ref: "team/u@1", name: "team/u", version: 1, spec_hash: H("a"), step, at: 10 + step, hash: H("e"), groups: handle.groups, last_epoch: -1 });
+    for (let step = 0; step < MAX_RUN_USES + 5; step++) await store.recordUse({ id: "busy" }, use(step), handle);
+    await store.recordUse({ id: "quiet" }, use(0), handle);
+
+    const listed = await store.runs({ name: "team/u" });
+    expect(listed.map((r) => [r.id, r.uses.length, r.uses_total])).toEqual([
+      ["busy", MAX_LISTED_USES, MAX_RUN_USES],
+      ["quiet", 1, 1],
+    ]);
+    expect(listed[0].uses.map((u) => u.step)).toEqual(Array.from({ length: MAX_LISTED_USES }, (_, i) => i));
+    const [busy] = await store.runs({ run: "busy" });
+    expect(busy.uses.map((u) => u.step)).toEqual(Array.from({ length: MAX_RUN_USES }, (_, i) => i));
+    // the run itself still moves on past the uses it keeps
+    expect(busy.last_step).toBe(MAX_RUN_USES + 4);
+  }, 60_000);
 
   it("shows one process's writes to another", async () => {
     store = await open();

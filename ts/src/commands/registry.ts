@@ -235,6 +235,8 @@ const COMMANDS: Record<string, (t: Target, o: Options) => Promise<string>> = {
       .map((run: Msg) => {
         const who = [run.name, run.rank !== null ? `rank ${run.rank}/${run.world_size ?? "?"}` : null, run.host ? `${run.host}:${run.pid}` : null].filter(Boolean).join(", ");
         const uses = run.uses.map((u: Msg) => `${u.name}@${u.version} from step ${u.step} (as ${u.ref}, ${iso(u.at)})`);
+        const more = (run.uses_total ?? uses.length) - uses.length;
+        if (more > 0) uses.push(`and ${more} more`);
         return [`${run.id}  ${who}  last step ${run.last_step}, last seen ${iso(run.last_seen)}`, ...uses.map((u: string) => `  ${u}`)].join("\n");
       })
       .join("\n");

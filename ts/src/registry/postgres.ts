@@ -13,7 +13,9 @@ import {
   History,
   LiveRunDoc,
   MAX_RUNS,
+  MAX_LISTED_USES,
   MAX_RUN_EVENTS,
+  MAX_RUN_USES,
   Publish,
   RegistryError,
   RunEvent,
@@ -194,7 +196,9 @@ export class PostgresStore implements Store {
            last_step = GREATEST(runs.last_step, excluded.last_step)`,
         [run.id, run.name ?? null, run.rank ?? null, run.world_size ?? null, run.host ?? null, run.pid ?? null, use.at, use.step],
       );
-      await c.query("INSERT INTO uses (run_id, ref, name, version, spec_hash, step, at, hash, groups, last_epoch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", [
+      // The runs row above is locked for this transaction: concurrent opens of one run count in turn.
+      const n = await c.query("SELECT COUNT(*) AS n FROM uses WHERE run_id = $1", [run.id]);
+      if (Number(n.rows[0].n) < MAX_RUN_USES) await c.query("INSERT INTO uses (run_id, ref, name, version, spec_hash, step, at, hash, groups, last_epoch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", [
         run.id,
         use.ref,
         use.name,
@@ -279,11 +283,24 @@ export class PostgresStore implements Store {
     } else rows = await this.query(`SELECT * FROM runs ORDER BY last_seen DESC, id LIMIT ${MAX_RUNS}`);
     if (rows.length === 0) return [];
     const ids = rows.map((r) => String(r.id));
-    const uses = await this.query("SELECT * FROM uses WHERE run_id = ANY($1) ORDER BY id", [ids]);
-    const byRun = new Map<string, Use[]>(ids.map((id) => [id, []]));
-    for (const u of uses) byRun.get(String(u.run_id))?.push(toUse(u));
+    const listed = q.run !== undefined ? MAX_RUN_USES : MAX_LISTED_USES;
+    const uses = await this.query(
+      `SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY run_id ORDER BY id) AS nth, COUNT(*) OVER (PARTITION BY run_id) AS total
+         FROM uses WHERE run_id = ANY($1)) u WHERE nth <= $2 ORDER BY id`,
+      [ids, listed],
+    );
+    const byRun = new Map<string, { uses: Use[]; total: number }>(ids.map((id) => [id, { uses: [], total: 0 }]));
+    for (const u of uses) {
+      const entry = byRun.get(String(u.run_id));
+      if (!entry) continue;
+      entry.uses.push(toUse(u));
+      entry.total = Number(u.total);
+    }
     const events = q.run !== undefined ? (await this.query("SELECT * FROM run_events WHERE run_id = $1 ORDER BY id", [q.run])).map(toRunEvent) : undefined;
-    return rows.map((row) => toRunRecord(row as unknown as RunRow, byRun.get(String(row.id)) ?? [], events));
+    return rows.map((row) => {
+      const entry = byRun.get(String(row.id)) ?? { uses: [], total: 0 };
+      return toRunRecord(row as unknown as RunRow, entry.uses, entry.total, events);
+    });
   }
 
   watch(listener: Listener): void {

@@ -13,7 +13,9 @@ import {
   History,
   LiveRunDoc,
   MAX_RUNS,
+  MAX_LISTED_USES,
   MAX_RUN_EVENTS,
+  MAX_RUN_USES,
   Publish,
   RunEvent,
   RunIdentity,
@@ -186,7 +188,8 @@ export class SqliteStore implements Store {
              world_size = COALESCE(excluded.world_size, runs.world_size), host = COALESCE(excluded.host, runs.host),
              pid = COALESCE(excluded.pid, runs.pid), last_seen = excluded.last_seen, last_step = MAX(runs.last_step, excluded.last_step)`,
         ).run(run.id, run.name ?? null, run.rank ?? null, run.world_size ?? null, run.host ?? null, run.pid ?? null, use.at, use.at, use.step);
-        this.q("INSERT INTO uses (run_id, ref, name, version, spec_hash, step, at, hash, groups, last_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").run(
+        const n = Number((this.q("SELECT COUNT(*) AS n FROM uses WHERE run_id = ?").get(run.id) as Row).n);
+        if (n < MAX_RUN_USES) this.q("INSERT INTO uses (run_id, ref, name, version, spec_hash, step, at, hash, groups, last_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").run(
           run.id,
           use.ref,
           use.name,
@@ -255,9 +258,11 @@ export class SqliteStore implements Store {
       } else rows = this.q(`SELECT * FROM runs ORDER BY last_seen DESC, id LIMIT ${MAX_RUNS}`).all() as Row[];
       return rows.map((row) => {
         const id = String(row.id);
-        const uses = this.q("SELECT * FROM uses WHERE run_id = ? ORDER BY id").all(id).map((u) => toUse(u as Row));
+        const listed = q.run !== undefined ? MAX_RUN_USES : MAX_LISTED_USES;
+        const uses = this.q("SELECT * FROM uses WHERE run_id = ? ORDER BY id LIMIT ?").all(id, listed).map((u) => toUse(u as Row));
+        const total = Number((this.q("SELECT COUNT(*) AS n FROM uses WHERE run_id = ?").get(id) as Row).n);
         const events = q.run !== undefined ? this.q("SELECT * FROM run_events WHERE run_id = ? ORDER BY id").all(id).map((e) => toRunEvent(e as Row)) : undefined;
-        return toRunRecord(row as unknown as RunRow, uses, events);
+        return toRunRecord(row as unknown as RunRow, uses, total, events);
       });
     });
   }

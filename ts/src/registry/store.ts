@@ -84,7 +84,10 @@ export interface RunRow {
 }
 
 export interface RunRecord extends RunRow {
+  /** The first MAX_LISTED_USES of a listed run; up to MAX_RUN_USES of one run asked for. */
   uses: Use[];
+  /** How many uses the run recorded (at most MAX_RUN_USES). */
+  uses_total: number;
   /** Only when one run is asked for. */
   events?: RunEvent[];
 }
@@ -127,6 +130,10 @@ export interface RunQuery {
 export const MAX_RUNS = 1000;
 /** Most events one run keeps for replay (a run past it is not replayable in full). */
 export const MAX_RUN_EVENTS = 1_000_000;
+/** Most uses (opens) one run keeps: a run re-opened past it is still served, its later opens are not recorded. */
+export const MAX_RUN_USES = 1000;
+/** Most uses of each run a listing carries (its first ones): 1000 runs make a reply of a few MB at most. */
+export const MAX_LISTED_USES = 10;
 
 /** One row of the live view's run table as the store keeps it: the row is opaque JSON. */
 export interface LiveRunDoc {
@@ -201,7 +208,7 @@ export function unknownVersion(name: string, version: number, path = "version"):
   return new RegistryError("UNKNOWN_REF", `${name}@${version}: no such version`, path);
 }
 
-export function toRunRecord(row: RunRow, uses: Use[], events?: RunEvent[]): RunRecord {
+export function toRunRecord(row: RunRow, uses: Use[], usesTotal: number, events?: RunEvent[]): RunRecord {
   const record: RunRecord = {
     id: row.id,
     name: row.name,
@@ -210,6 +217,7 @@ export function toRunRecord(row: RunRow, uses: Use[], events?: RunEvent[]): RunR
     host: row.host,
     pid: row.pid === null ? null : Number(row.pid),
     uses,
+    uses_total: usesTotal,
     last_step: Number(row.last_step),
     first_seen: Number(row.first_seen),
     last_seen: Number(row.last_seen),

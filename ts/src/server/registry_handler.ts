@@ -323,6 +323,7 @@ function runOnWire(r: RunRecord, full: boolean): Body {
     host: r.host,
     pid: r.pid,
     uses,
+    uses_total: r.uses_total,
     last_step: r.last_step,
     first_seen: r.first_seen,
     last_seen: r.last_seen,
