@@ -14,6 +14,9 @@ import { FUZZ_GROUPS, FUZZ_SPECS, fuzzFrames } from "../ts/test/fuzz";
 
 type Msg = Record<string, unknown>;
 
+/** The bodies waiting for replies, printed if one never comes. */
+let inFlight: Buffer[] = [];
+
 async function main(): Promise<void> {
   const [endpoint, secondsText, seedText, maxText] = process.argv.slice(2);
   const seconds = Number(secondsText);
@@ -21,6 +24,7 @@ async function main(): Promise<void> {
   const socket = new Dealer({ linger: 0, receiveTimeout: 30_000 });
   socket.connect(endpoint);
   const ask = async (body: Buffer): Promise<Msg> => {
+    inFlight = [body];
     await socket.send(body);
     return decodeBody((await socket.receive())[0]) as Msg;
   };
@@ -53,7 +57,8 @@ async function main(): Promise<void> {
     }
     // Eight in flight, as a pipelining client would.
     const batch = Math.min(8, maxFrames - frames);
-    for (let i = 0; i < batch; i++) await socket.send(fuzz.next().value as Buffer);
+    inFlight = Array.from({ length: batch }, () => fuzz.next().value as Buffer);
+    for (const body of inFlight) await socket.send(body);
     frames += batch;
     for (let i = 0; i < batch; i++) note(decodeBody((await socket.receive())[0]) as Msg);
   }
@@ -63,5 +68,6 @@ async function main(): Promise<void> {
 
 main().catch((err) => {
   process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+  process.stderr.write(`in flight (base64): ${inFlight.map((b) => b.toString("base64")).join(" ")}\n`);
   process.exit(1);
 });

@@ -132,7 +132,8 @@ class Server:
             env=server_env(),
         )
         self._stderr: list[str] = []
-        threading.Thread(target=self._drain, args=(self.proc.stderr, self._stderr), daemon=True).start()
+        self._notices: list[str] = []
+        threading.Thread(target=self._drain, args=(self.proc.stderr, self._stderr, self._notices), daemon=True).start()
         deadline = time.monotonic() + start_timeout
         while True:
             line = self.proc.stdout.readline()
@@ -144,10 +145,17 @@ class Server:
         threading.Thread(target=self._drain, args=(self.proc.stdout, []), daemon=True).start()
 
     @staticmethod
-    def _drain(stream, sink: list) -> None:
+    def _drain(stream, sink: list, notices: list | None = None) -> None:
         for line in stream:
             sink.append(line)
             del sink[:-200]
+            # The server logs every open; anything else (a dropped reply, an internal error) is kept.
+            if notices is not None and " open peer=" not in line and len(notices) < 200:
+                notices.append(line.rstrip("\n"))
+
+    def notices(self) -> list[str]:
+        """The server's log lines other than its opens (the first 200)."""
+        return list(self._notices)
 
     @property
     def pid(self) -> int:

@@ -140,7 +140,7 @@ def attacker_results(procs: list) -> dict:
             r = json.loads(stdout.strip().splitlines()[-1])
         except (IndexError, json.JSONDecodeError):
             out["failed"] += 1
-            log(f"  attacker failed: {stderr[-500:]}")
+            log(f"  attacker failed: {stderr[-4000:]}")
             continue
         for k in ("frames", "replies", "internal"):
             out[k] += r[k]
@@ -165,6 +165,7 @@ def soak(pool: Pool, seconds: float, clients: int, rate_per_client: float, open_
         attacks = attacker_results(attack_procs)
         samples.append((time.time() - t0, server.rss_mib()))
         alive = server.alive()
+        notices = server.notices()
     summary = summarize(results, clients, "tcp")
     t = [s[0] for s in samples]
     rss = [s[1] for s in samples]
@@ -196,6 +197,7 @@ def soak(pool: Pool, seconds: float, clients: int, rate_per_client: float, open_
         "rss_slope_mib_per_min": slope_per_minute(tail_t, tail_rss),
         "rss_growth_mib": late - early,
         "rss_samples": samples,
+        "server_notices": notices,
     }
 
 
@@ -236,6 +238,8 @@ def run_soak(seconds: float, clients: int = 64, rate: float = 30.0, attackers: i
         f"(max {out['rss_mib']['max']:.1f}), slope {out['rss_slope_mib_per_min']:+.2f} MiB/min, "
         f"errors {out['errors']} dropped {out['dropped']}; attackers sent {out['attacks']['frames']} frames, "
         f"{out['attacks']['internal']} INTERNAL")
+    for line in out["server_notices"][:20]:
+        log(f"  server: {line[:300]}")
     return out
 
 
